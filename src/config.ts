@@ -1,0 +1,153 @@
+import { z } from 'zod';
+
+/** The three ways the program can run; each has its own default port. */
+export const MODES = ['monolith', 'vacancy', 'ticket'] as const;
+export type Mode = (typeof MODES)[number];
+
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+const integer = (min: number, max: number, what: string) =>
+  z
+    .string()
+    .trim()
+    .regex(/^\d+$/, `expected ${what}`)
+    .transform(Number)
+    .pipe(z.number().int().min(min, `expected ${what}`).max(max, `expected ${what}`));
+
+const seconds = (what: string) =>
+  z
+    .string()
+    .trim()
+    .regex(/^\d+(\.\d+)?$/, `expected ${what}`)
+    .transform(Number)
+    .pipe(z.number().positive(`expected ${what}`).max(3600, `expected ${what}`));
+
+const port = (fallback: number) =>
+  integer(1, 65_535, 'a TCP port number between 1 and 65535').default(fallback);
+
+const httpUrl = z
+  .string()
+  .trim()
+  .url('expected an absolute http(s) URL such as http://vacancy:8001')
+  .refine((value) => /^https?:\/\//i.test(value), 'expected an absolute http(s) URL such as http://vacancy:8001')
+  .transform((value) => value.replace(/\/+$/, ''));
+
+const origins = z
+  .string()
+  .trim()
+  .transform((value) =>
+    value
+      .split(',')
+      .map((origin) => origin.trim())
+      .filter(Boolean),
+  )
+  .refine(
+    (list) => !list.includes('*') || list.length === 1,
+    'expected either "*" alone or a comma-separated list of origins such as https://shop.example',
+  )
+  .refine(
+    (list) => list.every((origin) => origin === '*' || /^https?:\/\/[^/\s]+$/i.test(origin)),
+    'expected origins as scheme://host[:port] with no path, separated by commas',
+  );
+
+/**
+ * Every environment variable the program reads, with its default.
+ * Names of the 1.0.0 service are kept; values arrive as strings and are
+ * converted here, so the rest of the program sees typed values only.
+ */
+export const configSchema = z.object({
+  MODE: z.enum(MODES, { error: `expected one of ${MODES.join(', ')}` }).default('monolith'),
+  HOST: z.string().trim().min(1, 'expected a host name or address to listen on').default('0.0.0.0'),
+  PORT: integer(1, 65_535, 'a TCP port number between 1 and 65535').optional(),
+  MONOLITH_PORT: port(8000),
+  VACANCY_PORT: port(8001),
+  TICKET_PORT: port(8002),
+  INITIAL_STOCK: integer(0, Number.MAX_SAFE_INTEGER, 'a whole number of tickets, 0 or more').default(1000),
+  STOCK_STORE: z.enum(['memory'], { error: 'expected memory' }).default('memory'),
+  VACANCY_URL: httpUrl.default('http://localhost:8001'),
+  VACANCY_TIMEOUT: seconds('a positive number of seconds, at most 3600').default(5),
+  HTTP_MAX_CONNECTIONS: integer(1, 10_000, 'a whole number of connections between 1 and 10000').default(100),
+  HTTP_KEEPALIVE_CONNECTIONS: integer(0, 10_000, 'a whole number of connections between 0 and 10000').default(20),
+  LOG_LEVEL: z
+    .string()
+    .trim()
+    .toLowerCase()
+    .pipe(z.enum(LOG_LEVELS, { error: `expected one of ${LOG_LEVELS.join(', ')}` }))
+    .default('info'),
+  JSON_LOGS: z.stringbool({ error: 'expected true or false' }).optional(),
+  SERVICE_NAME: z.string().trim().min(1, 'expected a non-empty name').optional(),
+  ENVIRONMENT: z
+    .string()
+    .trim()
+    .regex(/^[a-z][a-z0-9-]*$/i, 'expected a single word such as development or production')
+    .default('production'),
+  CORS_ORIGINS: origins.default([]),
+  BODY_LIMIT: integer(1, 64 * 1024 * 1024, 'a number of bytes between 1 and 67108864').default(1024 * 1024),
+  SHUTDOWN_TIMEOUT: seconds('a positive number of seconds, at most 3600').default(10),
+});
+
+type ParsedEnv = z.output<typeof configSchema>;
+
+/** The validated configuration the program is built from. */
+export interface Config extends Omit<ParsedEnv, 'PORT' | 'JSON_LOGS' | 'SERVICE_NAME'> {
+  /** The port this process listens on: PORT if set, else the mode's own port. */
+  port: number;
+  /** Whether logs are JSON lines (true) or pretty-printed for a terminal. */
+  JSON_LOGS: boolean;
+  SERVICE_NAME: string;
+}
+
+/** Raised when the environment holds a value the program cannot run with. */
+export class ConfigError extends Error {
+  constructor(readonly problems: { variable: string; message: string; received?: string }[]) {
+    super(
+      'Invalid configuration:\n' +
+        problems
+          .map(
+            (p) =>
+              `  ${p.variable}: ${p.message}` + (p.received === undefined ? '' : ` (got ${JSON.stringify(p.received)})`),
+          )
+          .join('\n'),
+    );
+    this.name = 'ConfigError';
+  }
+}
+
+/**
+ * Parses configuration from an environment map. Empty strings count as unset.
+ * Throws a {@link ConfigError} naming every variable that is wrong.
+ *
+ * @example
+ * const config = parseConfig({ MODE: 'ticket', VACANCY_URL: 'http://vacancy:8001' });
+ * config.port; // 8002
+ */
+export function parseConfig(env: Record<string, string | undefined>): Config {
+  const input: Record<string, string> = {};
+  for (const key of Object.keys(configSchema.shape)) {
+    const value = env[key];
+    if (value !== undefined && value.trim() !== '') input[key] = value;
+  }
+  const result = configSchema.safeParse(input);
+  if (!result.success) {
+    throw new ConfigError(
+      result.error.issues.map((issue) => {
+        const variable = String(issue.path[0] ?? '(environment)');
+        return { variable, message: issue.message, received: input[variable] };
+      }),
+    );
+  }
+  const parsed = result.data;
+  const modePorts: Record<Mode, number> = {
+    monolith: parsed.MONOLITH_PORT,
+    vacancy: parsed.VACANCY_PORT,
+    ticket: parsed.TICKET_PORT,
+  };
+  const { PORT, JSON_LOGS, SERVICE_NAME, ...rest } = parsed;
+  return {
+    ...rest,
+    port: PORT ?? modePorts[parsed.MODE],
+    JSON_LOGS: JSON_LOGS ?? parsed.ENVIRONMENT !== 'development',
+    SERVICE_NAME: SERVICE_NAME ?? `ticket-system-${parsed.MODE}`,
+  };
+}

@@ -1,0 +1,59 @@
+import type { AppDependencies } from './app.ts';
+import type { Config } from './config.ts';
+import type { Logger } from './lib/logger.ts';
+import { LocalVacancyClient } from './ticket/local-vacancy-client.ts';
+import { RemoteVacancyClient } from './ticket/remote-vacancy-client.ts';
+import { StockActor } from './vacancy/stock-actor.ts';
+import { DEFAULT_INVENTORY, MemoryStockStore, type StockStore } from './vacancy/stock-store.ts';
+
+export interface BuiltDependencies extends AppDependencies {
+  /** Stops the actor (answering what it holds) and closes the store. */
+  close(): Promise<void>;
+}
+
+/**
+ * Makes what the configured mode needs: the stock actor on its store where
+ * this process owns the stock, and the vacancy client (local or remote)
+ * where it sells. The one place that decides local versus remote.
+ *
+ * @example
+ * const deps = await buildDependencies(parseConfig(process.env), { logger });
+ * const app = createApp(deps);
+ */
+export async function buildDependencies(
+  config: Config,
+  options: { logger?: Logger; fetch?: typeof globalThis.fetch; store?: StockStore } = {},
+): Promise<BuiltDependencies> {
+  const mode = config.MODE;
+  let actor: StockActor | undefined;
+  if (mode === 'monolith' || mode === 'vacancy') {
+    const store = options.store ?? new MemoryStockStore();
+    actor = await StockActor.start(store, new Map([[DEFAULT_INVENTORY, config.INITIAL_STOCK]]));
+  }
+
+  let vacancyClient: AppDependencies['vacancyClient'];
+  let vacancyClientDescription: string | undefined;
+  if (mode === 'monolith' && actor) {
+    vacancyClient = new LocalVacancyClient(actor);
+    vacancyClientDescription = 'local (in-process actor)';
+  } else if (mode === 'ticket') {
+    vacancyClient = new RemoteVacancyClient({
+      baseUrl: config.VACANCY_URL,
+      timeoutMs: Math.round(config.VACANCY_TIMEOUT * 1000),
+      fetch: options.fetch,
+    });
+    vacancyClientDescription = `remote ${config.VACANCY_URL}`;
+  }
+
+  return {
+    config,
+    actor,
+    vacancyClient,
+    vacancyClientDescription,
+    logger: options.logger,
+    async close() {
+      await vacancyClient?.close();
+      await actor?.close();
+    },
+  };
+}

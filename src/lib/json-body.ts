@@ -1,0 +1,36 @@
+import type { MiddlewareHandler } from 'hono';
+import { bodyLimit } from 'hono/body-limit';
+import { ProblemError } from './problem.ts';
+
+const JSON_MEDIA_TYPE = /^application\/(?:[\w.+-]+\+)?json\s*(?:;|$)/i;
+
+/**
+ * Guards a route that takes a JSON body: anything but a JSON media type is a
+ * 415, and a body larger than `maxBytes` is a 413, both before the body is
+ * parsed. Malformed JSON and schema errors are left to the route's validator.
+ *
+ * @example
+ * createRoute({ method: 'post', path: '/reserve', middleware: jsonBody(1024 * 1024), ... })
+ */
+export function jsonBody(maxBytes: number): MiddlewareHandler[] {
+  const requireJson: MiddlewareHandler = async (c, next) => {
+    const contentType = c.req.header('content-type');
+    if (!contentType || !JSON_MEDIA_TYPE.test(contentType)) {
+      throw new ProblemError(
+        'unsupportedMediaType',
+        contentType
+          ? `Content-Type ${contentType} is not supported; send application/json`
+          : 'The request has no Content-Type; send application/json',
+        { headers: { 'Accept-Post': 'application/json' } },
+      );
+    }
+    await next();
+  };
+  const limit = bodyLimit({
+    maxSize: maxBytes,
+    onError: () => {
+      throw new ProblemError('payloadTooLarge', `The request body exceeds the limit of ${maxBytes} bytes`);
+    },
+  });
+  return [requireJson, limit];
+}

@@ -1,0 +1,110 @@
+#!/usr/bin/env node
+/**
+ * The Node entrypoint: reads configuration, builds the app for MODE and
+ * serves it, and shuts down gracefully on SIGTERM / SIGINT. Everything
+ * Node-only (sockets, the connection pool, the log destination, signals)
+ * lives here, at the edge; the app itself is web-standard.
+ */
+import { existsSync } from 'node:fs';
+import type { Server } from 'node:http';
+import { serve } from '@hono/node-server';
+import { pino } from 'pino';
+import { Agent } from 'undici';
+import { createApp } from './app.ts';
+import { ConfigError, parseConfig, type Config } from './config.ts';
+import { buildDependencies } from './dependencies.ts';
+import type { Lifecycle } from './system/system.router.ts';
+
+/** Keep-alive longer than common load balancers' idle timeouts (AWS ALB 60 s, nginx 75 s). */
+const KEEP_ALIVE_TIMEOUT_MS = 76_000;
+
+function loadConfig(): Config {
+  // .env is for development: variables already set in the environment win,
+  // and a production environment never reads one.
+  if (process.env.ENVIRONMENT !== 'production' && existsSync('.env')) process.loadEnvFile('.env');
+  return parseConfig(process.env);
+}
+
+function createLogger(config: Config) {
+  return pino({
+    level: config.LOG_LEVEL,
+    base: { service: config.SERVICE_NAME, mode: config.MODE },
+    ...(config.JSON_LOGS
+      ? {}
+      : { transport: { target: 'pino-pretty', options: { colorize: true, translateTime: 'SYS:HH:MM:ss.l' } } }),
+  });
+}
+
+async function main(): Promise<void> {
+  let config: Config;
+  try {
+    config = loadConfig();
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      process.stderr.write(`${error.message}\n`);
+      process.exit(2);
+    }
+    throw error;
+  }
+
+  const logger = createLogger(config);
+  const pool =
+    config.MODE === 'ticket'
+      ? new Agent({ connections: config.HTTP_MAX_CONNECTIONS, keepAliveTimeout: 30_000, pipelining: 1 })
+      : undefined;
+  const pooledFetch: typeof fetch | undefined = pool
+    ? (input, init) => fetch(input, { ...init, dispatcher: pool } as RequestInit)
+    : undefined;
+
+  const deps = await buildDependencies(config, { logger, fetch: pooledFetch });
+  const lifecycle: Lifecycle = { shuttingDown: false };
+  const app = createApp({ ...deps, logger, lifecycle });
+
+  const server = serve({ fetch: app.fetch, port: config.port, hostname: config.HOST }) as Server;
+  server.keepAliveTimeout = KEEP_ALIVE_TIMEOUT_MS;
+  server.headersTimeout = KEEP_ALIVE_TIMEOUT_MS + 1_000;
+  server.on('error', (error) => {
+    logger.error({ err: error }, `cannot listen on ${config.HOST}:${config.port}`);
+    process.exit(1);
+  });
+  server.on('listening', () => {
+    logger.info(
+      { port: config.port, host: config.HOST, store: deps.actor?.storeKind, vacancy: deps.vacancyClientDescription },
+      `${config.MODE} listening on http://${config.HOST}:${config.port}`,
+    );
+  });
+
+  let stopping = false;
+  const shutdown = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    lifecycle.shuttingDown = true;
+    logger.info({ signal }, 'shutting down: refusing new connections, finishing requests in flight');
+    const deadline = setTimeout(() => {
+      logger.warn({ timeoutSeconds: config.SHUTDOWN_TIMEOUT }, 'shutdown deadline passed; closing remaining connections');
+      server.closeAllConnections();
+    }, config.SHUTDOWN_TIMEOUT * 1000);
+    deadline.unref();
+    server.close(async () => {
+      clearTimeout(deadline);
+      try {
+        await deps.close();
+        await pool?.close();
+        logger.info({}, 'stopped');
+        logger.flush?.();
+        process.exit(0);
+      } catch (error) {
+        logger.error({ err: error }, 'failed to close cleanly');
+        process.exit(1);
+      }
+    });
+    server.closeIdleConnections();
+  };
+  process.on('SIGTERM', () => shutdown('SIGTERM'));
+  process.on('SIGINT', () => shutdown('SIGINT'));
+}
+
+main().catch((error: unknown) => {
+  process.stderr.write(`ticket-system failed to start: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,40 @@
+import { createRoute } from '@hono/zod-openapi';
+import { jsonBody } from '../lib/json-body.ts';
+import {
+  AvailableResponseSchema,
+  problemResponses,
+  PurchaseResponseSchema,
+  qtyBodyProblems,
+  qtyRequestBody,
+} from '../lib/schemas.ts';
+
+export const purchaseRoute = (bodyLimitBytes: number) =>
+  createRoute({
+    method: 'post',
+    path: '/api/v1/purchase',
+    tags: ['ticket'],
+    summary: 'Buy tickets',
+    description:
+      'Buys qty tickets if all of them are left, else none. Not enough stock is a 200 with success false and message "Insufficient inventory".',
+    middleware: jsonBody(bodyLimitBytes),
+    request: { body: qtyRequestBody },
+    responses: {
+      200: {
+        description: 'The purchase, recorded by vacancy before it is answered',
+        content: { 'application/json': { schema: PurchaseResponseSchema } },
+      },
+      ...qtyBodyProblems,
+      ...problemResponses('badGateway'),
+    },
+  });
+
+export const ticketAvailableRoute = createRoute({
+  method: 'get',
+  path: '/api/v1/available',
+  tags: ['ticket'],
+  summary: 'Tickets left, asked of vacancy',
+  responses: {
+    200: { description: 'Tickets left right now', content: { 'application/json': { schema: AvailableResponseSchema } } },
+    ...problemResponses('serviceUnavailable', 'badGateway'),
+  },
+});

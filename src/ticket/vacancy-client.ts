@@ -1,0 +1,33 @@
+import type { ReserveOutcome } from '../vacancy/stock-actor.ts';
+
+/** What travels with a call from the ticket service to the vacancy service. */
+export interface CallContext {
+  /** Forwarded as X-Request-Id, so both services log the same id. */
+  requestId?: string;
+}
+
+/** What the ticket service learns when it checks that vacancy can serve. */
+export interface VacancyProbe {
+  ready: boolean;
+  detail: string;
+}
+
+/**
+ * How the ticket service reaches the stock: in-process in the monolith
+ * ({@link LocalVacancyClient}), over HTTP between services
+ * ({@link RemoteVacancyClient}). TicketService sees only this.
+ */
+export interface VacancyClient {
+  available(context?: CallContext): Promise<number>;
+  reserve(qty: number, context?: CallContext): Promise<ReserveOutcome>;
+  probe(context?: CallContext): Promise<VacancyProbe>;
+  close(): Promise<void>;
+}
+
+/** The stock could not be reached or could not record the change; nothing was sold. */
+export class VacancyUnavailableError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'VacancyUnavailableError';
+  }
+}

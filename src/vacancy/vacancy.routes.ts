@@ -1,0 +1,39 @@
+import { createRoute } from '@hono/zod-openapi';
+import { jsonBody } from '../lib/json-body.ts';
+import {
+  AvailableResponseSchema,
+  problemResponses,
+  qtyBodyProblems,
+  qtyRequestBody,
+  ReserveResponseSchema,
+} from '../lib/schemas.ts';
+
+export const availableRoute = createRoute({
+  method: 'get',
+  path: '/api/v1/available',
+  tags: ['vacancy'],
+  summary: 'Tickets left',
+  responses: {
+    200: { description: 'Tickets left right now', content: { 'application/json': { schema: AvailableResponseSchema } } },
+    ...problemResponses('serviceUnavailable'),
+  },
+});
+
+export const reserveRoute = (bodyLimitBytes: number) =>
+  createRoute({
+    method: 'post',
+    path: '/api/v1/reserve',
+    tags: ['vacancy'],
+    summary: 'Take tickets from the stock',
+    description:
+      'Takes qty tickets if all of them are left, else nothing. Not enough stock is a 200 with success false.',
+    middleware: jsonBody(bodyLimitBytes),
+    request: { body: qtyRequestBody },
+    responses: {
+      200: {
+        description: 'The decision, made durable before it is answered',
+        content: { 'application/json': { schema: ReserveResponseSchema } },
+      },
+      ...qtyBodyProblems,
+    },
+  });
