@@ -1,0 +1,40 @@
+# ticket-system tasks. Run with `npx just <recipe>` (just comes from the rust-just devDependency).
+
+export PATH := justfile_directory() + "/node_modules/.bin:" + env_var('PATH')
+
+# List the recipes
+default:
+    @just --list
+
+# The monolith with reload on http://localhost:8000
+dev:
+    ENVIRONMENT=development MODE=monolith tsx watch src/main.ts
+
+# Vacancy (8001) and ticket (8002) as two processes with reload; Ctrl-C stops both
+dev-micro:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    trap 'kill 0' EXIT
+    ENVIRONMENT=development MODE=vacancy tsx watch src/main.ts &
+    ENVIRONMENT=development MODE=ticket VACANCY_URL="${VACANCY_URL:-http://127.0.0.1:8001}" tsx watch src/main.ts &
+    wait
+
+# The whole test suite (builds the bundle first)
+test:
+    npm test
+
+# Bundle src/ into dist/main.js with tsup
+build:
+    tsup
+
+# Run the built bundle in any mode: just start vacancy
+start mode="monolith": build
+    MODE={{mode}} node dist/main.js
+
+# ESLint over the project
+lint:
+    eslint .
+
+# TypeScript type check, no output
+typecheck:
+    tsc --noEmit
