@@ -13,7 +13,7 @@ const integer = (min: number, max: number, what: string) =>
     .trim()
     .regex(/^\d+$/, `expected ${what}`)
     .transform(Number)
-    .pipe(z.number().int().min(min, `expected ${what}`).max(max, `expected ${what}`));
+    .pipe(z.number().min(min, `expected ${what}`).max(max, `expected ${what}`));
 
 const seconds = (what: string) =>
   z
@@ -130,12 +130,14 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
   }
   const result = configSchema.safeParse(input);
   if (!result.success) {
-    throw new ConfigError(
-      result.error.issues.map((issue) => {
-        const variable = String(issue.path[0] ?? '(environment)');
-        return { variable, message: issue.message, received: input[variable] };
-      }),
-    );
+    const firstIssuePerVariable = new Map<string, { variable: string; message: string; received?: string }>();
+    for (const issue of result.error.issues) {
+      const variable = String(issue.path[0] ?? '(environment)');
+      if (!firstIssuePerVariable.has(variable)) {
+        firstIssuePerVariable.set(variable, { variable, message: issue.message, received: input[variable] });
+      }
+    }
+    throw new ConfigError([...firstIssuePerVariable.values()]);
   }
   const parsed = result.data;
   const modePorts: Record<Mode, number> = {

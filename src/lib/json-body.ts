@@ -2,7 +2,9 @@ import type { MiddlewareHandler } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { ProblemError } from './problem.ts';
 
-const JSON_MEDIA_TYPE = /^application\/(?:[\w.+-]+\+)?json\s*(?:;|$)/i;
+// The same media types the route validator parses as JSON (application/json, application/*+json,
+// with name=value parameters); anything it would refuse is answered 415 here, before it gets there.
+const JSON_MEDIA_TYPE = /^application\/([a-z-.]+\+)?json(;\s*[a-zA-Z0-9-]+=([^;]+))*$/i;
 
 /**
  * Guards a route that takes a JSON body: anything but a JSON media type is a

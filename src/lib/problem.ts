@@ -92,10 +92,8 @@ export function problemResponse(
 ): Response {
   const { status, type, title } = problemTypes[kind];
   const body: ProblemDetails = { type, title, status, detail, instance: c.req.path, ...extensions };
-  return new Response(JSON.stringify(body), {
-    status,
-    headers: { ...headers, 'Content-Type': PROBLEM_CONTENT_TYPE },
-  });
+  // c.body, not new Response: headers set earlier by middleware (X-Request-Id, CORS) must stay.
+  return c.body(JSON.stringify(body), status, { ...headers, 'Content-Type': PROBLEM_CONTENT_TYPE });
 }
 
 /** Turns a zod error into the `errors` list of a 422 problem. */
@@ -143,6 +141,12 @@ export function errorToProblem(error: unknown, c: Context): { response: Response
     }
     if (error.status === 413) {
       return { response: problemResponse(c, 'payloadTooLarge', 'The request body is too large'), unexpected: false };
+    }
+    if (error.status === 415) {
+      return {
+        response: problemResponse(c, 'unsupportedMediaType', 'The request body must be sent as application/json'),
+        unexpected: false,
+      };
     }
   }
   return {
