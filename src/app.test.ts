@@ -11,11 +11,12 @@ import {
   type VacancyClient,
   type VacancyProbe,
 } from './ticket/vacancy-client.ts';
-import { StockActor, type ReserveOutcome } from './vacancy/stock-actor.ts';
+import { StockActor, type ReserveResult } from './vacancy/stock-actor.ts';
 import {
   DEFAULT_INVENTORY,
   MemoryStockStore,
-  type StockLevel,
+  seededState,
+  type StockState,
   type StockStore,
   type StoreHealth,
 } from './vacancy/stock-store.ts';
@@ -23,6 +24,7 @@ import {
 type App = ReturnType<typeof createApp>;
 
 const INITIAL_STOCK = 10;
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 const QTY_PATHS = ['/api/v1/purchase', '/api/v1/reserve'] as const;
 
 // ---------------------------------------------------------------------------
@@ -30,7 +32,7 @@ const QTY_PATHS = ['/api/v1/purchase', '/api/v1/reserve'] as const;
 // ---------------------------------------------------------------------------
 
 function configFor(env: Record<string, string> = {}): Config {
-  return parseConfig({ MODE: 'monolith', INITIAL_STOCK: String(INITIAL_STOCK), ...env });
+  return parseConfig({ MODE: 'monolith', STOCK_STORE: 'memory', INITIAL_STOCK: String(INITIAL_STOCK), ...env });
 }
 
 /** A monolith or vacancy app on a memory store (or the given store). */
@@ -71,7 +73,7 @@ class RecordingClient implements VacancyClient {
     return this.inner.available(context);
   }
 
-  reserve(qty: number, context?: CallContext): Promise<ReserveOutcome> {
+  reserve(qty: number, context?: CallContext): Promise<ReserveResult> {
     this.calls.push({ method: 'reserve', qty, context });
     return this.inner.reserve(qty, context);
   }
@@ -92,7 +94,7 @@ class UnreachableVacancy implements VacancyClient {
   available(): Promise<number> {
     return Promise.reject(new VacancyUnavailableError('The vacancy service at http://vacancy:8001 could not be reached'));
   }
-  reserve(): Promise<ReserveOutcome> {
+  reserve(): Promise<ReserveResult> {
     this.reserveCalls += 1;
     return Promise.reject(new VacancyUnavailableError('The vacancy service did not answer within 5000 ms'));
   }
@@ -107,7 +109,7 @@ class ConfusedVacancy implements VacancyClient {
   available(): Promise<number> {
     return Promise.reject(new VacancyProtocolError('vacancy answered /available without a qty'));
   }
-  reserve(): Promise<ReserveOutcome> {
+  reserve(): Promise<ReserveResult> {
     return Promise.reject(new VacancyProtocolError('vacancy answered /reserve without success and remaining'));
   }
   async probe(): Promise<VacancyProbe> {
@@ -122,8 +124,8 @@ class FlakyStore implements StockStore {
   failing = true;
   commits = 0;
 
-  async open(seed: ReadonlyMap<string, number>): Promise<Map<string, StockLevel>> {
-    return new Map([...seed].map(([id, initial]) => [id, { remaining: initial, sold: 0 }]));
+  async open(seed: ReadonlyMap<string, number>): Promise<StockState> {
+    return seededState(seed);
   }
   async commit(): Promise<void> {
     if (this.failing) throw new Error('EIO: the disk went away\n    at FlakyStore.commit (flaky.ts:1:1)');
@@ -253,7 +255,13 @@ describe('monolith', () => {
     const res = await postJson(app, '/api/v1/reserve', '{"qty":3}');
     expect(res.status).toBe(200);
     expect(res.headers.get('content-type')).toMatch(/^application\/json/);
-    expect(await res.json()).toEqual({ success: true, remaining: 7, message: 'Reserved 3 tickets' });
+    expect(await res.json()).toEqual({
+      success: true,
+      remaining: 7,
+      message: 'Reserved 3 tickets',
+      reservationId: expect.stringMatching(UUID),
+      tickets: { first: 1, last: 3 },
+    });
     expect(await stockOf(app)).toBe(7);
     expect(actor.snapshot()).toEqual({ remaining: 7, sold: 3 });
   });
@@ -262,9 +270,21 @@ describe('monolith', () => {
     const { app, actor } = await monolithApp();
     const first = await postJson(app, '/api/v1/purchase', '{"qty":1}');
     expect(first.status).toBe(200);
-    expect(await first.json()).toEqual({ success: true, remaining: 9, message: 'Purchased 1 ticket' });
+    expect(await first.json()).toEqual({
+      success: true,
+      remaining: 9,
+      message: 'Purchased 1 ticket',
+      purchaseId: expect.stringMatching(UUID),
+      tickets: { first: 1, last: 1 },
+    });
     const second = await postJson(app, '/api/v1/purchase', '{"qty":2}');
-    expect(await second.json()).toEqual({ success: true, remaining: 7, message: 'Purchased 2 tickets' });
+    expect(await second.json()).toEqual({
+      success: true,
+      remaining: 7,
+      message: 'Purchased 2 tickets',
+      purchaseId: expect.stringMatching(UUID),
+      tickets: { first: 2, last: 3 },
+    });
     expect(await stockOf(app)).toBe(7);
     expect(actor.snapshot()).toEqual({ remaining: 7, sold: 3 });
   });
@@ -369,7 +389,13 @@ describe('vacancy mode', () => {
     expect(await stockOf(app)).toBe(INITIAL_STOCK);
     const reserve = await postJson(app, '/api/v1/reserve', '{"qty":4}');
     expect(reserve.status).toBe(200);
-    expect(await reserve.json()).toEqual({ success: true, remaining: 6, message: 'Reserved 4 tickets' });
+    expect(await reserve.json()).toEqual({
+      success: true,
+      remaining: 6,
+      message: 'Reserved 4 tickets',
+      reservationId: expect.stringMatching(UUID),
+      tickets: { first: 1, last: 4 },
+    });
     const health = await app.request('/api/v1/health');
     expect(health.status).toBe(200);
     expect(await health.json()).toMatchObject({
@@ -400,7 +426,13 @@ describe('ticket mode', () => {
     expect(await (await app.request('/')).json()).toMatchObject({ mode: 'ticket', service: 'ticket-system-ticket' });
     const res = await postJson(app, '/api/v1/purchase', '{"qty":3}');
     expect(res.status).toBe(200);
-    expect(await res.json()).toEqual({ success: true, remaining: 7, message: 'Purchased 3 tickets' });
+    expect(await res.json()).toEqual({
+      success: true,
+      remaining: 7,
+      message: 'Purchased 3 tickets',
+      purchaseId: expect.stringMatching(UUID),
+      tickets: { first: 1, last: 3 },
+    });
     expect(actor.snapshot()).toEqual({ remaining: 7, sold: 3 });
     expect(await stockOf(app)).toBe(7);
     const health = await app.request('/api/v1/health');
@@ -912,7 +944,13 @@ describe('store failure', () => {
     store.failing = false;
     const ok = await postJson(app, '/api/v1/purchase', '{"qty":1}');
     expect(ok.status).toBe(200);
-    expect(await ok.json()).toEqual({ success: true, remaining: 9, message: 'Purchased 1 ticket' });
+    expect(await ok.json()).toEqual({
+      success: true,
+      remaining: 9,
+      message: 'Purchased 1 ticket',
+      purchaseId: expect.stringMatching(UUID),
+      tickets: { first: 1, last: 1 },
+    });
     expect(actor.snapshot()).toEqual({ remaining: 9, sold: 1 });
     expect(store.commits).toBe(1);
   });

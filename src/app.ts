@@ -14,8 +14,14 @@ import { TicketService } from './ticket/ticket-service.ts';
 import { createTicketRouter } from './ticket/ticket.router.ts';
 import { VacancyProtocolError } from './ticket/remote-vacancy-client.ts';
 import { VacancyUnavailableError, type VacancyClient } from './ticket/vacancy-client.ts';
-import type { StockActor} from './vacancy/stock-actor.ts';
-import { ActorClosedError, StoreUnavailableError, UnknownInventoryError } from './vacancy/stock-actor.ts';
+import {
+  ActorClosedError,
+  IdempotencyKeyInFlightError,
+  IdempotencyKeyReusedError,
+  StoreUnavailableError,
+  UnknownInventoryError,
+  type StockActor,
+} from './vacancy/stock-actor.ts';
 import { createVacancyRouter } from './vacancy/vacancy.router.ts';
 
 export const VERSION: string = packageJson.version;
@@ -67,7 +73,7 @@ export function createApp(deps: AppDependencies): OpenAPIHono {
         // Credentials are never combined with a wildcard origin.
         credentials: !anyOrigin,
         allowHeaders: ['Content-Type', 'X-Request-Id', 'Idempotency-Key'],
-        exposeHeaders: ['X-Request-Id'],
+        exposeHeaders: ['X-Request-Id', 'Idempotent-Replayed'],
       }),
     );
   }
@@ -135,6 +141,12 @@ function toProblemError(error: Error): Error {
   }
   if (error instanceof VacancyProtocolError) {
     return new ProblemError('badGateway', error.message);
+  }
+  if (error instanceof IdempotencyKeyReusedError) {
+    return new ProblemError('idempotencyKeyReused', `${error.message}; send a new key for a new request`);
+  }
+  if (error instanceof IdempotencyKeyInFlightError) {
+    return new ProblemError('idempotencyKeyInFlight', `${error.message}; retry later`, { headers: { 'Retry-After': '1' } });
   }
   if (error instanceof UnknownInventoryError) {
     return new ProblemError('notFound', error.message);

@@ -4,6 +4,10 @@ import { z } from 'zod';
 export const MODES = ['monolith', 'vacancy', 'ticket'] as const;
 export type Mode = (typeof MODES)[number];
 
+/** Where the stock actor records its decisions. */
+export const STOCK_STORES = ['file', 'memory'] as const;
+export type StockStoreKind = (typeof STOCK_STORES)[number];
+
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
 
@@ -15,13 +19,13 @@ const integer = (min: number, max: number, what: string) =>
     .transform(Number)
     .pipe(z.number().min(min, `expected ${what}`).max(max, `expected ${what}`));
 
-const seconds = (what: string) =>
+const seconds = (what: string, max = 3600) =>
   z
     .string()
     .trim()
     .regex(/^\d+(\.\d+)?$/, `expected ${what}`)
     .transform(Number)
-    .pipe(z.number().positive(`expected ${what}`).max(3600, `expected ${what}`));
+    .pipe(z.number().positive(`expected ${what}`).max(max, `expected ${what}`));
 
 const port = (fallback: number) =>
   integer(1, 65_535, 'a TCP port number between 1 and 65535').default(fallback);
@@ -64,9 +68,14 @@ export const configSchema = z.object({
   VACANCY_PORT: port(8001),
   TICKET_PORT: port(8002),
   INITIAL_STOCK: integer(0, Number.MAX_SAFE_INTEGER, 'a whole number of tickets, 0 or more').default(1000),
-  STOCK_STORE: z.enum(['memory'], { error: 'expected memory' }).default('memory'),
+  STOCK_STORE: z.enum(STOCK_STORES, { error: `expected one of ${STOCK_STORES.join(', ')}` }).default('file'),
+  DATA_DIR: z.string().trim().min(1, 'expected a directory path').default('./data'),
+  SNAPSHOT_EVERY: integer(1, 10_000_000, 'a whole number of batches between 1 and 10000000').default(10_000),
+  IDEMPOTENCY_TTL: seconds('a positive number of seconds, at most 2592000 (30 days)', 30 * 24 * 3600).default(86_400),
+  IDEMPOTENCY_MAX_KEYS: integer(1, 100_000_000, 'a whole number of keys between 1 and 100000000').default(1_000_000),
   VACANCY_URL: httpUrl.default('http://localhost:8001'),
   VACANCY_TIMEOUT: seconds('a positive number of seconds, at most 3600').default(5),
+  VACANCY_RETRIES: integer(0, 10, 'a whole number of retries between 0 and 10').default(2),
   HTTP_MAX_CONNECTIONS: integer(1, 10_000, 'a whole number of connections between 1 and 10000').default(100),
   HTTP_KEEPALIVE_CONNECTIONS: integer(0, 10_000, 'a whole number of connections between 0 and 10000').default(20),
   LOG_LEVEL: z

@@ -22,13 +22,27 @@ export interface BuiltDependencies extends AppDependencies {
  */
 export async function buildDependencies(
   config: Config,
-  options: { logger?: Logger; fetch?: typeof globalThis.fetch; store?: StockStore } = {},
+  options: {
+    logger?: Logger;
+    fetch?: typeof globalThis.fetch;
+    /** The store the actor records into; required unless STOCK_STORE=memory (the runtime edge makes durable ones). */
+    store?: StockStore;
+  } = {},
 ): Promise<BuiltDependencies> {
   const mode = config.MODE;
   let actor: StockActor | undefined;
   if (mode === 'monolith' || mode === 'vacancy') {
-    const store = options.store ?? new MemoryStockStore();
-    actor = await StockActor.start(store, new Map([[DEFAULT_INVENTORY, config.INITIAL_STOCK]]));
+    let store = options.store;
+    if (!store) {
+      if (config.STOCK_STORE !== 'memory') {
+        throw new Error(`STOCK_STORE=${config.STOCK_STORE} needs a store from the runtime entrypoint`);
+      }
+      store = new MemoryStockStore();
+    }
+    actor = await StockActor.start(store, new Map([[DEFAULT_INVENTORY, config.INITIAL_STOCK]]), {
+      idempotencyTtlMs: config.IDEMPOTENCY_TTL * 1000,
+      maxKeys: config.IDEMPOTENCY_MAX_KEYS,
+    });
   }
 
   let vacancyClient: AppDependencies['vacancyClient'];
@@ -40,6 +54,7 @@ export async function buildDependencies(
     vacancyClient = new RemoteVacancyClient({
       baseUrl: config.VACANCY_URL,
       timeoutMs: Math.round(config.VACANCY_TIMEOUT * 1000),
+      retries: config.VACANCY_RETRIES,
       fetch: options.fetch,
     });
     vacancyClientDescription = `remote ${config.VACANCY_URL}`;

@@ -13,6 +13,8 @@ import { Agent } from 'undici';
 import { createApp } from './app.ts';
 import { ConfigError, parseConfig, type Config } from './config.ts';
 import { buildDependencies } from './dependencies.ts';
+import { FileStockStore } from './node/file-stock-store.ts';
+import { MemoryStockStore, type StockStore } from './vacancy/stock-store.ts';
 import type { Lifecycle } from './system/system.router.ts';
 
 /** Keep-alive longer than common load balancers' idle timeouts (AWS ALB 60 s, nginx 75 s). */
@@ -32,6 +34,18 @@ function createLogger(config: Config) {
     ...(config.JSON_LOGS
       ? {}
       : { transport: { target: 'pino-pretty', options: { colorize: true, translateTime: 'SYS:HH:MM:ss.l' } } }),
+  });
+}
+
+/** The store of the modes that own stock; the file store is Node-only, so it is made here, at the edge. */
+function createStore(config: Config, logger: ReturnType<typeof createLogger>): StockStore | undefined {
+  if (config.MODE === 'ticket') return undefined;
+  if (config.STOCK_STORE === 'memory') return new MemoryStockStore();
+  return new FileStockStore({
+    dataDir: config.DATA_DIR,
+    snapshotEvery: config.SNAPSHOT_EVERY,
+    maxKeys: config.IDEMPOTENCY_MAX_KEYS,
+    logger,
   });
 }
 
@@ -56,7 +70,7 @@ async function main(): Promise<void> {
     ? (input, init) => fetch(input, { ...init, dispatcher: pool } as RequestInit)
     : undefined;
 
-  const deps = await buildDependencies(config, { logger, fetch: pooledFetch });
+  const deps = await buildDependencies(config, { logger, fetch: pooledFetch, store: createStore(config, logger) });
   const lifecycle: Lifecycle = { shuttingDown: false };
   const app = createApp({ ...deps, logger, lifecycle });
 
@@ -105,6 +119,7 @@ async function main(): Promise<void> {
 }
 
 main().catch((error: unknown) => {
-  process.stderr.write(`ticket-system failed to start: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+  // Start-up failures (a held lock, a corrupt journal) are for operators: the message, not a stack.
+  process.stderr.write(`ticket-system failed to start: ${error instanceof Error ? error.message : String(error)}\n`);
   process.exit(1);
 });

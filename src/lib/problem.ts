@@ -32,7 +32,17 @@ const PROBLEM_BASE = 'https://ticket-system.dev/problems/';
 export const problemTypes = {
   malformedJson: { status: 400, type: `${PROBLEM_BASE}malformed-json`, title: 'Malformed JSON' },
   badRequest: { status: 400, type: `${PROBLEM_BASE}bad-request`, title: 'Bad request' },
+  invalidIdempotencyKey: {
+    status: 400,
+    type: `${PROBLEM_BASE}invalid-idempotency-key`,
+    title: 'Invalid Idempotency-Key',
+  },
   notFound: { status: 404, type: `${PROBLEM_BASE}not-found`, title: 'Not found' },
+  idempotencyKeyInFlight: {
+    status: 409,
+    type: `${PROBLEM_BASE}idempotency-key-in-flight`,
+    title: 'Request with this Idempotency-Key in progress',
+  },
   payloadTooLarge: { status: 413, type: `${PROBLEM_BASE}payload-too-large`, title: 'Payload too large' },
   unsupportedMediaType: {
     status: 415,
@@ -40,6 +50,11 @@ export const problemTypes = {
     title: 'Unsupported media type',
   },
   validation: { status: 422, type: `${PROBLEM_BASE}validation-error`, title: 'Invalid request' },
+  idempotencyKeyReused: {
+    status: 422,
+    type: `${PROBLEM_BASE}idempotency-key-reused`,
+    title: 'Idempotency-Key reused with a different request',
+  },
   internal: { status: 500, type: `${PROBLEM_BASE}internal-error`, title: 'Internal server error' },
   badGateway: { status: 502, type: `${PROBLEM_BASE}bad-gateway`, title: 'Bad gateway' },
   serviceUnavailable: {
@@ -104,12 +119,19 @@ export function invalidParams(error: ZodError): InvalidParam[] {
   }));
 }
 
-/** The validation hook shared by every router: a failed schema is a 422 problem. */
+/**
+ * The validation hook shared by every router: a body that fails its schema is
+ * a 422 problem; a header that fails (Idempotency-Key) is a 400.
+ */
 export function validationHook(
-  result: { success: true } | { success: false; error: ZodError },
+  result: ({ success: true } | { success: false; error: ZodError }) & { target?: string },
   c: Context,
 ): Response | undefined {
   if (result.success) return undefined;
+  if (result.target === 'header') {
+    const detail = result.error.issues.map((issue) => issue.message).join('; ');
+    return problemResponse(c, 'invalidIdempotencyKey', detail);
+  }
   const errors = invalidParams(result.error);
   const detail = errors.map((e) => `${e.name}: ${e.reason}`).join('; ');
   return problemResponse(c, 'validation', detail, { errors });

@@ -13,16 +13,70 @@ export const QtyRequestSchema = z
   })
   .openapi('QtyRequest');
 
-/** The answer to a reserve or a purchase; insufficient stock is `success: false`, not an error. */
+const TicketRangeSchema = z
+  .object({
+    first: z.number().int().positive().openapi({ example: 3 }),
+    last: z.number().int().positive().openapi({ example: 4 }),
+  })
+  .openapi('TicketRange', {
+    description: 'The ticket numbers taken, first to last inclusive; unique, from the stock sequence',
+  });
+
+const decisionFields = {
+  success: z.boolean().openapi({ example: true }),
+  remaining: z.number().int().nonnegative().openapi({ example: 998 }),
+};
+
+/** The answer to a reserve; insufficient stock is `success: false`, not an error. */
 export const ReserveResponseSchema = z
   .object({
-    success: z.boolean().openapi({ example: true }),
-    remaining: z.number().int().nonnegative().openapi({ example: 998 }),
+    ...decisionFields,
     message: z.string().openapi({ example: 'Reserved 2 tickets' }),
+    reservationId: z.string().optional().openapi({ description: 'Set when success', example: '0b9c…' }),
+    tickets: TicketRangeSchema.optional(),
   })
   .openapi('ReserveResponse');
 
-export const PurchaseResponseSchema = ReserveResponseSchema.openapi('PurchaseResponse');
+/** The answer to a purchase; insufficient stock is `success: false`, not an error. */
+export const PurchaseResponseSchema = z
+  .object({
+    ...decisionFields,
+    message: z.string().openapi({ example: 'Purchased 2 tickets' }),
+    purchaseId: z.string().optional().openapi({ description: 'Set when success', example: '0b9c…' }),
+    tickets: TicketRangeSchema.optional(),
+  })
+  .openapi('PurchaseResponse');
+
+// eslint-disable-next-line no-control-regex -- control characters are exactly what is refused
+const CONTROL_CHARACTERS = /[\u0000-\u001f\u007f]/;
+
+/** The Idempotency-Key request header (IETF httpapi draft): optional, 1–255 characters, no control characters. */
+export const IdempotencyHeadersSchema = z.object({
+  'idempotency-key': z
+    .string()
+    .min(1, 'Idempotency-Key must not be empty')
+    .max(255, 'Idempotency-Key must be at most 255 characters')
+    .refine((key) => !CONTROL_CHARACTERS.test(key), 'Idempotency-Key must not contain control characters')
+    .optional()
+    .openapi({
+      param: { name: 'idempotency-key', in: 'header' },
+      description:
+        'Makes the request safe to retry: the first answer for a key is replayed (with Idempotent-Replayed: true) for 24 h',
+      example: '9f1c2a4e-7b1d-4c55-9d0e-3f1a2b3c4d5e',
+    }),
+});
+
+const replayedHeader = {
+  'Idempotent-Replayed': {
+    description: 'true when this is the recorded answer to an earlier request with the same Idempotency-Key',
+    schema: { type: 'string' as const, enum: ['true'] },
+  },
+};
+
+/** The 200 response of a route that takes an Idempotency-Key. */
+export function idempotentOk(description: string, schema: typeof ReserveResponseSchema | typeof PurchaseResponseSchema) {
+  return { description, headers: replayedHeader, content: { 'application/json': { schema } } };
+}
 
 export const AvailableResponseSchema = z
   .object({ qty: z.number().int().nonnegative().openapi({ example: 1000 }) })
@@ -52,25 +106,34 @@ const problemDescriptions: Partial<Record<ProblemKind, string>> = {
   payloadTooLarge: 'The body is larger than BODY_LIMIT',
   unsupportedMediaType: 'The body is not sent as application/json',
   validation: 'The body is not an object with a positive integer qty',
+  invalidIdempotencyKey: 'The Idempotency-Key header is empty, longer than 255 characters or holds control characters',
+  idempotencyKeyInFlight: 'A request with this Idempotency-Key is still being processed',
+  idempotencyKeyReused: 'The Idempotency-Key was already used with a different body',
   serviceUnavailable: 'The stock cannot be reached or recorded right now; nothing was sold',
 };
 
-/** The documented error responses of a route, by status code. */
+/** The documented error responses of a route, by status code (kinds sharing a status share its entry). */
 export function problemResponses(...kinds: ProblemKind[]) {
+  const byStatus = new Map<number, string[]>();
+  for (const kind of kinds) {
+    const descriptions = byStatus.get(problemTypes[kind].status) ?? [];
+    descriptions.push(problemDescriptions[kind] ?? problemTypes[kind].title);
+    byStatus.set(problemTypes[kind].status, descriptions);
+  }
   return Object.fromEntries(
-    kinds.map((kind) => [
-      problemTypes[kind].status,
-      problemResponse(problemDescriptions[kind] ?? problemTypes[kind].title),
-    ]),
+    [...byStatus].map(([status, descriptions]) => [status, problemResponse(descriptions.join('; or '))]),
   );
 }
 
-/** The error responses of every route that takes a qty body. */
+/** The error responses of every route that takes a qty body and an Idempotency-Key. */
 export const qtyBodyProblems = problemResponses(
+  'invalidIdempotencyKey',
+  'idempotencyKeyInFlight',
   'malformedJson',
   'payloadTooLarge',
   'unsupportedMediaType',
   'validation',
+  'idempotencyKeyReused',
   'serviceUnavailable',
 );
 

@@ -65,9 +65,10 @@ export function createSystemRouter(options: SystemRouterOptions) {
       throw new ProblemError('serviceUnavailable', 'The service is shutting down', { headers: { 'Retry-After': '5' } });
     }
     if (actor) {
-      const store = actor.storeHealth();
+      const store = await actor.checkStore();
       if (!store.writable) {
-        throw new ProblemError('serviceUnavailable', `The ${store.kind} store cannot record changes`, {
+        const why = store.error ? `: ${store.error}` : '';
+        throw new ProblemError('serviceUnavailable', `The ${store.kind} store cannot record changes${why}`, {
           headers: { 'Retry-After': '5' },
         });
       }

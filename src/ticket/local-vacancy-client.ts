@@ -1,5 +1,5 @@
 import type { StockActor } from '../vacancy/stock-actor.ts';
-import type { VacancyClient, VacancyProbe } from './vacancy-client.ts';
+import type { CallContext, VacancyClient, VacancyProbe } from './vacancy-client.ts';
 
 /**
  * The monolith's vacancy client: a direct call into the stock actor, no
@@ -16,12 +16,12 @@ export class LocalVacancyClient implements VacancyClient {
     return this.actor.available();
   }
 
-  reserve(qty: number) {
-    return this.actor.reserve(qty);
+  reserve(qty: number, context: CallContext = {}) {
+    return this.actor.reserve(qty, { idempotencyKey: context.idempotencyKey });
   }
 
   async probe(): Promise<VacancyProbe> {
-    const store = this.actor.storeHealth();
+    const store = await this.actor.checkStore();
     return store.writable
       ? { ready: true, detail: `in-process, ${store.kind} store` }
       : { ready: false, detail: `the ${store.kind} store cannot record changes` };

@@ -1,12 +1,17 @@
 import ky, { HTTPError, TimeoutError, type KyInstance } from 'ky';
-import type { ReserveOutcome } from '../vacancy/stock-actor.ts';
+import { IdempotencyKeyInFlightError, IdempotencyKeyReusedError, type ReserveResult } from '../vacancy/stock-actor.ts';
+import type { TicketRange } from '../vacancy/stock-store.ts';
+import { IDEMPOTENCY_KEY_HEADER, IDEMPOTENT_REPLAYED_HEADER } from '../lib/idempotency.ts';
+import { problemTypes } from '../lib/problem.ts';
 import { VacancyUnavailableError, type CallContext, type VacancyClient, type VacancyProbe } from './vacancy-client.ts';
 
 export interface RemoteVacancyClientOptions {
   /** Where the vacancy service listens, e.g. `http://vacancy:8001`. */
   baseUrl: string;
-  /** How long one call may take before the ticket service gives up with a 503. */
+  /** How long one call may take in all, retries included, before the ticket service gives up with a 503. */
   timeoutMs: number;
+  /** How many times a call that timed out, was refused or got a 5xx/409 is tried again. Default 2. */
+  retries?: number;
   /**
    * The fetch to call through. The Node entrypoint passes one bound to a
    * keep-alive connection pool; any runtime's global fetch works too.
@@ -24,9 +29,12 @@ export class VacancyProtocolError extends Error {
 
 /**
  * The ticket service's vacancy client in microservices mode: ky over the
- * given fetch, with a timeout per call and no retries. Retrying a reserve is
- * only safe once reserves carry idempotency keys, so a reserve whose answer
- * is lost is reported as a 503 and not repeated.
+ * given fetch. Every reserve carries an Idempotency-Key (the caller's,
+ * namespaced, or a fresh one per purchase), so a reserve whose answer was
+ * lost can be retried: vacancy replays the decision it recorded instead of
+ * selling again. A call is retried on timeouts, refused connections, 5xx and
+ * 409 with a short jittered backoff, and the whole call including retries is
+ * bounded by `timeoutMs`; past that the purchase is answered 503.
  *
  * @example
  * const client = new RemoteVacancyClient({ baseUrl: 'http://127.0.0.1:8001', timeoutMs: 5000 });
@@ -40,34 +48,62 @@ export class RemoteVacancyClient implements VacancyClient {
   constructor(options: RemoteVacancyClientOptions) {
     this.#timeoutMs = options.timeoutMs;
     this.#baseUrl = options.baseUrl;
+    const retries = options.retries ?? 2;
     this.#http = ky.create({
       prefixUrl: `${options.baseUrl}/api/v1/`,
-      timeout: options.timeoutMs,
-      retry: 0,
+      // Each attempt gets an equal share of the budget, so a hung vacancy still leaves time to retry.
+      timeout: Math.max(1, Math.floor(options.timeoutMs / (retries + 1))),
+      retry: {
+        limit: retries,
+        methods: ['get', 'post'],
+        statusCodes: [408, 409, 429, 500, 502, 503, 504],
+        retryOnTimeout: true,
+        delay: (attempt) => 25 * 2 ** (attempt - 1),
+        jitter: true,
+        backoffLimit: 250,
+      },
       throwHttpErrors: true,
       ...(options.fetch ? { fetch: options.fetch } : {}),
     });
   }
 
   async available(context: CallContext = {}): Promise<number> {
-    const body = await this.#call('available', () => this.#http.get('available', { headers: headers(context) }).json());
+    const body = await this.#call('available', () =>
+      this.#http.get('available', { headers: headers(context), signal: AbortSignal.timeout(this.#timeoutMs) }).json(),
+    );
     if (!isRecord(body) || !isCount(body.qty)) throw new VacancyProtocolError('vacancy answered /available without a qty');
     return body.qty;
   }
 
-  async reserve(qty: number, context: CallContext = {}): Promise<ReserveOutcome> {
-    const body = await this.#call('reserve', () =>
-      this.#http.post('reserve', { json: { qty }, headers: headers(context) }).json(),
-    );
+  async reserve(qty: number, context: CallContext = {}): Promise<ReserveResult> {
+    // Without a caller's key, one is made per purchase: the retries below must all carry the same one.
+    const key = context.idempotencyKey ?? `purchase:${crypto.randomUUID()}`;
+    let replayed = false;
+    const body = await this.#call('reserve', async () => {
+      const response = await this.#http.post('reserve', {
+        json: { qty },
+        headers: { ...headers(context), [IDEMPOTENCY_KEY_HEADER]: key },
+        signal: AbortSignal.timeout(this.#timeoutMs),
+      });
+      replayed = response.headers.get(IDEMPOTENT_REPLAYED_HEADER) === 'true';
+      return response.json();
+    });
     if (!isRecord(body) || typeof body.success !== 'boolean' || !isCount(body.remaining)) {
       throw new VacancyProtocolError('vacancy answered /reserve without success and remaining');
     }
-    return { success: body.success, remaining: body.remaining };
+    return {
+      success: body.success,
+      remaining: body.remaining,
+      ...(typeof body.reservationId === 'string' ? { reservationId: body.reservationId } : {}),
+      ...(isTicketRange(body.tickets) ? { tickets: body.tickets } : {}),
+      // Only the caller's own key makes a replay theirs; a replay of our internal retry is their first answer.
+      replayed: replayed && context.idempotencyKey !== undefined,
+    };
   }
 
   async probe(context: CallContext = {}): Promise<VacancyProbe> {
     try {
-      await this.#http.get('ready', { headers: headers(context) });
+      await this.#http.get('ready', { headers: headers(context), signal: AbortSignal.timeout(this.#timeoutMs) });
       return { ready: true, detail: `vacancy at ${this.#baseUrl} is ready` };
     } catch (error) {
       return { ready: false, detail: describeFailure(error, this.#baseUrl, this.#timeoutMs) };
@@ -80,6 +116,12 @@ export class RemoteVacancyClient implements VacancyClient {
     try {
       return await send();
     } catch (error) {
+      if (error instanceof HTTPError && error.response.status === 409) {
+        throw new IdempotencyKeyInFlightError();
+      }
+      if (error instanceof HTTPError && error.response.status === 422 && (await isKeyReuse(error.response))) {
+        throw new IdempotencyKeyReusedError();
+      }
       if (error instanceof HTTPError && error.response.status < 500) {
         throw new VacancyProtocolError(`vacancy refused ${what} with status ${error.response.status}`, {
           cause: error,
@@ -94,14 +136,29 @@ function headers(context: CallContext): Record<string, string> {
   return context.requestId ? { 'X-Request-Id': context.requestId } : {};
 }
 
+async function isKeyReuse(response: Response): Promise<boolean> {
+  try {
+    const problem: unknown = await response.clone().json();
+    return isRecord(problem) && problem.type === problemTypes.idempotencyKeyReused.type;
+  } catch {
+    return false;
+  }
+}
+
 function describeFailure(error: unknown, baseUrl: string, timeoutMs: number): string {
-  if (error instanceof TimeoutError) return `The vacancy service did not answer within ${timeoutMs} ms`;
+  if (error instanceof TimeoutError || (error instanceof DOMException && error.name === 'TimeoutError')) {
+    return `The vacancy service did not answer within ${timeoutMs} ms`;
+  }
   if (error instanceof HTTPError) return `The vacancy service answered ${error.response.status}`;
   return `The vacancy service at ${baseUrl} could not be reached`;
 }
 
 function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null;
+}
+
+function isTicketRange(value: unknown): value is TicketRange {
+  return isRecord(value) && isCount(value.first) && isCount(value.last);
 }
 
 function isCount(value: unknown): value is number {

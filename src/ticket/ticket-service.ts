@@ -1,10 +1,15 @@
+import type { TicketRange } from '../vacancy/stock-store.ts';
 import type { CallContext, VacancyClient } from './vacancy-client.ts';
 
-/** The answer to a purchase, in the 1.0.0 shape. */
+/** The answer to a purchase: the 1.0.0 fields, plus the purchase record when it succeeded. */
 export interface PurchaseResult {
   success: boolean;
   remaining: number;
   message: string;
+  purchaseId?: string;
+  tickets?: TicketRange;
+  /** True when this is the recorded answer to an earlier purchase with the same idempotency key. */
+  replayed: boolean;
 }
 
 export const INSUFFICIENT_INVENTORY = 'Insufficient inventory';
@@ -19,12 +24,27 @@ export const INSUFFICIENT_INVENTORY = 'Insufficient inventory';
 export class TicketService {
   constructor(readonly vacancy: VacancyClient) {}
 
-  async purchase(qty: number, context?: CallContext): Promise<PurchaseResult> {
-    const outcome = await this.vacancy.reserve(qty, context);
+  /**
+   * Buys `qty` tickets. With `context.idempotencyKey`, the reservation is made
+   * under the key `purchase:<key>`, so a repeated purchase gets the first
+   * answer back instead of buying again.
+   */
+  async purchase(qty: number, context: CallContext = {}): Promise<PurchaseResult> {
+    const { idempotencyKey, ...rest } = context;
+    const outcome = await this.vacancy.reserve(qty, {
+      ...rest,
+      ...(idempotencyKey === undefined ? {} : { idempotencyKey: `purchase:${idempotencyKey}` }),
+    });
+    if (!outcome.success) {
+      return { success: false, remaining: outcome.remaining, message: INSUFFICIENT_INVENTORY, replayed: outcome.replayed };
+    }
     return {
-      success: outcome.success,
+      success: true,
       remaining: outcome.remaining,
-      message: outcome.success ? `Purchased ${qty} ticket${qty === 1 ? '' : 's'}` : INSUFFICIENT_INVENTORY,
+      message: `Purchased ${qty} ticket${qty === 1 ? '' : 's'}`,
+      purchaseId: outcome.reservationId,
+      tickets: outcome.tickets,
+      replayed: outcome.replayed,
     };
   }
 

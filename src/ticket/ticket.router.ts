@@ -1,5 +1,6 @@
 import type { Context } from 'hono';
 import { createRouter } from '../lib/create-router.ts';
+import { IDEMPOTENT_REPLAYED_HEADER, InFlightKeys } from '../lib/idempotency.ts';
 import type { TicketService } from './ticket-service.ts';
 import { purchaseRoute, ticketAvailableRoute } from './ticket.routes.ts';
 
@@ -21,10 +22,16 @@ export interface TicketRouterOptions {
  */
 export function createTicketRouter({ tickets, bodyLimitBytes, serveAvailability }: TicketRouterOptions) {
   const router = createRouter();
+  const inFlight = new InFlightKeys();
 
   router.openapi(purchaseRoute(bodyLimitBytes), async (c) => {
     const { qty } = c.req.valid('json');
-    return c.json(await tickets.purchase(qty, callContext(c)), 200);
+    const key = c.req.valid('header')['idempotency-key'];
+    const { replayed, ...purchase } = await inFlight.run(key, () =>
+      tickets.purchase(qty, { ...callContext(c), idempotencyKey: key }),
+    );
+    if (replayed) c.header(IDEMPOTENT_REPLAYED_HEADER, 'true');
+    return c.json(purchase, 200);
   });
 
   if (serveAvailability) {

@@ -2,6 +2,8 @@ import { createRoute } from '@hono/zod-openapi';
 import { jsonBody } from '../lib/json-body.ts';
 import {
   AvailableResponseSchema,
+  IdempotencyHeadersSchema,
+  idempotentOk,
   problemResponses,
   PurchaseResponseSchema,
   qtyBodyProblems,
@@ -17,12 +19,9 @@ export const purchaseRoute = (bodyLimitBytes: number) =>
     description:
       'Buys qty tickets if all of them are left, else none. Not enough stock is a 200 with success false and message "Insufficient inventory".',
     middleware: jsonBody(bodyLimitBytes),
-    request: { body: qtyRequestBody },
+    request: { headers: IdempotencyHeadersSchema, body: qtyRequestBody },
     responses: {
-      200: {
-        description: 'The purchase, recorded by vacancy before it is answered',
-        content: { 'application/json': { schema: PurchaseResponseSchema } },
-      },
+      200: idempotentOk('The purchase, recorded by vacancy before it is answered', PurchaseResponseSchema),
       ...qtyBodyProblems,
       ...problemResponses('badGateway'),
     },

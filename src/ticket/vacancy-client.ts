@@ -1,9 +1,11 @@
-import type { ReserveOutcome } from '../vacancy/stock-actor.ts';
+import type { ReserveResult } from '../vacancy/stock-actor.ts';
 
 /** What travels with a call from the ticket service to the vacancy service. */
 export interface CallContext {
   /** Forwarded as X-Request-Id, so both services log the same id. */
   requestId?: string;
+  /** Makes a reserve idempotent: repeated with the same key, it replays the first decision. */
+  idempotencyKey?: string;
 }
 
 /** What the ticket service learns when it checks that vacancy can serve. */
@@ -19,7 +21,7 @@ export interface VacancyProbe {
  */
 export interface VacancyClient {
   available(context?: CallContext): Promise<number>;
-  reserve(qty: number, context?: CallContext): Promise<ReserveOutcome>;
+  reserve(qty: number, context?: CallContext): Promise<ReserveResult>;
   probe(context?: CallContext): Promise<VacancyProbe>;
   close(): Promise<void>;
 }

@@ -1,6 +1,21 @@
 import { describe, expect, it } from 'vitest';
-import { ActorClosedError, StockActor, StoreUnavailableError, UnknownInventoryError } from './stock-actor.ts';
-import { DEFAULT_INVENTORY, MemoryStockStore, type StockEvent, type StockLevel, type StockStore } from './stock-store.ts';
+import {
+  ActorClosedError,
+  IdempotencyKeyInFlightError,
+  IdempotencyKeyReusedError,
+  StockActor,
+  StoreUnavailableError,
+  UnknownInventoryError,
+  type ReserveResult,
+} from './stock-actor.ts';
+import {
+  DEFAULT_INVENTORY,
+  MemoryStockStore,
+  seededState,
+  type StockEvent,
+  type StockState,
+  type StockStore,
+} from './stock-store.ts';
 
 /** A store that records every batch and takes its time, like a disk or a network would. */
 class RecordingStore implements StockStore {
@@ -10,8 +25,8 @@ class RecordingStore implements StockStore {
   failNext = false;
   constructor(private readonly delayMs = 0) {}
 
-  async open(seed: ReadonlyMap<string, number>): Promise<Map<string, StockLevel>> {
-    return new Map([...seed].map(([id, initial]) => [id, { remaining: initial, sold: 0 }]));
+  async open(seed: ReadonlyMap<string, number>): Promise<StockState> {
+    return seededState(seed);
   }
 
   async commit(events: readonly StockEvent[]): Promise<void> {
@@ -52,7 +67,7 @@ describe('StockActor', () => {
     const asks = quantities(10_000, 7, 42);
 
     // Sent in waves across event-loop turns, so a slow store sees several batches while others queue.
-    const pending: Promise<{ success: boolean; remaining: number }>[] = [];
+    const pending: Promise<ReserveResult>[] = [];
     for (let start = 0; start < asks.length; start += 250) {
       for (const qty of asks.slice(start, start + 250)) pending.push(actor.reserve(qty));
       await new Promise((resolve) => setImmediate(resolve));
@@ -68,7 +83,7 @@ describe('StockActor', () => {
         remaining -= qty;
         sold += qty;
       }
-      expect(outcomes[index]).toEqual({ success: fits, remaining });
+      expect(outcomes[index]).toMatchObject({ success: fits, remaining });
     });
     expect(remaining).toBeGreaterThanOrEqual(0);
     expect(await actor.available()).toBe(remaining);
@@ -77,6 +92,18 @@ describe('StockActor', () => {
     expect(outcomes.filter((o) => o.success).length).toBeGreaterThan(0);
     expect(outcomes.filter((o) => !o.success).length).toBeGreaterThan(0);
     expect(actor.stats().mailboxDepth).toBe(0);
+
+    // Ticket numbers: every ticket from 1 to sold is taken exactly once, by exactly one reservation.
+    const taken = outcomes.flatMap((o) => (o.tickets ? [[o.tickets.first, o.tickets.last] as const] : []));
+    taken.sort((a, b) => a[0] - b[0]);
+    let next = 1;
+    for (const [first, last] of taken) {
+      expect(first).toBe(next);
+      next = last + 1;
+    }
+    expect(next - 1).toBe(sold);
+    const ids = outcomes.flatMap((o) => (o.reservationId ? [o.reservationId] : []));
+    expect(new Set(ids).size).toBe(outcomes.filter((o) => o.success).length);
   });
 
   it('groups messages that arrive during a commit into the next batch', async () => {
@@ -138,14 +165,14 @@ describe('StockActor', () => {
     expect(actor.snapshot()).toEqual({ remaining: 10, sold: 0 });
 
     // The next batch commits normally.
-    await expect(actor.reserve(4)).resolves.toEqual({ success: true, remaining: 6 });
+    await expect(actor.reserve(4)).resolves.toMatchObject({ success: true, remaining: 6 });
   });
 
   it('never takes stock for a reservation that does not fit', async () => {
     const actor = await StockActor.start(new MemoryStockStore(), seed(3));
-    await expect(actor.reserve(4)).resolves.toEqual({ success: false, remaining: 3 });
-    await expect(actor.reserve(3)).resolves.toEqual({ success: true, remaining: 0 });
-    await expect(actor.reserve(1)).resolves.toEqual({ success: false, remaining: 0 });
+    await expect(actor.reserve(4)).resolves.toMatchObject({ success: false, remaining: 3 });
+    await expect(actor.reserve(3)).resolves.toMatchObject({ success: true, remaining: 0 });
+    await expect(actor.reserve(1)).resolves.toMatchObject({ success: false, remaining: 0 });
     expect(actor.snapshot()).toEqual({ remaining: 0, sold: 3 });
   });
 
@@ -157,17 +184,87 @@ describe('StockActor', () => {
         ['gala', 2],
       ]),
     );
-    await expect(actor.reserve(2, 'gala')).resolves.toEqual({ success: true, remaining: 0 });
+    await expect(actor.reserve(2, { inventoryId: 'gala' })).resolves.toMatchObject({ success: true, remaining: 0 });
     await expect(actor.available()).resolves.toBe(5);
-    await expect(actor.reserve(1, 'nope')).rejects.toBeInstanceOf(UnknownInventoryError);
+    await expect(actor.reserve(1, { inventoryId: 'nope' })).rejects.toBeInstanceOf(UnknownInventoryError);
   });
 
   it('answers what is queued when closed, then refuses new messages', async () => {
     const actor = await StockActor.start(new RecordingStore(5), seed(10));
     const queued = actor.reserve(4);
     const closing = actor.close();
-    await expect(queued).resolves.toEqual({ success: true, remaining: 6 });
+    await expect(queued).resolves.toMatchObject({ success: true, remaining: 6 });
     await closing;
     await expect(actor.reserve(1)).rejects.toBeInstanceOf(ActorClosedError);
+  });
+
+  describe('idempotency keys', () => {
+    it('replays the first decision for a repeated key and takes nothing more', async () => {
+      const store = new RecordingStore();
+      const actor = await StockActor.start(store, seed(10));
+      const first = await actor.reserve(3, { idempotencyKey: 'k1' });
+      const again = await actor.reserve(3, { idempotencyKey: 'k1' });
+
+      expect(first).toMatchObject({ success: true, remaining: 7, tickets: { first: 1, last: 3 }, replayed: false });
+      expect(again).toEqual({ ...first, replayed: true });
+      expect(actor.snapshot()).toEqual({ remaining: 7, sold: 3 });
+      // The key went into the same commit as the reservation it belongs to.
+      expect(store.batches).toHaveLength(1);
+      expect(store.batches[0]?.map((e) => e.type)).toEqual(['reserved', 'key']);
+    });
+
+    it('replays an insufficient answer too, even once stock would fit', async () => {
+      const actor = await StockActor.start(new MemoryStockStore(), seed(2));
+      await expect(actor.reserve(3, { idempotencyKey: 'big' })).resolves.toMatchObject({ success: false, remaining: 2 });
+      await expect(actor.reserve(1)).resolves.toMatchObject({ success: true, remaining: 1 });
+      await expect(actor.reserve(3, { idempotencyKey: 'big' })).resolves.toEqual({
+        success: false,
+        remaining: 2,
+        replayed: true,
+      });
+    });
+
+    it('refuses a key reused with another qty, and a key repeated within one batch', async () => {
+      const actor = await StockActor.start(new MemoryStockStore(), seed(10));
+      await actor.reserve(1, { idempotencyKey: 'k' });
+      await expect(actor.reserve(2, { idempotencyKey: 'k' })).rejects.toBeInstanceOf(IdempotencyKeyReusedError);
+
+      const [a, b] = await Promise.allSettled([
+        actor.reserve(1, { idempotencyKey: 'twice' }),
+        actor.reserve(1, { idempotencyKey: 'twice' }),
+      ]);
+      expect(a).toMatchObject({ status: 'fulfilled', value: { success: true, replayed: false } });
+      expect(b).toMatchObject({ status: 'rejected', reason: expect.any(IdempotencyKeyInFlightError) });
+      expect(actor.snapshot()).toEqual({ remaining: 8, sold: 2 });
+    });
+
+    it('forgets a key after its TTL and the oldest keys beyond the cap', async () => {
+      let now = 1_000_000;
+      const actor = await StockActor.start(new MemoryStockStore(), seed(100), {
+        idempotencyTtlMs: 1_000,
+        maxKeys: 3,
+        now: () => now,
+      });
+      await actor.reserve(1, { idempotencyKey: 'old' });
+      now += 1_001;
+      await expect(actor.reserve(1, { idempotencyKey: 'old' })).resolves.toMatchObject({ replayed: false, remaining: 98 });
+
+      for (const key of ['a', 'b', 'c', 'd']) await actor.reserve(1, { idempotencyKey: key });
+      expect(actor.stats().idempotencyKeys).toBe(3);
+      await expect(actor.reserve(1, { idempotencyKey: 'd' })).resolves.toMatchObject({ replayed: true });
+      await expect(actor.reserve(1, { idempotencyKey: 'a' })).resolves.toMatchObject({ replayed: false });
+    });
+
+    it('records no key when the commit fails, so a retry is decided afresh', async () => {
+      const store = new RecordingStore();
+      const actor = await StockActor.start(store, seed(5));
+      store.failNext = true;
+      await expect(actor.reserve(2, { idempotencyKey: 'retry-me' })).rejects.toBeInstanceOf(StoreUnavailableError);
+      await expect(actor.reserve(2, { idempotencyKey: 'retry-me' })).resolves.toMatchObject({
+        success: true,
+        remaining: 3,
+        replayed: false,
+      });
+    });
   });
 });

@@ -1,10 +1,52 @@
-import { DEFAULT_INVENTORY, type StockEvent, type StockLevel, type StockStore } from './stock-store.ts';
+import {
+  DEFAULT_INVENTORY,
+  pruneKeys,
+  type IdempotencyRecord,
+  type ReserveOutcome,
+  type StockEvent,
+  type StockLevel,
+  type StockState,
+  type StockStore,
+} from './stock-store.ts';
 
-/** The answer to a reserve message. */
-export interface ReserveOutcome {
-  success: boolean;
-  /** Stock left after this decision (unchanged when it did not fit). */
-  remaining: number;
+export type { ReserveOutcome } from './stock-store.ts';
+
+/** A reserve's answer, and whether it is the replay of an earlier one with the same idempotency key. */
+export type ReserveResult = ReserveOutcome & { replayed: boolean };
+
+export interface ReserveOptions {
+  inventoryId?: string;
+  /**
+   * Makes the reserve idempotent: the first decision for a key is recorded in
+   * the same commit as the reservation, and every later reserve with the key
+   * and the same qty gets that decision back instead of a new one.
+   */
+  idempotencyKey?: string;
+}
+
+export interface StockActorOptions {
+  /** How long an idempotency key is remembered. Default 24 h. */
+  idempotencyTtlMs?: number;
+  /** How many keys are remembered at most; the oldest go first. Default 1,000,000. */
+  maxKeys?: number;
+  /** The clock keys expire by (ms since the epoch); tests pass their own. */
+  now?: () => number;
+}
+
+/** The same idempotency key came with a different request. */
+export class IdempotencyKeyReusedError extends Error {
+  constructor() {
+    super('This Idempotency-Key was already used with a different request');
+    this.name = 'IdempotencyKeyReusedError';
+  }
+}
+
+/** A request with this idempotency key is still being decided. */
+export class IdempotencyKeyInFlightError extends Error {
+  constructor() {
+    super('A request with this Idempotency-Key is still being processed');
+    this.name = 'IdempotencyKeyInFlightError';
+  }
 }
 
 /** The actor no longer takes messages: it is shutting down. */
@@ -32,7 +74,7 @@ export class UnknownInventoryError extends Error {
 }
 
 type Message =
-  | { kind: 'reserve'; inventoryId: string; qty: number; settle: Settle<ReserveOutcome> }
+  | { kind: 'reserve'; inventoryId: string; qty: number; key: string | undefined; settle: Settle<ReserveResult> }
   | { kind: 'available'; inventoryId: string; settle: Settle<number> };
 
 interface Settle<T> {
@@ -61,7 +103,10 @@ type Answer = () => void;
  * await actor.available(); // 7
  */
 export class StockActor {
-  #state: Map<string, StockLevel>;
+  #state: StockState;
+  readonly #ttlMs: number;
+  readonly #maxKeys: number;
+  readonly #now: () => number;
   #mailbox: Message[] = [];
   #draining = false;
   #closed = false;
@@ -71,19 +116,36 @@ export class StockActor {
 
   private constructor(
     private readonly store: StockStore,
-    state: Map<string, StockLevel>,
+    state: StockState,
+    options: StockActorOptions,
   ) {
     this.#state = state;
+    this.#ttlMs = options.idempotencyTtlMs ?? 24 * 60 * 60 * 1000;
+    this.#maxKeys = options.maxKeys ?? 1_000_000;
+    this.#now = options.now ?? Date.now;
   }
 
   /** Opens the store and starts an actor on what it holds. */
-  static async start(store: StockStore, seed: ReadonlyMap<string, number>): Promise<StockActor> {
-    return new StockActor(store, await store.open(seed));
+  static async start(
+    store: StockStore,
+    seed: ReadonlyMap<string, number>,
+    options: StockActorOptions = {},
+  ): Promise<StockActor> {
+    const now = (options.now ?? Date.now)();
+    return new StockActor(store, await store.open(seed, now), options);
   }
 
   /** Takes `qty` tickets if they are all there; otherwise takes nothing. */
-  reserve(qty: number, inventoryId: string = DEFAULT_INVENTORY): Promise<ReserveOutcome> {
-    return new Promise((resolve, reject) => this.#post({ kind: 'reserve', inventoryId, qty, settle: { resolve, reject } }));
+  reserve(qty: number, options: ReserveOptions = {}): Promise<ReserveResult> {
+    return new Promise((resolve, reject) =>
+      this.#post({
+        kind: 'reserve',
+        inventoryId: options.inventoryId ?? DEFAULT_INVENTORY,
+        qty,
+        key: options.idempotencyKey,
+        settle: { resolve, reject },
+      }),
+    );
   }
 
   /** Tickets left, as of every decision made before this call. */
@@ -93,13 +155,17 @@ export class StockActor {
 
   /** The committed level of an inventory, read without queueing (for health reports). */
   snapshot(inventoryId: string = DEFAULT_INVENTORY): StockLevel | undefined {
-    const level = this.#state.get(inventoryId);
+    const level = this.#state.levels.get(inventoryId);
     return level && { ...level };
   }
 
-  /** Messages waiting for the next batch and the size of the last batch decided. */
-  stats(): { mailboxDepth: number; lastBatchSize: number } {
-    return { mailboxDepth: this.#mailbox.length, lastBatchSize: this.#lastBatchSize };
+  /** Messages waiting for the next batch, the size of the last batch decided, idempotency keys held. */
+  stats(): { mailboxDepth: number; lastBatchSize: number; idempotencyKeys: number } {
+    return {
+      mailboxDepth: this.#mailbox.length,
+      lastBatchSize: this.#lastBatchSize,
+      idempotencyKeys: this.#state.keys.size,
+    };
   }
 
   get storeKind(): string {
@@ -107,6 +173,12 @@ export class StockActor {
   }
 
   storeHealth() {
+    return this.store.health();
+  }
+
+  /** The store's health after it has had a chance to repair itself (readiness calls this). */
+  async checkStore() {
+    await this.store.checkWritable?.();
     return this.store.health();
   }
 
@@ -143,8 +215,10 @@ export class StockActor {
   }
 
   async #process(batch: Message[]): Promise<void> {
-    const working = new Map<string, StockLevel>();
-    const levelOf = (id: string) => working.get(id) ?? this.#state.get(id);
+    const now = this.#now();
+    const levels = new Map<string, StockLevel>();
+    const keys = new Map<string, IdempotencyRecord>();
+    const levelOf = (id: string) => levels.get(id) ?? this.#state.levels.get(id);
     const events: StockEvent[] = [];
     const answers: Answer[] = [];
     const rejections: Array<(reason: unknown) => void> = [];
@@ -160,16 +234,46 @@ export class StockActor {
         answers.push(() => message.settle.resolve(remaining));
         continue;
       }
+
+      const fingerprint = `${message.inventoryId}:${message.qty}`;
+      if (message.key !== undefined) {
+        if (keys.has(message.key)) {
+          message.settle.reject(new IdempotencyKeyInFlightError());
+          continue;
+        }
+        const known = this.#state.keys.get(message.key);
+        if (known !== undefined && known.expiresAt > now) {
+          if (known.fingerprint === fingerprint) message.settle.resolve({ ...known.outcome, replayed: true });
+          else message.settle.reject(new IdempotencyKeyReusedError());
+          continue;
+        }
+      }
+
       rejections.push(message.settle.reject);
+      let outcome: ReserveOutcome;
       if (message.qty <= level.remaining) {
         const next = { remaining: level.remaining - message.qty, sold: level.sold + message.qty };
-        working.set(message.inventoryId, next);
-        events.push({ type: 'reserved', inventoryId: message.inventoryId, qty: message.qty, level: next });
-        answers.push(() => message.settle.resolve({ success: true, remaining: next.remaining }));
+        const tickets = { first: level.sold + 1, last: level.sold + message.qty };
+        outcome = { success: true, remaining: next.remaining, reservationId: crypto.randomUUID(), tickets };
+        levels.set(message.inventoryId, next);
+        events.push({
+          type: 'reserved',
+          inventoryId: message.inventoryId,
+          qty: message.qty,
+          reservationId: outcome.reservationId as string,
+          tickets,
+          level: next,
+        });
       } else {
-        const remaining = level.remaining;
-        answers.push(() => message.settle.resolve({ success: false, remaining }));
+        outcome = { success: false, remaining: level.remaining };
       }
+      if (message.key !== undefined) {
+        const record = { key: message.key, fingerprint, outcome, expiresAt: now + this.#ttlMs };
+        keys.set(message.key, record);
+        events.push({ type: 'key', record });
+      }
+      const answer = outcome;
+      answers.push(() => message.settle.resolve({ ...answer, replayed: false }));
     }
 
     if (events.length > 0) {
@@ -181,14 +285,19 @@ export class StockActor {
         for (const reject of rejections) reject(failure);
         for (const message of batch) {
           if (message.kind === 'available') {
-            const level = this.#state.get(message.inventoryId);
+            const level = this.#state.levels.get(message.inventoryId);
             if (level) message.settle.resolve(level.remaining);
           }
         }
         return;
       }
-      for (const [id, level] of working) this.#state.set(id, level);
+      for (const [id, level] of levels) this.#state.levels.set(id, level);
+      for (const [key, record] of keys) {
+        this.#state.keys.delete(key);
+        this.#state.keys.set(key, record);
+      }
     }
+    pruneKeys(this.#state.keys, now, this.#maxKeys);
     for (const answer of answers) answer();
   }
 }

@@ -2,21 +2,61 @@
 export const DEFAULT_INVENTORY = 'default';
 
 /** What is known of one inventory: `sold + remaining` is its initial stock, forever. */
-export interface StockLevel {
+export type StockLevel = {
   remaining: number;
   sold: number;
-}
+};
 
-/** A decided change of stock, handed to the store to make durable before anyone hears of it. */
-export interface StockReserved {
+/** The tickets one reservation took: numbers `first` to `last`, both included. */
+export type TicketRange = {
+  first: number;
+  last: number;
+};
+
+/** The answer to a reserve message, as first given and as replayed for a repeated idempotency key. */
+export type ReserveOutcome = {
+  success: boolean;
+  /** Stock left after this decision (unchanged when it did not fit). */
+  remaining: number;
+  /** Set when success: the id of the reservation (the purchase id, seen from the ticket service). */
+  reservationId?: string;
+  /** Set when success: the ticket numbers taken, from the inventory's sale sequence. */
+  tickets?: TicketRange;
+};
+
+/** An idempotency key and the outcome it must replay until `expiresAt` (ms since the epoch). */
+export type IdempotencyRecord = {
+  key: string;
+  /** What the request asked for (inventory and qty); the same key with another fingerprint is refused. */
+  fingerprint: string;
+  outcome: ReserveOutcome;
+  expiresAt: number;
+};
+
+/** A decided reservation. `level` is the inventory's level after it. */
+export type StockReserved = {
   type: 'reserved';
   inventoryId: string;
   qty: number;
-  /** The stock level after this reservation. */
+  reservationId: string;
+  tickets: TicketRange;
   level: StockLevel;
-}
+};
 
-export type StockEvent = StockReserved;
+/** An idempotency key recorded with the outcome of the request it came with. */
+export type KeyRecorded = {
+  type: 'key';
+  record: IdempotencyRecord;
+};
+
+export type StockEvent = StockReserved | KeyRecorded;
+
+/** Everything the actor decides from: stock levels and the idempotency keys still live. */
+export type StockState = {
+  levels: Map<string, StockLevel>;
+  /** In insertion order, which is also expiry order (one TTL for all). */
+  keys: Map<string, IdempotencyRecord>;
+};
 
 /** What a store tells health checks about itself. */
 export type StoreHealth = {
@@ -26,6 +66,10 @@ export type StoreHealth = {
   writable: boolean;
   /** Milliseconds since the last successful commit, or null before the first one. */
   lastCommitAgeMs: number | null;
+  /** Where the store keeps its data, when it has a place (the file store's DATA_DIR). */
+  location?: string;
+  /** Why the store is not writable, when it is not. */
+  error?: string;
 };
 
 /**
@@ -38,15 +82,54 @@ export type StoreHealth = {
 export interface StockStore {
   readonly kind: string;
   /**
-   * Loads the stock to start from. Inventories the store has never seen are
+   * Loads the state to start from. Inventories the store has never seen are
    * seeded from `seed` (inventory id → initial stock); known ones keep what
-   * the store recorded.
+   * the store recorded. Keys that expired before `now` are left out.
    */
-  open(seed: ReadonlyMap<string, number>): Promise<Map<string, StockLevel>>;
+  open(seed: ReadonlyMap<string, number>, now: number): Promise<StockState>;
   /** Records a batch of decided events, in order, as one unit. */
   commit(events: readonly StockEvent[]): Promise<void>;
   health(): StoreHealth;
+  /**
+   * Re-checks a store that failed to write (repairing what it can), so that
+   * readiness recovers without waiting for traffic. Stores that cannot fail
+   * to write leave it out.
+   */
+  checkWritable?(): Promise<boolean>;
   close(): Promise<void>;
+}
+
+/**
+ * Applies one event to a state, in place. Stores that rebuild state from a
+ * journal use this, so that replay and the actor can never disagree.
+ */
+export function applyEvent(state: StockState, event: StockEvent): void {
+  if (event.type === 'reserved') {
+    state.levels.set(event.inventoryId, { ...event.level });
+  } else {
+    state.keys.delete(event.record.key);
+    state.keys.set(event.record.key, event.record);
+  }
+}
+
+/**
+ * Drops keys that expired before `now`, then the oldest keys beyond `maxKeys`.
+ * Keys are kept in insertion order, which with one TTL is expiry order, so
+ * this only ever looks at the front of the map.
+ */
+export function pruneKeys(keys: Map<string, IdempotencyRecord>, now: number, maxKeys: number): void {
+  for (const [key, record] of keys) {
+    if (record.expiresAt > now && keys.size <= maxKeys) break;
+    keys.delete(key);
+  }
+}
+
+/** A fresh state seeded from `seed`: every inventory full, nothing sold, no keys. */
+export function seededState(seed: ReadonlyMap<string, number>): StockState {
+  return {
+    levels: new Map([...seed].map(([id, initial]) => [id, { remaining: initial, sold: 0 }])),
+    keys: new Map(),
+  };
 }
 
 /**
@@ -60,8 +143,8 @@ export class MemoryStockStore implements StockStore {
   readonly kind = 'memory';
   #lastCommitAt: number | null = null;
 
-  async open(seed: ReadonlyMap<string, number>): Promise<Map<string, StockLevel>> {
-    return new Map([...seed].map(([id, initial]) => [id, { remaining: initial, sold: 0 }]));
+  async open(seed: ReadonlyMap<string, number>): Promise<StockState> {
+    return seededState(seed);
   }
 
   async commit(): Promise<void> {

@@ -1,4 +1,5 @@
 import { createRouter } from '../lib/create-router.ts';
+import { IDEMPOTENT_REPLAYED_HEADER, InFlightKeys } from '../lib/idempotency.ts';
 import { INSUFFICIENT_INVENTORY } from '../ticket/ticket-service.ts';
 import type { StockActor } from './stock-actor.ts';
 import { availableRoute, reserveRoute } from './vacancy.routes.ts';
@@ -16,17 +17,24 @@ export interface VacancyRouterOptions {
  */
 export function createVacancyRouter({ actor, bodyLimitBytes }: VacancyRouterOptions) {
   const router = createRouter();
+  const inFlight = new InFlightKeys();
 
   router.openapi(availableRoute, async (c) => c.json({ qty: await actor.available() }, 200));
 
   router.openapi(reserveRoute(bodyLimitBytes), async (c) => {
     const { qty } = c.req.valid('json');
-    const outcome = await actor.reserve(qty);
+    const key = c.req.valid('header')['idempotency-key'];
+    // Reserve keys live apart from the purchase keys the monolith records in the same actor.
+    const result = await inFlight.run(key, () =>
+      actor.reserve(qty, { idempotencyKey: key === undefined ? undefined : `reserve:${key}` }),
+    );
+    if (result.replayed) c.header(IDEMPOTENT_REPLAYED_HEADER, 'true');
     return c.json(
       {
-        success: outcome.success,
-        remaining: outcome.remaining,
-        message: outcome.success ? `Reserved ${qty} ticket${qty === 1 ? '' : 's'}` : INSUFFICIENT_INVENTORY,
+        success: result.success,
+        remaining: result.remaining,
+        message: result.success ? `Reserved ${qty} ticket${qty === 1 ? '' : 's'}` : INSUFFICIENT_INVENTORY,
+        ...(result.success ? { reservationId: result.reservationId, tickets: result.tickets } : {}),
       },
       200,
     );

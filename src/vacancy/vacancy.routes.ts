@@ -2,6 +2,8 @@ import { createRoute } from '@hono/zod-openapi';
 import { jsonBody } from '../lib/json-body.ts';
 import {
   AvailableResponseSchema,
+  IdempotencyHeadersSchema,
+  idempotentOk,
   problemResponses,
   qtyBodyProblems,
   qtyRequestBody,
@@ -28,12 +30,9 @@ export const reserveRoute = (bodyLimitBytes: number) =>
     description:
       'Takes qty tickets if all of them are left, else nothing. Not enough stock is a 200 with success false.',
     middleware: jsonBody(bodyLimitBytes),
-    request: { body: qtyRequestBody },
+    request: { headers: IdempotencyHeadersSchema, body: qtyRequestBody },
     responses: {
-      200: {
-        description: 'The decision, made durable before it is answered',
-        content: { 'application/json': { schema: ReserveResponseSchema } },
-      },
+      200: idempotentOk('The decision, made durable before it is answered', ReserveResponseSchema),
       ...qtyBodyProblems,
     },
   });

@@ -1,0 +1,697 @@
+import { mkdir, open, readFile, rename, statfs, unlink, type FileHandle } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { crc32 } from 'node:zlib';
+import {
+  applyEvent,
+  pruneKeys,
+  type IdempotencyRecord,
+  type StockEvent,
+  type StockLevel,
+  type StockState,
+  type StockStore,
+  type StoreHealth,
+} from '../vacancy/stock-store.ts';
+
+/** Where the store reports what it repaired or noticed; pino's logger fits. */
+export interface StoreLogger {
+  warn(obj: object, msg?: string): void;
+  info(obj: object, msg?: string): void;
+}
+
+export interface FileStockStoreOptions {
+  /** The directory that holds LOCK, journal.log and snapshot.json. Created if missing. */
+  dataDir: string;
+  /** Committed batches between two snapshots (each snapshot empties the journal). Default 10,000. */
+  snapshotEvery?: number;
+  /** At most this many idempotency keys are kept in a snapshot (oldest go first). Default 1,000,000. */
+  maxKeys?: number;
+  logger?: StoreLogger;
+}
+
+const LOCK_FILE = 'LOCK';
+const JOURNAL_FILE = 'journal.log';
+const SNAPSHOT_FILE = 'snapshot.json';
+const SNAPSHOT_TMP_FILE = 'snapshot.json.tmp';
+const SNAPSHOT_VERSION = 1;
+const NEWLINE = 0x0a;
+/** The crc trailer that closes every snapshot: `,"crc":"xxxxxxxx"}`. */
+const SNAPSHOT_TRAILER = /,"crc":"([0-9a-f]{8})"\}\n?$/;
+/** After ENOSPC, readiness comes back only once the file system has at least this much room. */
+const MIN_FREE_BYTES_AFTER_ENOSPC = 1024 * 1024;
+
+/** Data directories this process holds open: the pid in LOCK cannot tell two stores of one process apart. */
+const openInThisProcess = new Set<string>();
+
+const consoleLogger: StoreLogger = {
+  warn: (obj, msg) => console.warn(msg ?? '', obj),
+  info: (obj, msg) => console.info(msg ?? '', obj),
+};
+
+/** The journal and snapshot checksum: zlib's CRC-32 as 8 lowercase hex digits. */
+function crcHex(data: string | Uint8Array): string {
+  return crc32(data).toString(16).padStart(8, '0');
+}
+
+function errorCode(error: unknown): string | undefined {
+  const code = (error as { code?: unknown } | null)?.code;
+  return typeof code === 'string' ? code : undefined;
+}
+
+function describeError(error: unknown): string {
+  const message = error instanceof Error ? error.message : String(error);
+  const code = errorCode(error);
+  return code && !message.includes(code) ? `${code}: ${message}` : message;
+}
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+function isCount(value: unknown): value is number {
+  return typeof value === 'number' && Number.isSafeInteger(value) && value >= 0;
+}
+
+function isLevel(value: unknown): value is StockLevel {
+  return isObject(value) && isCount(value.remaining) && isCount(value.sold);
+}
+
+function isIdempotencyRecord(value: unknown): value is IdempotencyRecord {
+  return (
+    isObject(value) &&
+    typeof value.key === 'string' &&
+    typeof value.fingerprint === 'string' &&
+    typeof value.expiresAt === 'number' &&
+    isObject(value.outcome) &&
+    typeof value.outcome.success === 'boolean' &&
+    typeof value.outcome.remaining === 'number'
+  );
+}
+
+function isEvent(value: unknown): value is StockEvent {
+  if (!isObject(value)) return false;
+  if (value.type === 'reserved') {
+    return typeof value.inventoryId === 'string' && isCount(value.qty) && isLevel(value.level);
+  }
+  return value.type === 'key' && isIdempotencyRecord(value.record);
+}
+
+type JournalRecord = { seq: number; events: StockEvent[] };
+
+/** Parses one journal line (without its newline): `<crc32 hex> <json>`. Returns why it is bad, if it is. */
+function parseRecord(line: Buffer): JournalRecord | string {
+  if (line.length < 10 || line[8] !== 0x20) return 'not of the form "<crc32> <json>"';
+  const crcText = line.toString('latin1', 0, 8);
+  if (!/^[0-9a-f]{8}$/.test(crcText)) return 'the checksum is not 8 lowercase hex digits';
+  const json = line.subarray(9);
+  if (crcHex(json) !== crcText) return 'checksum mismatch';
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(json.toString('utf8'));
+  } catch {
+    return 'checksum matches but the JSON does not parse';
+  }
+  if (!isObject(parsed) || !Number.isSafeInteger(parsed.seq) || (parsed.seq as number) < 1) return 'no valid seq';
+  if (!Array.isArray(parsed.events) || parsed.events.length === 0 || !parsed.events.every(isEvent)) {
+    return 'events are missing or malformed';
+  }
+  return { seq: parsed.seq as number, events: parsed.events as StockEvent[] };
+}
+
+/** Makes a rename or a new file in `dir` durable. Platforms that cannot sync a directory are let off. */
+async function syncDirectory(dir: string): Promise<void> {
+  let handle: FileHandle | undefined;
+  try {
+    handle = await open(dir, 'r');
+    await handle.sync();
+  } catch (error) {
+    const code = errorCode(error);
+    if (code === 'EISDIR' || code === 'EINVAL' || (code === 'EPERM' && process.platform === 'win32')) return;
+    throw error;
+  } finally {
+    await handle?.close();
+  }
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    // EPERM: the process exists but belongs to someone else.
+    return errorCode(error) === 'EPERM';
+  }
+}
+
+function cloneState(state: StockState): StockState {
+  return structuredClone(state);
+}
+
+/**
+ * The durable default store: an append-only journal, one checksummed line per
+ * committed batch, made durable with one write and one fdatasync, plus a
+ * snapshot every `snapshotEvery` batches that lets the journal start over.
+ *
+ * On disk, in `dataDir`:
+ * - `LOCK`: the pid of the one process that writes here.
+ * - `journal.log`: lines `<crc32 of json, 8 lowercase hex> {"seq":n,"events":[...]}\n`,
+ *   seq going up by one per batch, across restarts and snapshots.
+ * - `snapshot.json`: `{"version":1,"seq":n,"levels":{...},"keys":[...],"crc":"xxxxxxxx"}` where
+ *   crc is the CRC-32 of the same text without its `,"crc":"xxxxxxxx"` member; it holds every
+ *   batch up to and including seq. Replaced atomically (write tmp, fsync, rename, fsync dir).
+ *
+ * Recovery reads the snapshot, replays journal records past its seq, drops a
+ * torn last record (a crash mid-write) and refuses anything else that looks
+ * damaged rather than guess at the stock.
+ *
+ * @example
+ * const store = new FileStockStore({ dataDir: './data', logger });
+ * const actor = await StockActor.start(store, new Map([['default', 100]]));
+ */
+export class FileStockStore implements StockStore {
+  readonly kind = 'file';
+  readonly durable = true;
+
+  readonly #dataDir: string;
+  readonly #lockPath: string;
+  readonly #journalPath: string;
+  readonly #snapshotPath: string;
+  readonly #snapshotTmpPath: string;
+  readonly #snapshotEvery: number;
+  readonly #maxKeys: number;
+  readonly #logger: StoreLogger;
+
+  #journal: FileHandle | undefined;
+  #state: 'new' | 'opening' | 'open' | 'closed' = 'new';
+  /** What every committed batch added up to: the source of the next snapshot. */
+  #mirror: StockState = { levels: new Map(), keys: new Map() };
+  /** The seq of the last committed batch. */
+  #seq = 0;
+  /** The journal's length up to the end of its last committed record. */
+  #goodSize = 0;
+  /** True when the journal may hold bytes past #goodSize that must go before the next write. */
+  #needsRepair = false;
+  /** Why the last attempt to write failed; null once a write or repair succeeds. */
+  #failure: { message: string; code: string | undefined } | null = null;
+  #batchesSinceSnapshot = 0;
+  #lastCommitAt: number | null = null;
+  /** File operations run one at a time (commit, readiness checks, close). */
+  #queue: Promise<unknown> = Promise.resolve();
+
+  constructor(options: FileStockStoreOptions) {
+    this.#dataDir = resolve(options.dataDir);
+    this.#lockPath = join(this.#dataDir, LOCK_FILE);
+    this.#journalPath = join(this.#dataDir, JOURNAL_FILE);
+    this.#snapshotPath = join(this.#dataDir, SNAPSHOT_FILE);
+    this.#snapshotTmpPath = join(this.#dataDir, SNAPSHOT_TMP_FILE);
+    this.#snapshotEvery = options.snapshotEvery ?? 10_000;
+    this.#maxKeys = options.maxKeys ?? 1_000_000;
+    this.#logger = options.logger ?? consoleLogger;
+    if (!Number.isSafeInteger(this.#snapshotEvery) || this.#snapshotEvery < 1) {
+      throw new RangeError(`snapshotEvery must be a positive integer, got ${options.snapshotEvery}`);
+    }
+    if (!Number.isSafeInteger(this.#maxKeys) || this.#maxKeys < 0) {
+      throw new RangeError(`maxKeys must be a non-negative integer, got ${options.maxKeys}`);
+    }
+  }
+
+  async open(seed: ReadonlyMap<string, number>, now: number = Date.now()): Promise<StockState> {
+    if (this.#state !== 'new') throw new Error(`FileStockStore for ${this.#dataDir} was already opened`);
+    this.#state = 'opening';
+    await mkdir(this.#dataDir, { recursive: true });
+    await this.#takeLock();
+    try {
+      const state = await this.#recover(seed, now);
+      this.#state = 'open';
+      return state;
+    } catch (error) {
+      await this.#journal?.close().catch(() => {});
+      this.#journal = undefined;
+      await this.#releaseLock();
+      this.#state = 'closed';
+      throw error;
+    }
+  }
+
+  commit(events: readonly StockEvent[]): Promise<void> {
+    return this.#exclusive(() => this.#commit(events));
+  }
+
+  /**
+   * Whether the journal can take the next batch. After a failed write it retries
+   * the repair (truncate back to the last good record and sync), so readiness can
+   * come back without traffic. Cheap when nothing failed.
+   */
+  checkWritable(): Promise<boolean> {
+    if (this.#state === 'open' && this.#failure === null) return Promise.resolve(true);
+    return this.#exclusive(async () => {
+      if (this.#state !== 'open') return false;
+      if (this.#failure === null) return true;
+      try {
+        if (this.#needsRepair) await this.#repair();
+        if (this.#failure?.code === 'ENOSPC') await this.#ensureFreeSpace();
+        this.#failure = null;
+        return true;
+      } catch (error) {
+        this.#fail(error);
+        return false;
+      }
+    });
+  }
+
+  health(): StoreHealth {
+    const writable = this.#state === 'open' && this.#failure === null;
+    const health: StoreHealth = {
+      kind: this.kind,
+      durable: this.durable,
+      writable,
+      lastCommitAgeMs: this.#lastCommitAt === null ? null : Date.now() - this.#lastCommitAt,
+      location: this.#dataDir,
+    };
+    if (this.#failure) health.error = this.#failure.message;
+    else if (!writable) health.error = this.#state === 'closed' ? 'the store is closed' : 'the store is not open yet';
+    return health;
+  }
+
+  /** Lets commits already handed over finish, then closes the journal and releases the lock. */
+  async close(): Promise<void> {
+    if (this.#state !== 'open') {
+      this.#state = 'closed';
+      return;
+    }
+    await this.#exclusive(async () => {
+      if (this.#state !== 'open') return;
+      this.#state = 'closed';
+      try {
+        await this.#journal?.close();
+      } finally {
+        this.#journal = undefined;
+        await this.#releaseLock();
+      }
+    });
+  }
+
+  /**
+   * Appends one record and makes it durable: one write, one fdatasync. A hook so
+   * tests can stand in for a disk that fails half-way; it must throw if the record
+   * may not be durable.
+   */
+  protected async writeRecord(handle: FileHandle, record: Buffer): Promise<void> {
+    let written = 0;
+    while (written < record.length) {
+      // One write in practice; a short write (disk filling up) continues where it stopped.
+      const { bytesWritten } = await handle.write(record, written, record.length - written);
+      if (bytesWritten <= 0) throw Object.assign(new Error('the journal write made no progress'), { code: 'EIO' });
+      written += bytesWritten;
+    }
+    await handle.datasync();
+  }
+
+  /** Cuts the journal to `size` bytes and makes that durable. A hook for tests, like writeRecord. */
+  protected async truncateJournal(handle: FileHandle, size: number): Promise<void> {
+    await handle.truncate(size);
+    await handle.datasync();
+  }
+
+  // ---- commit path ---------------------------------------------------------------------------
+
+  async #commit(events: readonly StockEvent[]): Promise<void> {
+    if (this.#state !== 'open' || !this.#journal) {
+      throw new Error(`FileStockStore for ${this.#dataDir} is ${this.#state === 'closed' ? 'closed' : 'not open'}`);
+    }
+    if (events.length === 0) return;
+    const journal = this.#journal;
+    const seq = this.#seq + 1;
+    const json = JSON.stringify({ seq, events });
+    const record = Buffer.from(`${crcHex(json)} ${json}\n`, 'utf8');
+    try {
+      if (this.#needsRepair) await this.#repair();
+      this.#needsRepair = true; // until the write is known to be complete and durable
+      await this.writeRecord(journal, record);
+      this.#needsRepair = false;
+    } catch (error) {
+      this.#fail(error);
+      throw error;
+    }
+    this.#goodSize += record.length;
+    this.#seq = seq;
+    for (const event of events) applyEvent(this.#mirror, event);
+    this.#failure = null;
+    this.#lastCommitAt = Date.now();
+    this.#batchesSinceSnapshot += 1;
+    if (this.#batchesSinceSnapshot >= this.#snapshotEvery) await this.#snapshotAfterCommit();
+  }
+
+  /** Removes whatever a failed write left past the last good record. */
+  async #repair(): Promise<void> {
+    if (!this.#journal) throw new Error('the journal is not open');
+    await this.truncateJournal(this.#journal, this.#goodSize);
+    this.#needsRepair = false;
+  }
+
+  async #ensureFreeSpace(): Promise<void> {
+    const stats = await statfs(this.#dataDir);
+    const blocks = process.getuid?.() === 0 ? stats.bfree : stats.bavail;
+    const free = blocks * stats.bsize;
+    if (free < MIN_FREE_BYTES_AFTER_ENOSPC) {
+      throw Object.assign(new Error(`only ${free} bytes free on the file system of ${this.#dataDir}`), { code: 'ENOSPC' });
+    }
+  }
+
+  #fail(error: unknown): void {
+    this.#failure = { message: `${this.#journalPath}: ${describeError(error)}`, code: errorCode(error) };
+  }
+
+  /**
+   * Runs after the batch is durable, so it never makes that batch fail: the
+   * batch is in the journal and will be replayed whatever happens here.
+   */
+  async #snapshotAfterCommit(): Promise<void> {
+    try {
+      await this.#writeSnapshot();
+    } catch (error) {
+      // Try again after another full round of batches; the journal keeps everything meanwhile.
+      this.#batchesSinceSnapshot = 0;
+      this.#logger.warn(
+        { err: describeError(error), dataDir: this.#dataDir, seq: this.#seq },
+        'file store: snapshot failed; the journal still holds every batch',
+      );
+    }
+  }
+
+  /**
+   * Writes snapshot.json for everything up to #seq, then empties the journal.
+   * A crash anywhere in here leaves either the old snapshot and the full
+   * journal, or the new snapshot and a journal whose records it already holds.
+   */
+  async #writeSnapshot(): Promise<void> {
+    pruneKeys(this.#mirror.keys, Date.now(), this.#maxKeys);
+    const body = JSON.stringify({
+      version: SNAPSHOT_VERSION,
+      seq: this.#seq,
+      levels: Object.fromEntries(this.#mirror.levels),
+      keys: [...this.#mirror.keys.values()],
+    });
+    const text = `${body.slice(0, -1)},"crc":"${crcHex(body)}"}\n`;
+
+    const tmp = await open(this.#snapshotTmpPath, 'w');
+    try {
+      await tmp.writeFile(text, 'utf8');
+      await tmp.datasync();
+    } finally {
+      await tmp.close();
+    }
+    await rename(this.#snapshotTmpPath, this.#snapshotPath);
+    await syncDirectory(this.#dataDir);
+
+    // The snapshot is durable: the journal's records are all in it, so it may start over.
+    if (!this.#journal) return;
+    this.#goodSize = 0;
+    this.#needsRepair = true;
+    try {
+      await this.truncateJournal(this.#journal, 0);
+      this.#needsRepair = false;
+    } catch (error) {
+      // The next write truncates to 0 first; until then the store reports itself unwritable.
+      this.#fail(error);
+      throw error;
+    }
+    this.#batchesSinceSnapshot = 0;
+  }
+
+  #exclusive<T>(task: () => Promise<T>): Promise<T> {
+    const run = this.#queue.then(task, task);
+    this.#queue = run.catch(() => {});
+    return run;
+  }
+
+  // ---- lock ----------------------------------------------------------------------------------
+
+  async #takeLock(): Promise<void> {
+    if (openInThisProcess.has(this.#dataDir)) {
+      throw new Error(
+        `This process already has DATA_DIR ${this.#dataDir} open in another file store; two writers can never share a journal.`,
+      );
+    }
+    openInThisProcess.add(this.#dataDir);
+    try {
+      if (await this.#createLock()) return;
+      const holder = await this.#readLockPid();
+      if (holder !== null && holder !== process.pid && isAlive(holder)) {
+        throw new Error(
+          `Another process (pid ${holder}) holds DATA_DIR ${this.#dataDir} (lock file ${this.#lockPath}); two writers can never share a journal. Stop that process or give this one another DATA_DIR.`,
+        );
+      }
+      this.#logger.info(
+        { lock: this.#lockPath, previousPid: holder },
+        holder === process.pid
+          ? 'file store: taking over a lock left with this pid by an earlier run (pid reuse)'
+          : 'file store: taking over a stale lock from a process that is gone',
+      );
+      await unlink(this.#lockPath).catch((error: unknown) => {
+        if (errorCode(error) !== 'ENOENT') throw error;
+      });
+      if (!(await this.#createLock())) {
+        const now = await this.#readLockPid();
+        throw new Error(
+          `Another process (pid ${now ?? 'unknown'}) took DATA_DIR ${this.#dataDir} (lock file ${this.#lockPath}) while this one was starting; two writers can never share a journal.`,
+        );
+      }
+    } catch (error) {
+      openInThisProcess.delete(this.#dataDir);
+      throw error;
+    }
+  }
+
+  /** Creates LOCK with this pid; false if it already exists. */
+  async #createLock(): Promise<boolean> {
+    let handle: FileHandle;
+    try {
+      handle = await open(this.#lockPath, 'wx');
+    } catch (error) {
+      if (errorCode(error) === 'EEXIST') return false;
+      throw error;
+    }
+    try {
+      await handle.writeFile(`${process.pid}\n`, 'utf8');
+    } finally {
+      await handle.close();
+    }
+    return true;
+  }
+
+  /** The pid in LOCK, or null if it holds none (a starter killed between create and write). */
+  async #readLockPid(): Promise<number | null> {
+    for (let attempt = 0; attempt < 2; attempt++) {
+      let text: string;
+      try {
+        text = await readFile(this.#lockPath, 'utf8');
+      } catch (error) {
+        if (errorCode(error) === 'ENOENT') return null;
+        throw error;
+      }
+      if (/^\s*\d+\s*$/.test(text)) {
+        const pid = Number(text.trim());
+        return pid > 0 && Number.isSafeInteger(pid) ? pid : null;
+      }
+      // Maybe another starter is between creating LOCK and writing its pid: look once more.
+      await new Promise((done) => setTimeout(done, 50));
+    }
+    return null;
+  }
+
+  async #releaseLock(): Promise<void> {
+    try {
+      const holder = await this.#readLockPid();
+      if (holder === process.pid) await unlink(this.#lockPath);
+    } catch (error) {
+      if (errorCode(error) !== 'ENOENT') {
+        this.#logger.warn({ err: describeError(error), lock: this.#lockPath }, 'file store: could not remove the lock');
+      }
+    } finally {
+      openInThisProcess.delete(this.#dataDir);
+    }
+  }
+
+  // ---- recovery ------------------------------------------------------------------------------
+
+  async #recover(seed: ReadonlyMap<string, number>, now: number): Promise<StockState> {
+    await unlink(this.#snapshotTmpPath).then(
+      () => this.#logger.info({ file: this.#snapshotTmpPath }, 'file store: removed an unfinished snapshot'),
+      (error: unknown) => {
+        if (errorCode(error) !== 'ENOENT') throw error;
+      },
+    );
+
+    const snapshot = await this.#readSnapshot();
+    const state: StockState = snapshot?.state ?? { levels: new Map(), keys: new Map() };
+    const snapshotSeq = snapshot?.seq ?? 0;
+
+    let journalBytes: Buffer;
+    try {
+      journalBytes = await readFile(this.#journalPath);
+    } catch (error) {
+      if (errorCode(error) !== 'ENOENT') throw error;
+      journalBytes = Buffer.alloc(0);
+    }
+    const { records, goodEnd } = this.#scanJournal(journalBytes);
+
+    let seq = snapshotSeq;
+    let previous: { seq: number; offset: number; line: number } | null = null;
+    for (const { record, offset, line } of records) {
+      if (previous !== null && record.seq !== previous.seq + 1) {
+        throw this.#corrupt(offset, line, `its seq ${record.seq} does not follow seq ${previous.seq} of the record before it`);
+      }
+      if (previous === null && record.seq > snapshotSeq + 1) {
+        throw this.#corrupt(
+          offset,
+          line,
+          snapshot
+            ? `it starts at seq ${record.seq} but ${this.#snapshotPath} ends at seq ${snapshotSeq}, so batches are missing`
+            : `it starts at seq ${record.seq} but there is no ${this.#snapshotPath} holding the batches before it`,
+        );
+      }
+      previous = { seq: record.seq, offset, line };
+      if (record.seq <= snapshotSeq) continue; // already in the snapshot (a crash before the journal was emptied)
+      for (const event of record.events) applyEvent(state, event);
+      seq = record.seq;
+    }
+
+    const journal = await open(this.#journalPath, 'a');
+    this.#journal = journal;
+    await syncDirectory(this.#dataDir); // journal.log may have just been created
+    let keepBytes = goodEnd;
+    if (goodEnd < journalBytes.length) {
+      this.#logger.warn(
+        { file: this.#journalPath, offset: goodEnd, droppedBytes: journalBytes.length - goodEnd },
+        `file store: dropped a torn last record at byte offset ${goodEnd} (a write cut short by a crash; it was never acknowledged)`,
+      );
+    }
+    if (previous !== null && previous.seq <= snapshotSeq) {
+      // Every record is already in the snapshot (a crash before the journal was emptied): start it over,
+      // so that the next record's seq follows the snapshot's without a gap.
+      this.#logger.info({ file: this.#journalPath, snapshotSeq, lastJournalSeq: previous.seq }, 'file store: emptied a journal the snapshot already holds');
+      keepBytes = 0;
+    }
+    if (keepBytes < journalBytes.length) await this.truncateJournal(journal, keepBytes);
+
+    let added = false;
+    for (const [id, initial] of seed) {
+      if (!state.levels.has(id)) {
+        state.levels.set(id, { remaining: initial, sold: 0 });
+        added = true;
+      }
+    }
+    for (const [key, record] of state.keys) if (record.expiresAt <= now) state.keys.delete(key);
+    pruneKeys(state.keys, now, this.#maxKeys);
+
+    this.#mirror = state;
+    this.#seq = seq;
+    this.#goodSize = keepBytes;
+    this.#batchesSinceSnapshot = keepBytes === 0 ? 0 : records.length;
+    if ((snapshot === null && records.length === 0) || added) {
+      // A new data dir (or new inventories): make the seed itself durable before anything is sold.
+      await this.#writeSnapshot();
+    }
+    this.#logger.info(
+      { dataDir: this.#dataDir, snapshotSeq, seq, replayed: seq - Math.min(seq, snapshotSeq), inventories: state.levels.size, keys: state.keys.size },
+      'file store: recovered',
+    );
+    return cloneState(state);
+  }
+
+  async #readSnapshot(): Promise<{ seq: number; state: StockState } | null> {
+    let text: string;
+    try {
+      text = await readFile(this.#snapshotPath, 'utf8');
+    } catch (error) {
+      if (errorCode(error) === 'ENOENT') return null;
+      throw error;
+    }
+    const damaged = (why: string) =>
+      new Error(
+        `The snapshot ${this.#snapshotPath} is damaged (${why}). The file store refuses to guess at the stock: restore ${SNAPSHOT_FILE} from a backup, or investigate the data directory before starting again.`,
+      );
+    const trailer = SNAPSHOT_TRAILER.exec(text);
+    if (!trailer) throw damaged('it does not end with its crc member');
+    const body = `${text.slice(0, trailer.index)}}`;
+    if (crcHex(body) !== trailer[1]) throw damaged(`checksum mismatch: expected ${trailer[1]}, computed ${crcHex(body)}`);
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(body);
+    } catch (error) {
+      throw damaged(`its checksum matches but it is not valid JSON: ${describeError(error)}`);
+    }
+    if (!isObject(parsed)) throw damaged('it is not a JSON object');
+    if (parsed.version !== SNAPSHOT_VERSION) throw damaged(`unknown version ${JSON.stringify(parsed.version)}`);
+    if (!isCount(parsed.seq)) throw damaged('no valid seq');
+    if (!isObject(parsed.levels)) throw damaged('no levels object');
+    if (!Array.isArray(parsed.keys)) throw damaged('no keys array');
+    const levels = new Map<string, StockLevel>();
+    for (const [id, level] of Object.entries(parsed.levels)) {
+      if (!isLevel(level)) throw damaged(`the level of inventory ${JSON.stringify(id)} is malformed`);
+      levels.set(id, { remaining: level.remaining, sold: level.sold });
+    }
+    const keys = new Map<string, IdempotencyRecord>();
+    for (const record of parsed.keys as unknown[]) {
+      if (!isIdempotencyRecord(record)) throw damaged('an idempotency key record is malformed');
+      keys.set(record.key, record);
+    }
+    return { seq: parsed.seq, state: { levels, keys } };
+  }
+
+  /**
+   * Splits the journal into good records. A bad record at the very end (maybe
+   * followed by NUL bytes) is a write cut short by a crash; anything bad before
+   * the end is corruption, which is refused.
+   */
+  #scanJournal(bytes: Buffer): { records: Array<{ record: JournalRecord; offset: number; line: number }>; goodEnd: number } {
+    const records: Array<{ record: JournalRecord; offset: number; line: number }> = [];
+    let offset = 0;
+    let line = 0;
+    while (offset < bytes.length) {
+      line += 1;
+      const newline = bytes.indexOf(NEWLINE, offset);
+      const parsed = newline === -1 ? 'no trailing newline' : parseRecord(bytes.subarray(offset, newline));
+      if (typeof parsed === 'string') {
+        this.#checkTornTail(bytes, offset, line, parsed);
+        return { records, goodEnd: offset };
+      }
+      records.push({ record: parsed, offset, line });
+      offset = newline + 1;
+    }
+    return { records, goodEnd: offset };
+  }
+
+  /** Throws unless everything from `offset` on is one bad record, possibly padded with NUL bytes. */
+  #checkTornTail(bytes: Buffer, offset: number, line: number, reason: string): void {
+    let end = bytes.length;
+    while (end > offset && bytes[end - 1] === 0) end -= 1;
+    const tail = bytes.subarray(offset, end);
+    const newline = tail.indexOf(NEWLINE);
+    if (newline === -1 || newline === tail.length - 1) return; // one torn record (or only NULs)
+
+    // More lines follow the bad one: find out whether a good record is among them.
+    let next = offset + newline + 1;
+    let nextLine = line + 1;
+    while (next < end) {
+      const nl = bytes.indexOf(NEWLINE, next);
+      if (nl !== -1 && typeof parseRecord(bytes.subarray(next, nl)) !== 'string') {
+        throw this.#corrupt(offset, line, `${reason}, yet a good record follows it at line ${nextLine} (byte offset ${next})`);
+      }
+      if (nl === -1) break;
+      next = nl + 1;
+      nextLine += 1;
+    }
+    throw this.#corrupt(
+      offset,
+      line,
+      `${reason}, and more damaged lines follow it; a crash can only cut short the last record`,
+    );
+  }
+
+  #corrupt(offset: number, line: number, why: string): Error {
+    return new Error(
+      `The journal ${this.#journalPath} is corrupt at byte offset ${offset} (line ${line}): ${why}. The file store refuses to guess at the stock: restore the data directory from a backup or investigate ${this.#journalPath} before starting again.`,
+    );
+  }
+}
