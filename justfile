@@ -15,7 +15,7 @@ dev-micro:
     #!/usr/bin/env bash
     set -euo pipefail
     trap 'kill 0' EXIT
-    ENVIRONMENT=development MODE=vacancy tsx watch src/main.ts &
+    ENVIRONMENT=development MODE=vacancy DATA_DIR="${DATA_DIR:-./data/vacancy}" tsx watch src/main.ts &
     ENVIRONMENT=development MODE=ticket VACANCY_URL="${VACANCY_URL:-http://127.0.0.1:8001}" tsx watch src/main.ts &
     wait
 

@@ -4,7 +4,9 @@
  * drifts from what the service answers fails here.
  */
 import { execFile } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
 import { startService, stopAllServices } from './support/processes.ts';
@@ -65,16 +67,27 @@ async function check(list: Example[], ports: Record<string, number>) {
   }
 }
 
-afterAll(() => stopAllServices());
+const dataDirs: string[] = [];
+/** An empty DATA_DIR, as on a fresh clone, for the default file store. */
+function freshDataDir(): string {
+  const dir = mkdtempSync(join(tmpdir(), 'ticket-system-readme-'));
+  dataDirs.push(dir);
+  return dir;
+}
+
+afterAll(async () => {
+  await stopAllServices();
+  for (const dir of dataDirs) rmSync(dir, { recursive: true, force: true });
+});
 
 describe('README curl examples', () => {
   it('the monolith answers every monolith example as written', async () => {
-    const monolith = await startService({ MODE: 'monolith' });
+    const monolith = await startService({ MODE: 'monolith', STOCK_STORE: 'file', DATA_DIR: freshDataDir() });
     await check(examples('monolith'), { 8000: monolith.port });
   });
 
   it('vacancy and ticket answer every microservices example as written', async () => {
-    const vacancy = await startService({ MODE: 'vacancy' });
+    const vacancy = await startService({ MODE: 'vacancy', STOCK_STORE: 'file', DATA_DIR: freshDataDir() });
     const ticket = await startService({ MODE: 'ticket', VACANCY_URL: `http://127.0.0.1:${vacancy.port}` });
     const list = examples('microservices').map((example) => ({
       ...example,

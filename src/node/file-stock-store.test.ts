@@ -75,8 +75,11 @@ class Seller {
 function keyEvent(key: string, expiresAt: number, remaining = 0): KeyRecorded {
   const record: IdempotencyRecord = {
     key,
-    fingerprint: `default:1`,
-    outcome: { success: true, remaining, reservationId: `res-${key}`, tickets: { first: 1, last: 1 } },
+    inventoryId: 'default',
+    qty: 1,
+    success: true,
+    remaining,
+    firstTicket: 1,
     expiresAt,
   };
   return { type: 'key', record };

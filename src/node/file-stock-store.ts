@@ -79,11 +79,12 @@ function isIdempotencyRecord(value: unknown): value is IdempotencyRecord {
   return (
     isObject(value) &&
     typeof value.key === 'string' &&
-    typeof value.fingerprint === 'string' &&
-    typeof value.expiresAt === 'number' &&
-    isObject(value.outcome) &&
-    typeof value.outcome.success === 'boolean' &&
-    typeof value.outcome.remaining === 'number'
+    typeof value.inventoryId === 'string' &&
+    isCount(value.qty) &&
+    typeof value.success === 'boolean' &&
+    isCount(value.remaining) &&
+    isCount(value.firstTicket) &&
+    typeof value.expiresAt === 'number'
   );
 }
 

@@ -1,6 +1,8 @@
 import {
   DEFAULT_INVENTORY,
+  outcomeOf,
   pruneKeys,
+  reservationIdOf,
   type IdempotencyRecord,
   type ReserveOutcome,
   type StockEvent,
@@ -235,7 +237,6 @@ export class StockActor {
         continue;
       }
 
-      const fingerprint = `${message.inventoryId}:${message.qty}`;
       if (message.key !== undefined) {
         if (keys.has(message.key)) {
           message.settle.reject(new IdempotencyKeyInFlightError());
@@ -243,8 +244,11 @@ export class StockActor {
         }
         const known = this.#state.keys.get(message.key);
         if (known !== undefined && known.expiresAt > now) {
-          if (known.fingerprint === fingerprint) message.settle.resolve({ ...known.outcome, replayed: true });
-          else message.settle.reject(new IdempotencyKeyReusedError());
+          if (known.inventoryId === message.inventoryId && known.qty === message.qty) {
+            message.settle.resolve({ ...outcomeOf(known), replayed: true });
+          } else {
+            message.settle.reject(new IdempotencyKeyReusedError());
+          }
           continue;
         }
       }
@@ -254,21 +258,23 @@ export class StockActor {
       if (message.qty <= level.remaining) {
         const next = { remaining: level.remaining - message.qty, sold: level.sold + message.qty };
         const tickets = { first: level.sold + 1, last: level.sold + message.qty };
-        outcome = { success: true, remaining: next.remaining, reservationId: crypto.randomUUID(), tickets };
+        const reservationId = reservationIdOf(message.inventoryId, tickets.first);
+        outcome = { success: true, remaining: next.remaining, reservationId, tickets };
         levels.set(message.inventoryId, next);
-        events.push({
-          type: 'reserved',
-          inventoryId: message.inventoryId,
-          qty: message.qty,
-          reservationId: outcome.reservationId as string,
-          tickets,
-          level: next,
-        });
+        events.push({ type: 'reserved', inventoryId: message.inventoryId, qty: message.qty, reservationId, tickets, level: next });
       } else {
         outcome = { success: false, remaining: level.remaining };
       }
       if (message.key !== undefined) {
-        const record = { key: message.key, fingerprint, outcome, expiresAt: now + this.#ttlMs };
+        const record: IdempotencyRecord = {
+          key: message.key,
+          inventoryId: message.inventoryId,
+          qty: message.qty,
+          success: outcome.success,
+          remaining: outcome.remaining,
+          firstTicket: outcome.tickets?.first ?? 0,
+          expiresAt: now + this.#ttlMs,
+        };
         keys.set(message.key, record);
         events.push({ type: 'key', record });
       }

@@ -24,14 +24,45 @@ export type ReserveOutcome = {
   tickets?: TicketRange;
 };
 
-/** An idempotency key and the outcome it must replay until `expiresAt` (ms since the epoch). */
+/**
+ * An idempotency key and the decision it must replay until `expiresAt` (ms
+ * since the epoch). Flat and small on purpose: up to IDEMPOTENCY_MAX_KEYS of
+ * these stay in memory, so the outcome is kept as numbers and rebuilt by
+ * {@link outcomeOf} when replayed.
+ */
 export type IdempotencyRecord = {
   key: string;
-  /** What the request asked for (inventory and qty); the same key with another fingerprint is refused. */
-  fingerprint: string;
-  outcome: ReserveOutcome;
+  /** With `qty`, what the request asked for; the same key asking for something else is refused. */
+  inventoryId: string;
+  qty: number;
+  success: boolean;
+  remaining: number;
+  /** The first ticket taken when `success`, else 0. */
+  firstTicket: number;
   expiresAt: number;
 };
+
+/**
+ * The id of the reservation that took tickets `firstTicket`.. of an
+ * inventory. Ticket numbers are never handed out twice, so neither is the id.
+ *
+ * @example
+ * reservationIdOf('default', 42); // 'default-42'
+ */
+export function reservationIdOf(inventoryId: string, firstTicket: number): string {
+  return `${inventoryId}-${firstTicket}`;
+}
+
+/** The outcome a key's record stands for, as first answered. */
+export function outcomeOf(record: IdempotencyRecord): ReserveOutcome {
+  if (!record.success) return { success: false, remaining: record.remaining };
+  return {
+    success: true,
+    remaining: record.remaining,
+    reservationId: reservationIdOf(record.inventoryId, record.firstTicket),
+    tickets: { first: record.firstTicket, last: record.firstTicket + record.qty - 1 },
+  };
+}
 
 /** A decided reservation. `level` is the inventory's level after it. */
 export type StockReserved = {
