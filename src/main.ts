@@ -99,8 +99,12 @@ async function main(): Promise<void> {
       server.closeAllConnections();
     }, config.SHUTDOWN_TIMEOUT * 1000);
     deadline.unref();
+    // A connection busy at the signal becomes idle once its answer is sent; close those as they appear.
+    const closeIdle = setInterval(() => server.closeIdleConnections(), 50);
+    closeIdle.unref();
     server.close(async () => {
       clearTimeout(deadline);
+      clearInterval(closeIdle);
       try {
         await deps.close();
         await pool?.close();
