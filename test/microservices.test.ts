@@ -1,0 +1,337 @@
+/**
+ * The microservice deployment as real processes: vacancy (MODE=vacancy) owns
+ * the stock, ticket (MODE=ticket) sells through it over HTTP. Also what the
+ * ticket service answers when vacancy dies or stops answering.
+ */
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { startService, stopAllServices, type Service } from './support/processes.ts';
+
+const INITIAL_STOCK = 50;
+const BURST = 200;
+/** Slack over VACANCY_TIMEOUT for a 503 to come back: bounds the contract, it is not a performance target. */
+const MARGIN_MS = 1_500;
+
+interface PurchaseBody {
+  success: boolean;
+  remaining: number;
+  message: string;
+}
+
+interface VacancyHealth {
+  status: string;
+  service: string;
+  details: { stock: { available: number; sold: number } };
+}
+
+async function getJson<T>(url: string, headers: Record<string, string> = {}): Promise<{ status: number; body: T; response: Response }> {
+  const response = await fetch(url, { headers, signal: AbortSignal.timeout(10_000) });
+  const text = await response.text();
+  return { status: response.status, body: JSON.parse(text) as T, response };
+}
+
+async function buy(ticket: Service, qty: number, headers: Record<string, string> = {}) {
+  const started = performance.now();
+  const response = await fetch(`${ticket.url}/api/v1/purchase`, {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json', ...headers },
+    body: JSON.stringify({ qty }),
+    signal: AbortSignal.timeout(15_000),
+  });
+  const text = await response.text();
+  return { status: response.status, text, response, elapsedMs: performance.now() - started };
+}
+
+async function vacancyStock(vacancy: Service): Promise<{ available: number; sold: number }> {
+  const [available, health] = await Promise.all([
+    getJson<{ qty: number }>(`${vacancy.url}/api/v1/available`),
+    getJson<VacancyHealth>(`${vacancy.url}/api/v1/health`),
+  ]);
+  expect(available.status).toBe(200);
+  expect(health.status).toBe(200);
+  expect(health.body.details.stock.available).toBe(available.body.qty);
+  return { available: available.body.qty, sold: health.body.details.stock.sold };
+}
+
+/** A small deterministic generator, so a failing burst can be replayed from its seed. */
+function seededRandom(seed: number): () => number {
+  let state = seed >>> 0;
+  return () => {
+    state = (state + 0x6d2b79f5) >>> 0;
+    let t = state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
+  };
+}
+
+function expectServiceUnavailable(result: { status: number; text: string; response: Response }) {
+  expect(result.status, result.text).toBe(503);
+  expect(result.response.headers.get('content-type')).toMatch(/^application\/problem\+json/);
+  const problem = JSON.parse(result.text) as Record<string, unknown>;
+  expect(problem).toMatchObject({
+    type: expect.stringContaining('service-unavailable'),
+    title: 'Service unavailable',
+    status: 503,
+    detail: expect.any(String),
+  });
+  return problem;
+}
+
+describe('vacancy and ticket as separate processes', () => {
+  let vacancy: Service;
+  let ticket: Service;
+
+  beforeAll(async () => {
+    // LOG_LEVEL=info on vacancy: its request log shows which request ids reached it.
+    vacancy = await startService({ MODE: 'vacancy', INITIAL_STOCK: String(INITIAL_STOCK), LOG_LEVEL: 'info' });
+    ticket = await startService({ MODE: 'ticket', VACANCY_URL: vacancy.url, VACANCY_TIMEOUT: '1' });
+  });
+
+  afterAll(async () => {
+    await stopAllServices();
+  });
+
+  it('reports each process as what it is', async () => {
+    const [vacancyRoot, ticketRoot] = await Promise.all([
+      getJson<{ mode: string }>(`${vacancy.url}/`),
+      getJson<{ mode: string }>(`${ticket.url}/`),
+    ]);
+    expect(vacancyRoot.body.mode).toBe('vacancy');
+    expect(ticketRoot.body.mode).toBe('ticket');
+    const health = await getJson<{ status: string; service: string }>(`${ticket.url}/api/v1/health`);
+    expect(health.body).toMatchObject({ status: 'healthy', service: 'ticket' });
+  });
+
+  it('sells through ticket, and the sale is recorded by vacancy', async () => {
+    const before = await vacancyStock(vacancy);
+    const result = await buy(ticket, 2);
+    expect(result.status, result.text).toBe(200);
+    expect(result.response.headers.get('content-type')).toMatch(/^application\/json/);
+    // Additive fields are allowed; these three are the 1.0.0 contract.
+    expect(JSON.parse(result.text)).toMatchObject({
+      success: true,
+      remaining: before.available - 2,
+      message: 'Purchased 2 tickets',
+    });
+
+    const after = await vacancyStock(vacancy);
+    expect(after).toEqual({ available: before.available - 2, sold: before.sold + 2 });
+    expect(after.available + after.sold).toBe(INITIAL_STOCK);
+  });
+
+  it('answers GET /api/v1/available on ticket with what vacancy has', async () => {
+    await buy(ticket, 1);
+    const [fromTicket, fromVacancy] = await Promise.all([
+      getJson<{ qty: number }>(`${ticket.url}/api/v1/available`),
+      getJson<{ qty: number }>(`${vacancy.url}/api/v1/available`),
+    ]);
+    expect(fromTicket.status).toBe(200);
+    expect(fromTicket.body).toEqual(fromVacancy.body);
+  });
+
+  it('is ready while vacancy is reachable', async () => {
+    const ready = await getJson<{ status: string; detail: string }>(`${ticket.url}/api/v1/ready`);
+    expect(ready.status, JSON.stringify(ready.body)).toBe(200);
+    expect(ready.body.status).toBe('ready');
+  });
+
+  it('returns the caller\'s X-Request-Id and forwards it to vacancy', async () => {
+    const requestId = `e2e-${crypto.randomUUID()}`;
+    const result = await buy(ticket, 1, { 'X-Request-Id': requestId });
+    expect(result.status, result.text).toBe(200);
+    expect(result.response.headers.get('x-request-id')).toBe(requestId);
+
+    const available = await fetch(`${ticket.url}/api/v1/available`, { headers: { 'X-Request-Id': `${requestId}-a` } });
+    await available.text();
+    expect(available.headers.get('x-request-id')).toBe(`${requestId}-a`);
+
+    // The reserve that ticket sent on the caller's behalf carries the same id.
+    const reachedVacancy = () =>
+      vacancy.logEntries().some((entry) => entry.requestId === requestId && entry.path === '/api/v1/reserve');
+    await vacancy.waitForOutput(reachedVacancy, 5_000);
+  });
+
+  it('keeps the invariant under a concurrent burst: every success reported by ticket was recorded by vacancy', async () => {
+    const before = await vacancyStock(vacancy);
+    expect(before.available + before.sold).toBe(INITIAL_STOCK);
+
+    const seed = Date.now() % 1_000_000;
+    const random = seededRandom(seed);
+    const quantities = Array.from({ length: BURST }, () => 1 + Math.floor(random() * 3));
+    const results = await Promise.all(quantities.map((qty) => buy(ticket, qty)));
+    const context = `seed ${seed}`;
+
+    const successes: Array<{ qty: number; remaining: number }> = [];
+    for (const [index, result] of results.entries()) {
+      const qty = quantities[index] ?? 0;
+      expect(result.status, `${context}: every purchase in the burst is answered 200: ${result.text}`).toBe(200);
+      const body = JSON.parse(result.text) as PurchaseBody;
+      expect(Number.isSafeInteger(body.remaining) && body.remaining >= 0, `${context}: ${result.text}`).toBe(true);
+      if (body.success) {
+        expect(body.message).toBe(`Purchased ${qty} ticket${qty === 1 ? '' : 's'}`);
+        successes.push({ qty, remaining: body.remaining });
+      } else {
+        expect(body.message).toBe('Insufficient inventory');
+        // Refused only when it truly did not fit at the moment it was decided.
+        expect(qty, `${context}: refused although ${body.remaining} were left`).toBeGreaterThan(body.remaining);
+      }
+    }
+
+    const after = await vacancyStock(vacancy);
+    const soldByTicket = successes.reduce((sum, s) => sum + s.qty, 0);
+    expect(after.available, context).toBeGreaterThanOrEqual(0);
+    expect(after.available + after.sold, `${context}: sold + remaining == initial`).toBe(INITIAL_STOCK);
+    expect(soldByTicket, `${context}: sum of successful qty == what vacancy lost`).toBe(before.available - after.available);
+    expect(soldByTicket, `${context}: successes reported by ticket == sales recorded by vacancy`).toBe(after.sold - before.sold);
+    // More was asked than there was, and every qty is at most 3: the stock ran down below 3.
+    expect(after.available, context).toBeLessThanOrEqual(2);
+
+    // The successes form one chain of decisions: ordered by remaining, each took exactly its qty.
+    const chain = [...successes].sort((a, b) => b.remaining - a.remaining);
+    let level = before.available;
+    for (const success of chain) {
+      level -= success.qty;
+      expect(success.remaining, `${context}: chain of successes ${JSON.stringify(chain)}`).toBe(level);
+    }
+    expect(level).toBe(after.available);
+  });
+});
+
+describe('when vacancy dies', () => {
+  afterEach(async () => {
+    await stopAllServices();
+  });
+
+  it('ticket answers 503 problem+json within VACANCY_TIMEOUT and turns unready', async () => {
+    const timeoutS = 1;
+    const vacancy = await startService({ MODE: 'vacancy', INITIAL_STOCK: '10' });
+    const ticket = await startService({ MODE: 'ticket', VACANCY_URL: vacancy.url, VACANCY_TIMEOUT: String(timeoutS) });
+
+    // A sale first, so ticket holds a keep-alive connection to the vacancy that is about to die.
+    const first = await buy(ticket, 1);
+    expect(first.status, first.text).toBe(200);
+    expect((await getJson(`${ticket.url}/api/v1/ready`)).status).toBe(200);
+
+    expect(await vacancy.stop('SIGKILL')).toEqual({ code: null, signal: 'SIGKILL' });
+
+    const bound = timeoutS * 1000 + MARGIN_MS;
+    const purchase = await buy(ticket, 1);
+    const problem = expectServiceUnavailable(purchase);
+    expect(problem.detail).toMatch(/nothing was sold/);
+    expect(purchase.response.headers.get('retry-after')).toBeTruthy();
+    expect(purchase.elapsedMs, `503 within VACANCY_TIMEOUT + ${MARGIN_MS} ms`).toBeLessThan(bound);
+
+    const startedReady = performance.now();
+    const ready = await fetch(`${ticket.url}/api/v1/ready`);
+    const readyText = await ready.text();
+    expect(ready.status, readyText).toBe(503);
+    expect(ready.headers.get('content-type')).toMatch(/^application\/problem\+json/);
+    const readyMs = performance.now() - startedReady;
+    expect(readyMs).toBeLessThan(bound);
+    console.info(`[microservices] vacancy killed: purchase 503 after ${Math.round(purchase.elapsedMs)} ms, ready 503 after ${Math.round(readyMs)} ms (bound ${bound} ms)`);
+
+    const available = await fetch(`${ticket.url}/api/v1/available`);
+    expectServiceUnavailable({ status: available.status, text: await available.text(), response: available });
+
+    // Liveness is not readiness: the ticket process itself is fine.
+    const health = await getJson<{ status: string }>(`${ticket.url}/api/v1/health`);
+    expect(health.status).toBe(200);
+    expect(health.body.status).toBe('healthy');
+  });
+});
+
+describe('when vacancy is too slow', () => {
+  let slow: Server | undefined;
+  const held: ServerResponse[] = [];
+
+  afterEach(async () => {
+    await stopAllServices();
+    for (const response of held.splice(0)) response.destroy();
+    if (slow) {
+      slow.closeAllConnections();
+      await new Promise<void>((resolve) => slow?.close(() => resolve()));
+      slow = undefined;
+    }
+  });
+
+  /** A vacancy that accepts reserves and never answers them, and answers /ready only after `readyDelayMs`. */
+  async function startSlowVacancy(readyDelayMs: number) {
+    const reserves: Array<{ requestId: string; idempotencyKey: string }> = [];
+    slow = createServer((request: IncomingMessage, response: ServerResponse) => {
+      const url = request.url ?? '';
+      if (url.startsWith('/api/v1/reserve')) {
+        reserves.push({
+          requestId: String(request.headers['x-request-id'] ?? ''),
+          idempotencyKey: String(request.headers['idempotency-key'] ?? ''),
+        });
+        request.resume();
+        held.push(response); // never answered
+        return;
+      }
+      if (url.startsWith('/api/v1/ready')) {
+        const timer = setTimeout(() => {
+          response.writeHead(200, { 'Content-Type': 'application/json' }).end('{"status":"ready","detail":"slow"}');
+        }, readyDelayMs);
+        response.once('close', () => clearTimeout(timer));
+        return;
+      }
+      held.push(response); // /available and anything else: never answered either
+    });
+    await new Promise<void>((resolve) => slow?.listen(0, '127.0.0.1', () => resolve()));
+    const { port } = slow.address() as AddressInfo;
+    return { url: `http://127.0.0.1:${port}`, reserves };
+  }
+
+  it('ticket gives up after VACANCY_TIMEOUT=0.5 with 503, and is not ready', async () => {
+    const timeoutS = 0.5;
+    const bound = timeoutS * 1000 + MARGIN_MS;
+    const vacancy = await startSlowVacancy(5_000);
+    const ticket = await startService({ MODE: 'ticket', VACANCY_URL: vacancy.url, VACANCY_TIMEOUT: String(timeoutS) });
+
+    const purchases = await Promise.all(Array.from({ length: 5 }, (_, i) => buy(ticket, 1, { 'X-Request-Id': `slow-${i}` })));
+    for (const purchase of purchases) {
+      const problem = expectServiceUnavailable(purchase);
+      expect(problem.detail).toMatch(/nothing was sold/);
+      expect(purchase.elapsedMs, `503 within VACANCY_TIMEOUT + ${MARGIN_MS} ms`).toBeLessThan(bound);
+      // It did wait for vacancy, rather than failing for another reason.
+      expect(purchase.elapsedMs).toBeGreaterThanOrEqual(timeoutS * 1000 - 50);
+    }
+    // Every purchase reached the slow vacancy. Should ticket try a reserve again, every attempt of one
+    // purchase must carry the same idempotency key, and no two purchases may share one: otherwise a
+    // retried reserve whose first answer was merely late could sell twice.
+    const reached = new Set(vacancy.reserves.map((r) => r.requestId));
+    expect([...reached].sort(), 'every purchase reached the slow vacancy').toEqual(['slow-0', 'slow-1', 'slow-2', 'slow-3', 'slow-4']);
+    const keysByPurchase = new Map<string, Set<string>>();
+    for (const { requestId, idempotencyKey } of vacancy.reserves) {
+      keysByPurchase.set(requestId, (keysByPurchase.get(requestId) ?? new Set()).add(idempotencyKey));
+    }
+    const attempts = vacancy.reserves.length;
+    if (attempts > purchases.length) {
+      for (const [requestId, keys] of keysByPurchase) {
+        expect([...keys], `retries of ${requestId} carry one idempotency key`).toHaveLength(1);
+        expect([...keys][0], `retries of ${requestId} carry an idempotency key`).not.toBe('');
+      }
+      const allKeys = [...keysByPurchase.values()].map((keys) => [...keys][0]);
+      expect(new Set(allKeys).size, 'no two purchases share an idempotency key').toBe(allKeys.length);
+    }
+
+    const startedReady = performance.now();
+    const ready = await fetch(`${ticket.url}/api/v1/ready`);
+    const readyText = await ready.text();
+    const readyMs = performance.now() - startedReady;
+    expect(ready.status, readyText).toBe(503);
+    expect(ready.headers.get('content-type')).toMatch(/^application\/problem\+json/);
+    expect(readyMs, `ready answers within VACANCY_TIMEOUT + ${MARGIN_MS} ms`).toBeLessThan(bound);
+    const slowest = Math.max(...purchases.map((p) => p.elapsedMs));
+    console.info(
+      `[microservices] vacancy hanging: slowest purchase 503 after ${Math.round(slowest)} ms, ready 503 after ${Math.round(readyMs)} ms, ` +
+        `${vacancy.reserves.length} reserve attempts for ${purchases.length} purchases (bound ${bound} ms)`,
+    );
+
+    // The ticket process stays responsive while vacancy hangs.
+    const health = await getJson<{ status: string }>(`${ticket.url}/api/v1/health`);
+    expect(health.status).toBe(200);
+  });
+});
