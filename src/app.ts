@@ -130,8 +130,12 @@ export function createApp(deps: AppDependencies): OpenAPIHono {
 /** Maps the domain's failures to the problem a caller sees. */
 function toProblemError(error: Error): Error {
   if (error instanceof VacancyUnavailableError) {
-    return new ProblemError('serviceUnavailable', `${error.message}; nothing was sold`, {
+    const consequence = error.outcomeUnknown
+      ? 'the purchase may or may not have been made; retry with the same Idempotency-Key to get its outcome without buying twice'
+      : 'nothing was sold';
+    return new ProblemError('serviceUnavailable', `${error.message}; ${consequence}`, {
       headers: { 'Retry-After': '1' },
+      extensions: { outcomeUnknown: error.outcomeUnknown },
     });
   }
   if (error instanceof StoreUnavailableError || error instanceof ActorClosedError) {

@@ -1,4 +1,4 @@
-import { mkdir, open, readFile, rename, statfs, unlink, type FileHandle } from 'node:fs/promises';
+import { mkdir, open, readFile, rename, rm, unlink, type FileHandle } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { crc32 } from 'node:zlib';
 import {
@@ -36,8 +36,12 @@ const SNAPSHOT_VERSION = 1;
 const NEWLINE = 0x0a;
 /** The crc trailer that closes every snapshot: `,"crc":"xxxxxxxx"}`. */
 const SNAPSHOT_TRAILER = /,"crc":"([0-9a-f]{8})"\}\n?$/;
-/** After ENOSPC, readiness comes back only once the file system has at least this much room. */
-const MIN_FREE_BYTES_AFTER_ENOSPC = 1024 * 1024;
+/**
+ * After ENOSPC, readiness comes back once a probe of this size can be written
+ * and synced: a real write, so the answer holds on any size of volume.
+ */
+const WRITE_PROBE_BYTES = 64 * 1024;
+const WRITE_PROBE_FILE = 'write-probe.tmp';
 
 /** Data directories this process holds open: the pid in LOCK cannot tell two stores of one process apart. */
 const openInThisProcess = new Set<string>();
@@ -350,11 +354,17 @@ export class FileStockStore implements StockStore {
   }
 
   async #ensureFreeSpace(): Promise<void> {
-    const stats = await statfs(this.#dataDir);
-    const blocks = process.getuid?.() === 0 ? stats.bfree : stats.bavail;
-    const free = blocks * stats.bsize;
-    if (free < MIN_FREE_BYTES_AFTER_ENOSPC) {
-      throw Object.assign(new Error(`only ${free} bytes free on the file system of ${this.#dataDir}`), { code: 'ENOSPC' });
+    const probePath = join(this.#dataDir, WRITE_PROBE_FILE);
+    try {
+      const probe = await open(probePath, 'w');
+      try {
+        await probe.write(Buffer.alloc(WRITE_PROBE_BYTES));
+        await probe.datasync();
+      } finally {
+        await probe.close();
+      }
+    } finally {
+      await rm(probePath, { force: true });
     }
   }
 

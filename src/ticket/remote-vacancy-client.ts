@@ -79,15 +79,29 @@ export class RemoteVacancyClient implements VacancyClient {
     // Without a caller's key, one is made per purchase: the retries below must all carry the same one.
     const key = context.idempotencyKey ?? `purchase:${crypto.randomUUID()}`;
     let replayed = false;
-    const body = await this.#call('reserve', async () => {
-      const response = await this.#http.post('reserve', {
-        json: { qty },
-        headers: { ...headers(context), [IDEMPOTENCY_KEY_HEADER]: key },
-        signal: AbortSignal.timeout(this.#timeoutMs),
-      });
-      replayed = response.headers.get(IDEMPOTENT_REPLAYED_HEADER) === 'true';
-      return response.json();
-    });
+    // Set once an attempt may have reached vacancy without its answer reaching us: from then on
+    // the reserve may have been made, and a replay may be of our own earlier attempt.
+    let maybeMade = false;
+    const body = await this.#call(
+      'reserve',
+      async () => {
+        const response = await this.#http.post('reserve', {
+          json: { qty },
+          headers: { ...headers(context), [IDEMPOTENCY_KEY_HEADER]: key },
+          signal: AbortSignal.timeout(this.#timeoutMs),
+          hooks: {
+            beforeRetry: [
+              ({ error }) => {
+                if (mayHaveReachedVacancy(error)) maybeMade = true;
+              },
+            ],
+          },
+        });
+        replayed = response.headers.get(IDEMPOTENT_REPLAYED_HEADER) === 'true';
+        return response.json();
+      },
+      () => maybeMade,
+    );
     if (!isRecord(body) || typeof body.success !== 'boolean' || !isCount(body.remaining)) {
       throw new VacancyProtocolError('vacancy answered /reserve without success and remaining');
     }
@@ -96,8 +110,9 @@ export class RemoteVacancyClient implements VacancyClient {
       remaining: body.remaining,
       ...(typeof body.reservationId === 'string' ? { reservationId: body.reservationId } : {}),
       ...(isTicketRange(body.tickets) ? { tickets: body.tickets } : {}),
-      // Only the caller's own key makes a replay theirs; a replay of our internal retry is their first answer.
-      replayed: replayed && context.idempotencyKey !== undefined,
+      // A replay is the caller's only under the caller's own key, and only if it is not the
+      // answer to an attempt of this very call that was lost on the way back.
+      replayed: replayed && context.idempotencyKey !== undefined && !maybeMade,
     };
   }
 
@@ -112,7 +127,7 @@ export class RemoteVacancyClient implements VacancyClient {
 
   async close(): Promise<void> {}
 
-  async #call(what: string, send: () => Promise<unknown>): Promise<unknown> {
+  async #call(what: string, send: () => Promise<unknown>, earlierAttemptMayHaveLanded = () => false): Promise<unknown> {
     try {
       return await send();
     } catch (error) {
@@ -127,13 +142,30 @@ export class RemoteVacancyClient implements VacancyClient {
           cause: error,
         });
       }
-      throw new VacancyUnavailableError(describeFailure(error, this.#baseUrl, this.#timeoutMs), { cause: error });
+      const outcomeUnknown = what === 'reserve' && (earlierAttemptMayHaveLanded() || mayHaveReachedVacancy(error));
+      throw new VacancyUnavailableError(describeFailure(error, this.#baseUrl, this.#timeoutMs), {
+        cause: error,
+        outcomeUnknown,
+      });
     }
   }
 }
 
 function headers(context: CallContext): Record<string, string> {
   return context.requestId ? { 'X-Request-Id': context.requestId } : {};
+}
+
+/**
+ * Whether a failed attempt may have been received by vacancy: anything but a
+ * refused connection (nothing was sent) or an HTTP error answer (vacancy
+ * answered, so it did not sell: a 5xx or 409 means the reserve was not made).
+ */
+function mayHaveReachedVacancy(error: unknown): boolean {
+  if (error instanceof HTTPError) return false;
+  for (let cause: unknown = error; cause instanceof Error; cause = cause.cause) {
+    if ((cause as Error & { code?: unknown }).code === 'ECONNREFUSED') return false;
+  }
+  return true;
 }
 
 async function isKeyReuse(response: Response): Promise<boolean> {
@@ -149,6 +181,7 @@ function describeFailure(error: unknown, baseUrl: string, timeoutMs: number): st
   if (error instanceof TimeoutError || (error instanceof DOMException && error.name === 'TimeoutError')) {
     return `The vacancy service did not answer within ${timeoutMs} ms`;
   }
+  if (mayHaveReachedVacancy(error)) return `The connection to the vacancy service at ${baseUrl} was lost before it answered`;
   if (error instanceof HTTPError) return `The vacancy service answered ${error.response.status}`;
   return `The vacancy service at ${baseUrl} could not be reached`;
 }

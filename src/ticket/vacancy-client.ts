@@ -26,10 +26,17 @@ export interface VacancyClient {
   close(): Promise<void>;
 }
 
-/** The stock could not be reached or could not record the change; nothing was sold. */
+/**
+ * The stock could not be reached or did not answer. When `outcomeUnknown`,
+ * a reserve may have been received and made before the answer was lost;
+ * otherwise nothing was sold.
+ */
 export class VacancyUnavailableError extends Error {
-  constructor(message: string, options?: { cause?: unknown }) {
-    super(message, options);
+  readonly outcomeUnknown: boolean;
+
+  constructor(message: string, options: { cause?: unknown; outcomeUnknown?: boolean } = {}) {
+    super(message, { cause: options.cause });
     this.name = 'VacancyUnavailableError';
+    this.outcomeUnknown = options.outcomeUnknown ?? false;
   }
 }
