@@ -38,7 +38,7 @@ export default tseslint.config(
   {
     // The core runs on Node, Deno and Bun alike: Node built-ins only at the edges.
     files: ['src/**/*.ts'],
-    ignores: ['src/main.ts', 'src/node/**'],
+    ignores: ['src/main.ts', 'src/node/**', 'src/**/*.test.ts'],
     rules: {
       'no-restricted-imports': ['error', { patterns: [{ group: ['node:*'], message: 'Node-only code belongs in src/main.ts or src/node/.' }] }],
     },

@@ -16,12 +16,14 @@ import { VacancyProtocolError } from './ticket/remote-vacancy-client.ts';
 import { VacancyUnavailableError, type VacancyClient } from './ticket/vacancy-client.ts';
 import {
   ActorClosedError,
+  NegativeStockError,
   IdempotencyKeyInFlightError,
   IdempotencyKeyReusedError,
   StoreUnavailableError,
   UnknownInventoryError,
   type StockActor,
 } from './vacancy/stock-actor.ts';
+import { createAdminRouter } from './vacancy/admin.router.ts';
 import { createVacancyRouter } from './vacancy/vacancy.router.ts';
 
 export const VERSION: string = packageJson.version;
@@ -81,6 +83,13 @@ export function createApp(deps: AppDependencies): OpenAPIHono {
 
   if (ownsStock && deps.actor) {
     app.route('/', createVacancyRouter({ actor: deps.actor, bodyLimitBytes: config.BODY_LIMIT }));
+    if (config.ADMIN_TOKEN) {
+      app.route(
+        '/',
+        createAdminRouter({ actor: deps.actor, adminToken: config.ADMIN_TOKEN, bodyLimitBytes: config.BODY_LIMIT }),
+      );
+      app.openAPIRegistry.registerComponent('securitySchemes', 'adminToken', { type: 'http', scheme: 'bearer' });
+    }
   }
   if (sells && deps.vacancyClient) {
     app.route(
@@ -151,6 +160,9 @@ function toProblemError(error: Error): Error {
   }
   if (error instanceof IdempotencyKeyInFlightError) {
     return new ProblemError('idempotencyKeyInFlight', `${error.message}; retry later`, { headers: { 'Retry-After': '1' } });
+  }
+  if (error instanceof NegativeStockError) {
+    return new ProblemError('stockConflict', `${error.message}; nothing was changed`);
   }
   if (error instanceof UnknownInventoryError) {
     return new ProblemError('notFound', error.message);

@@ -5,7 +5,7 @@ export const MODES = ['monolith', 'vacancy', 'ticket'] as const;
 export type Mode = (typeof MODES)[number];
 
 /** Where the stock actor records its decisions. */
-export const STOCK_STORES = ['file', 'memory'] as const;
+export const STOCK_STORES = ['file', 'memory', 'redis'] as const;
 export type StockStoreKind = (typeof STOCK_STORES)[number];
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
@@ -71,6 +71,18 @@ export const configSchema = z.object({
   STOCK_STORE: z.enum(STOCK_STORES, { error: `expected one of ${STOCK_STORES.join(', ')}` }).default('file'),
   DATA_DIR: z.string().trim().min(1, 'expected a directory path').default('./data'),
   SNAPSHOT_EVERY: integer(1, 10_000_000, 'a whole number of batches between 1 and 10000000').default(10_000),
+  REDIS_URL: z
+    .string()
+    .trim()
+    .refine((value) => /^rediss?:\/\/[^\s]+$/i.test(value) && URL.canParse(value), 'expected a redis:// or rediss:// URL such as redis://127.0.0.1:6379/0')
+    .default('redis://127.0.0.1:6379'),
+  REDIS_KEY_PREFIX: z
+    .string()
+    .trim()
+    .regex(/^[\w.:-]{1,64}$/, 'expected 1 to 64 letters, digits, or . _ : -')
+    .default('ticket-system'),
+  REDIS_TIMEOUT: seconds('a positive number of seconds, at most 60', 60).default(1),
+  ADMIN_TOKEN: z.string().trim().min(16, 'expected at least 16 characters (or leave it unset to turn the admin API off)').optional(),
   IDEMPOTENCY_TTL: seconds('a positive number of seconds, at most 2592000 (30 days)', 30 * 24 * 3600).default(86_400),
   IDEMPOTENCY_MAX_KEYS: integer(1, 100_000_000, 'a whole number of keys between 1 and 100000000').default(1_000_000),
   VACANCY_URL: httpUrl.default('http://localhost:8001'),

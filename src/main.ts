@@ -14,6 +14,7 @@ import { createApp } from './app.ts';
 import { ConfigError, parseConfig, type Config } from './config.ts';
 import { buildDependencies } from './dependencies.ts';
 import { FileStockStore } from './node/file-stock-store.ts';
+import { RedisStockStore } from './node/redis-stock-store.ts';
 import { MemoryStockStore, type StockStore } from './vacancy/stock-store.ts';
 import type { Lifecycle } from './system/system.router.ts';
 
@@ -41,6 +42,13 @@ function createLogger(config: Config) {
 function createStore(config: Config, logger: ReturnType<typeof createLogger>): StockStore | undefined {
   if (config.MODE === 'ticket') return undefined;
   if (config.STOCK_STORE === 'memory') return new MemoryStockStore();
+  if (config.STOCK_STORE === 'redis') {
+    return new RedisStockStore({
+      url: config.REDIS_URL,
+      keyPrefix: config.REDIS_KEY_PREFIX,
+      timeoutMs: Math.round(config.REDIS_TIMEOUT * 1000),
+    });
+  }
   return new FileStockStore({
     dataDir: config.DATA_DIR,
     snapshotEvery: config.SNAPSHOT_EVERY,

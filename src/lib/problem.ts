@@ -37,7 +37,9 @@ export const problemTypes = {
     type: `${PROBLEM_BASE}invalid-idempotency-key`,
     title: 'Invalid Idempotency-Key',
   },
+  unauthorized: { status: 401, type: `${PROBLEM_BASE}unauthorized`, title: 'Unauthorized' },
   notFound: { status: 404, type: `${PROBLEM_BASE}not-found`, title: 'Not found' },
+  stockConflict: { status: 409, type: `${PROBLEM_BASE}stock-conflict`, title: 'Stock conflict' },
   idempotencyKeyInFlight: {
     status: 409,
     type: `${PROBLEM_BASE}idempotency-key-in-flight`,

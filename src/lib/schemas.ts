@@ -109,6 +109,8 @@ const problemDescriptions: Partial<Record<ProblemKind, string>> = {
   invalidIdempotencyKey: 'The Idempotency-Key header is empty, longer than 255 characters or holds control characters',
   idempotencyKeyInFlight: 'A request with this Idempotency-Key is still being processed',
   idempotencyKeyReused: 'The Idempotency-Key was already used with a different body',
+  unauthorized: 'No valid Authorization: Bearer token',
+  stockConflict: 'The change would leave the stock below zero',
   serviceUnavailable: 'The stock cannot be reached or recorded right now; nothing was sold',
 };
 

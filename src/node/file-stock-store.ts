@@ -97,6 +97,9 @@ function isEvent(value: unknown): value is StockEvent {
   if (value.type === 'reserved') {
     return typeof value.inventoryId === 'string' && isCount(value.qty) && isLevel(value.level);
   }
+  if (value.type === 'adjusted') {
+    return typeof value.inventoryId === 'string' && (value.op === 'set' || value.op === 'add') && isLevel(value.level);
+  }
   return value.type === 'key' && isIdempotencyRecord(value.record);
 }
 

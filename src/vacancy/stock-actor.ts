@@ -5,6 +5,9 @@ import {
   reservationIdOf,
   type IdempotencyRecord,
   type ReserveOutcome,
+  type AdjustOp,
+  type StockCommand,
+  type StockDecision,
   type StockEvent,
   type StockLevel,
   type StockState,
@@ -67,6 +70,14 @@ export class StoreUnavailableError extends Error {
   }
 }
 
+/** An adjustment that would leave the stock below zero. */
+export class NegativeStockError extends Error {
+  constructor() {
+    super('The change would leave the stock below zero');
+    this.name = 'NegativeStockError';
+  }
+}
+
 /** A message for an inventory the actor does not hold. */
 export class UnknownInventoryError extends Error {
   constructor(readonly inventoryId: string) {
@@ -77,7 +88,8 @@ export class UnknownInventoryError extends Error {
 
 type Message =
   | { kind: 'reserve'; inventoryId: string; qty: number; key: string | undefined; settle: Settle<ReserveResult> }
-  | { kind: 'available'; inventoryId: string; settle: Settle<number> };
+  | { kind: 'level'; inventoryId: string; settle: Settle<StockLevel> }
+  | { kind: 'adjust'; inventoryId: string; op: AdjustOp; qty: number; settle: Settle<StockLevel> };
 
 interface Settle<T> {
   resolve(value: T): void;
@@ -151,11 +163,30 @@ export class StockActor {
   }
 
   /** Tickets left, as of every decision made before this call. */
-  available(inventoryId: string = DEFAULT_INVENTORY): Promise<number> {
-    return new Promise((resolve, reject) => this.#post({ kind: 'available', inventoryId, settle: { resolve, reject } }));
+  async available(inventoryId: string = DEFAULT_INVENTORY): Promise<number> {
+    return (await this.level(inventoryId)).remaining;
   }
 
-  /** The committed level of an inventory, read without queueing (for health reports). */
+  /** Tickets left and sold, as of every decision made before this call. */
+  level(inventoryId: string = DEFAULT_INVENTORY): Promise<StockLevel> {
+    return new Promise((resolve, reject) => this.#post({ kind: 'level', inventoryId, settle: { resolve, reject } }));
+  }
+
+  /**
+   * An operator's change of stock, recorded like any sale: `set` makes
+   * `qty` tickets remaining, `add` adds `qty` (negative takes away). Ticket
+   * numbers already sold are never handed out again.
+   */
+  adjust(op: AdjustOp, qty: number, inventoryId: string = DEFAULT_INVENTORY): Promise<StockLevel> {
+    return new Promise((resolve, reject) =>
+      this.#post({ kind: 'adjust', inventoryId, op, qty, settle: { resolve, reject } }),
+    );
+  }
+
+  /**
+   * The level of an inventory without queueing, for health reports: the
+   * committed state, or with a shared store the level last seen.
+   */
   snapshot(inventoryId: string = DEFAULT_INVENTORY): StockLevel | undefined {
     const level = this.#state.levels.get(inventoryId);
     return level && { ...level };
@@ -217,6 +248,7 @@ export class StockActor {
   }
 
   async #process(batch: Message[]): Promise<void> {
+    if (this.store.decide) return this.#delegate(batch, this.store.decide.bind(this.store));
     const now = this.#now();
     const levels = new Map<string, StockLevel>();
     const keys = new Map<string, IdempotencyRecord>();
@@ -231,9 +263,22 @@ export class StockActor {
         message.settle.reject(new UnknownInventoryError(message.inventoryId));
         continue;
       }
-      if (message.kind === 'available') {
-        const remaining = level.remaining;
-        answers.push(() => message.settle.resolve(remaining));
+      if (message.kind === 'level') {
+        const current = { ...level };
+        answers.push(() => message.settle.resolve(current));
+        continue;
+      }
+      if (message.kind === 'adjust') {
+        const remaining = message.op === 'set' ? message.qty : level.remaining + message.qty;
+        if (remaining < 0 || !Number.isSafeInteger(remaining)) {
+          message.settle.reject(new NegativeStockError());
+          continue;
+        }
+        rejections.push(message.settle.reject);
+        const next = { remaining, sold: level.sold };
+        levels.set(message.inventoryId, next);
+        events.push({ type: 'adjusted', inventoryId: message.inventoryId, op: message.op, qty: message.qty, level: next });
+        answers.push(() => message.settle.resolve({ ...next }));
         continue;
       }
 
@@ -290,9 +335,9 @@ export class StockActor {
         const failure = new StoreUnavailableError(error);
         for (const reject of rejections) reject(failure);
         for (const message of batch) {
-          if (message.kind === 'available') {
+          if (message.kind === 'level') {
             const level = this.#state.levels.get(message.inventoryId);
-            if (level) message.settle.resolve(level.remaining);
+            if (level) message.settle.resolve({ ...level });
           }
         }
         return;
@@ -305,5 +350,65 @@ export class StockActor {
     }
     pruneKeys(this.#state.keys, now, this.#maxKeys);
     for (const answer of answers) answer();
+  }
+
+  /** With a shared store: the store decides the batch atomically; the actor answers. */
+  async #delegate(
+    batch: Message[],
+    decide: (commands: readonly StockCommand[], options: { idempotencyTtlMs: number }) => Promise<StockDecision[]>,
+  ): Promise<void> {
+    const commands: StockCommand[] = batch.map((message) =>
+      message.kind === 'reserve'
+        ? { kind: 'reserve', inventoryId: message.inventoryId, qty: message.qty, key: message.key }
+        : message.kind === 'adjust'
+          ? { kind: 'adjust', inventoryId: message.inventoryId, op: message.op, qty: message.qty }
+          : { kind: 'level', inventoryId: message.inventoryId },
+    );
+    let decisions: StockDecision[];
+    try {
+      decisions = await decide(commands, { idempotencyTtlMs: this.#ttlMs });
+    } catch (error) {
+      const failure = new StoreUnavailableError(error);
+      for (const message of batch) message.settle.reject(failure);
+      return;
+    }
+    batch.forEach((message, index) => {
+      const decision = decisions[index];
+      if (decision === undefined) {
+        message.settle.reject(new StoreUnavailableError(new Error('the store answered fewer decisions than asked')));
+      } else if (decision.kind === 'refused') {
+        message.settle.reject(refusalError(decision.reason, message.inventoryId));
+      } else if (decision.kind === 'reserved' && message.kind === 'reserve') {
+        this.#seen(message.inventoryId, decision.outcome.remaining, decision.outcome.tickets?.last);
+        message.settle.resolve({ ...decision.outcome, replayed: decision.replayed });
+      } else if (decision.kind !== 'reserved' && message.kind !== 'reserve') {
+        this.#state.levels.set(message.inventoryId, { ...decision.level });
+        message.settle.resolve({ ...decision.level });
+      } else {
+        message.settle.reject(new StoreUnavailableError(new Error(`the store answered ${decision.kind} to ${message.kind}`)));
+      }
+    });
+  }
+
+  /** Keeps the level last seen from a shared store for health reports (never for answers). */
+  #seen(inventoryId: string, remaining: number, lastTicket: number | undefined): void {
+    const known = this.#state.levels.get(inventoryId);
+    const sold = Math.max(known?.sold ?? 0, lastTicket ?? 0);
+    this.#state.levels.set(inventoryId, { remaining, sold });
+  }
+}
+
+function refusalError(reason: Extract<StockDecision, { kind: 'refused' }>['reason'], inventoryId: string): Error {
+  switch (reason) {
+    case 'unknown-inventory':
+      return new UnknownInventoryError(inventoryId);
+    case 'key-reused':
+      return new IdempotencyKeyReusedError();
+    case 'key-in-flight':
+      return new IdempotencyKeyInFlightError();
+    case 'negative-stock':
+      return new NegativeStockError();
+    case 'expired':
+      return new StoreUnavailableError(new Error('the store got to the command after its caller stopped waiting'));
   }
 }

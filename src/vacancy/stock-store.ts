@@ -80,7 +80,32 @@ export type KeyRecorded = {
   record: IdempotencyRecord;
 };
 
-export type StockEvent = StockReserved | KeyRecorded;
+/** An operator's change of stock (admin endpoint): `level` is the inventory's level after it. */
+export type StockAdjusted = {
+  type: 'adjusted';
+  inventoryId: string;
+  op: AdjustOp;
+  qty: number;
+  level: StockLevel;
+};
+
+/** `set`: remaining becomes qty. `add`: qty (which may be negative) is added to remaining. */
+export type AdjustOp = 'set' | 'add';
+
+export type StockEvent = StockReserved | KeyRecorded | StockAdjusted;
+
+/** A message as a store that decides for itself receives it (see {@link StockStore.decide}). */
+export type StockCommand =
+  | { kind: 'reserve'; inventoryId: string; qty: number; key?: string }
+  | { kind: 'level'; inventoryId: string }
+  | { kind: 'adjust'; inventoryId: string; op: AdjustOp; qty: number };
+
+/** What a deciding store answers for each command, in order. */
+export type StockDecision =
+  | { kind: 'reserved'; outcome: ReserveOutcome; replayed: boolean }
+  | { kind: 'level'; level: StockLevel }
+  | { kind: 'adjusted'; level: StockLevel }
+  | { kind: 'refused'; reason: 'unknown-inventory' | 'key-reused' | 'key-in-flight' | 'negative-stock' | 'expired' };
 
 /** Everything the actor decides from: stock levels and the idempotency keys still live. */
 export type StockState = {
@@ -122,6 +147,14 @@ export interface StockStore {
   commit(events: readonly StockEvent[]): Promise<void>;
   health(): StoreHealth;
   /**
+   * Present on stores whose stock is shared with other processes (Redis):
+   * such a store decides each batch itself, atomically, with the same rules
+   * as the actor, and the actor only batches and answers. A command the store
+   * gets to only after its caller stopped waiting is refused as `expired` and
+   * takes no effect. Stores without `decide` record what the actor decided.
+   */
+  decide?(commands: readonly StockCommand[], options: { idempotencyTtlMs: number }): Promise<StockDecision[]>;
+  /**
    * Re-checks a store that failed to write (repairing what it can), so that
    * readiness recovers without waiting for traffic. Stores that cannot fail
    * to write leave it out.
@@ -135,7 +168,7 @@ export interface StockStore {
  * journal use this, so that replay and the actor can never disagree.
  */
 export function applyEvent(state: StockState, event: StockEvent): void {
-  if (event.type === 'reserved') {
+  if (event.type === 'reserved' || event.type === 'adjusted') {
     state.levels.set(event.inventoryId, { ...event.level });
   } else {
     state.keys.delete(event.record.key);
