@@ -85,7 +85,13 @@ export const configSchema = z.object({
   ADMIN_TOKEN: z.string().trim().min(16, 'expected at least 16 characters (or leave it unset to turn the admin API off)').optional(),
   IDEMPOTENCY_TTL: seconds('a positive number of seconds, at most 2592000 (30 days)', 30 * 24 * 3600).default(86_400),
   IDEMPOTENCY_MAX_KEYS: integer(1, 100_000_000, 'a whole number of keys between 1 and 100000000').default(1_000_000),
-  VACANCY_URL: httpUrl.default('http://localhost:8001'),
+  VACANCY_URL: z
+    .string()
+    .trim()
+    .transform((value) => value.split(',').map((url) => url.trim()))
+    .pipe(z.array(httpUrl).min(1))
+    .transform((urls) => urls.join(','))
+    .default('http://localhost:8001'),
   VACANCY_TIMEOUT: seconds('a positive number of seconds, at most 3600').default(5),
   VACANCY_RETRIES: integer(0, 10, 'a whole number of retries between 0 and 10').default(2),
   HTTP_MAX_CONNECTIONS: integer(1, 10_000, 'a whole number of connections between 1 and 10000').default(100),

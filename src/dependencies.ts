@@ -52,7 +52,7 @@ export async function buildDependencies(
     vacancyClientDescription = 'local (in-process actor)';
   } else if (mode === 'ticket') {
     vacancyClient = new RemoteVacancyClient({
-      baseUrl: config.VACANCY_URL,
+      baseUrl: config.VACANCY_URL.split(','),
       timeoutMs: Math.round(config.VACANCY_TIMEOUT * 1000),
       retries: config.VACANCY_RETRIES,
       fetch: options.fetch,

@@ -6,8 +6,12 @@ import { problemTypes } from '../lib/problem.ts';
 import { VacancyUnavailableError, type CallContext, type VacancyClient, type VacancyProbe } from './vacancy-client.ts';
 
 export interface RemoteVacancyClientOptions {
-  /** Where the vacancy service listens, e.g. `http://vacancy:8001`. */
-  baseUrl: string;
+  /**
+   * Where the vacancy service listens, e.g. `http://vacancy:8001`; several
+   * replicas are taken in turn (round robin), and a call a replica refuses
+   * goes to the next one.
+   */
+  baseUrl: string | readonly string[];
   /** How long one call may take in all, retries included, before the ticket service gives up with a 503. */
   timeoutMs: number;
   /** How many times a call that timed out, was refused or got a 5xx/409 is tried again. Default 2. */
@@ -41,16 +45,21 @@ export class VacancyProtocolError extends Error {
  * await client.reserve(2, { requestId: 'abc' });
  */
 export class RemoteVacancyClient implements VacancyClient {
-  readonly #http: KyInstance;
+  readonly #replicas: Array<{ baseUrl: string; http: KyInstance }>;
   readonly #timeoutMs: number;
-  readonly #baseUrl: string;
+  #turn = 0;
 
   constructor(options: RemoteVacancyClientOptions) {
     this.#timeoutMs = options.timeoutMs;
-    this.#baseUrl = options.baseUrl;
+    const baseUrls = typeof options.baseUrl === 'string' ? [options.baseUrl] : [...options.baseUrl];
+    if (baseUrls.length === 0) throw new Error('RemoteVacancyClient needs at least one vacancy URL');
+    this.#replicas = baseUrls.map((baseUrl) => ({ baseUrl, http: this.#createHttp(baseUrl, options) }));
+  }
+
+  #createHttp(baseUrl: string, options: RemoteVacancyClientOptions): KyInstance {
     const retries = options.retries ?? 2;
-    this.#http = ky.create({
-      prefixUrl: `${options.baseUrl}/api/v1/`,
+    return ky.create({
+      prefixUrl: `${baseUrl}/api/v1/`,
       // Each attempt gets an equal share of the budget, so a hung vacancy still leaves time to retry.
       timeout: Math.max(1, Math.floor(options.timeoutMs / (retries + 1))),
       retry: {
@@ -67,9 +76,15 @@ export class RemoteVacancyClient implements VacancyClient {
     });
   }
 
+  /** The replicas in the order this call tries them: the next one in turn first. */
+  #order(): Array<{ baseUrl: string; http: KyInstance }> {
+    const start = this.#turn++ % this.#replicas.length;
+    return [...this.#replicas.slice(start), ...this.#replicas.slice(0, start)];
+  }
+
   async available(context: CallContext = {}): Promise<number> {
-    const body = await this.#call('available', () =>
-      this.#http.get('available', { headers: headers(context), signal: AbortSignal.timeout(this.#timeoutMs) }).json(),
+    const body = await this.#call('available', (http) =>
+      http.get('available', { headers: headers(context), signal: AbortSignal.timeout(this.#timeoutMs) }).json(),
     );
     if (!isRecord(body) || !isCount(body.qty)) throw new VacancyProtocolError('vacancy answered /available without a qty');
     return body.qty;
@@ -84,8 +99,8 @@ export class RemoteVacancyClient implements VacancyClient {
     let maybeMade = false;
     const body = await this.#call(
       'reserve',
-      async () => {
-        const response = await this.#http.post('reserve', {
+      async (http) => {
+        const response = await http.post('reserve', {
           json: { qty },
           headers: { ...headers(context), [IDEMPOTENCY_KEY_HEADER]: key },
           signal: AbortSignal.timeout(this.#timeoutMs),
@@ -116,38 +131,61 @@ export class RemoteVacancyClient implements VacancyClient {
     };
   }
 
+  /** Ready when at least one replica is: calls a refusing replica would get go to the others. */
   async probe(context: CallContext = {}): Promise<VacancyProbe> {
-    try {
-      await this.#http.get('ready', { headers: headers(context), signal: AbortSignal.timeout(this.#timeoutMs) });
-      return { ready: true, detail: `vacancy at ${this.#baseUrl} is ready` };
-    } catch (error) {
-      return { ready: false, detail: describeFailure(error, this.#baseUrl, this.#timeoutMs) };
-    }
+    const probes = await Promise.all(
+      this.#replicas.map(async ({ baseUrl, http }) => {
+        try {
+          await http.get('ready', { headers: headers(context), signal: AbortSignal.timeout(this.#timeoutMs) });
+          return { ready: true, detail: `vacancy at ${baseUrl} is ready` };
+        } catch (error) {
+          return { ready: false, detail: describeFailure(error, baseUrl, this.#timeoutMs) };
+        }
+      }),
+    );
+    const ready = probes.filter((probe) => probe.ready);
+    return ready.length > 0
+      ? { ready: true, detail: ready.map((probe) => probe.detail).join('; ') }
+      : { ready: false, detail: probes.map((probe) => probe.detail).join('; ') };
   }
 
   async close(): Promise<void> {}
 
-  async #call(what: string, send: () => Promise<unknown>, earlierAttemptMayHaveLanded = () => false): Promise<unknown> {
-    try {
-      return await send();
-    } catch (error) {
-      if (error instanceof HTTPError && error.response.status === 409) {
-        throw new IdempotencyKeyInFlightError();
+  async #call(
+    what: string,
+    send: (http: KyInstance) => Promise<unknown>,
+    earlierAttemptMayHaveLanded = () => false,
+  ): Promise<unknown> {
+    const replicas = this.#order();
+    for (const [index, { baseUrl, http }] of replicas.entries()) {
+      try {
+        return await send(http);
+      } catch (error) {
+        // Refused by every attempt: nothing reached this replica, so the next one may take the call.
+        const refusedOnly = !earlierAttemptMayHaveLanded() && !mayHaveReachedVacancy(error) && !(error instanceof HTTPError);
+        if (refusedOnly && index < replicas.length - 1) continue;
+        throw await this.#translate(error, what, baseUrl, earlierAttemptMayHaveLanded);
       }
-      if (error instanceof HTTPError && error.response.status === 422 && (await isKeyReuse(error.response))) {
-        throw new IdempotencyKeyReusedError();
-      }
-      if (error instanceof HTTPError && error.response.status < 500) {
-        throw new VacancyProtocolError(`vacancy refused ${what} with status ${error.response.status}`, {
-          cause: error,
-        });
-      }
-      const outcomeUnknown = what === 'reserve' && (earlierAttemptMayHaveLanded() || mayHaveReachedVacancy(error));
-      throw new VacancyUnavailableError(describeFailure(error, this.#baseUrl, this.#timeoutMs), {
-        cause: error,
-        outcomeUnknown,
-      });
     }
+    throw new Error('unreachable: every replica was tried');
+  }
+
+  /** The error a caller sees for a failed call to vacancy. */
+  async #translate(
+    error: unknown,
+    what: string,
+    baseUrl: string,
+    earlierAttemptMayHaveLanded: () => boolean,
+  ): Promise<Error> {
+    if (error instanceof HTTPError && error.response.status === 409) return new IdempotencyKeyInFlightError();
+    if (error instanceof HTTPError && error.response.status === 422 && (await isKeyReuse(error.response))) {
+      return new IdempotencyKeyReusedError();
+    }
+    if (error instanceof HTTPError && error.response.status < 500) {
+      return new VacancyProtocolError(`vacancy refused ${what} with status ${error.response.status}`, { cause: error });
+    }
+    const outcomeUnknown = what === 'reserve' && (earlierAttemptMayHaveLanded() || mayHaveReachedVacancy(error));
+    return new VacancyUnavailableError(describeFailure(error, baseUrl, this.#timeoutMs), { cause: error, outcomeUnknown });
   }
 }
 
