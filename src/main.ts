@@ -57,6 +57,23 @@ function createStore(config: Config, logger: ReturnType<typeof createLogger>): S
   });
 }
 
+/**
+ * `main.js healthcheck`: exit 0 when this container's service answers GET
+ * /api/v1/health with 200, else 1. For container health checks in images
+ * with no shell or curl.
+ */
+async function healthcheck(config: Config): Promise<never> {
+  const url = `http://127.0.0.1:${config.port}/api/v1/health`;
+  try {
+    const response = await fetch(url, { signal: AbortSignal.timeout(2_000) });
+    process.stdout.write(`${url}: ${response.status}\n`);
+    process.exit(response.status === 200 ? 0 : 1);
+  } catch (error) {
+    process.stderr.write(`${url}: ${error instanceof Error ? error.message : String(error)}\n`);
+    process.exit(1);
+  }
+}
+
 async function main(): Promise<void> {
   let config: Config;
   try {
@@ -67,6 +84,12 @@ async function main(): Promise<void> {
       process.exit(2);
     }
     throw error;
+  }
+
+  if (process.argv[2] === 'healthcheck') await healthcheck(config);
+  if (process.argv[2] !== undefined) {
+    process.stderr.write(`unknown command ${JSON.stringify(process.argv[2])}; the only command is healthcheck\n`);
+    process.exit(2);
   }
 
   const logger = createLogger(config);
