@@ -95,7 +95,14 @@ async function main(): Promise<void> {
   const logger = createLogger(config);
   const pool =
     config.MODE === 'ticket'
-      ? new Agent({ connections: config.HTTP_MAX_CONNECTIONS, keepAliveTimeout: 30_000, pipelining: 1 })
+      ? new Agent({
+          connections: config.HTTP_MAX_CONNECTIONS,
+          keepAliveTimeout: 30_000,
+          pipelining: 1,
+          // A last line of defence under the client's own deadline: no socket waits longer than a call may.
+          headersTimeout: Math.ceil(config.VACANCY_TIMEOUT * 1000),
+          bodyTimeout: Math.ceil(config.VACANCY_TIMEOUT * 1000),
+        })
       : undefined;
   const pooledFetch: typeof fetch | undefined = pool
     ? (input, init) => fetch(input, { ...init, dispatcher: pool } as RequestInit)

@@ -83,8 +83,8 @@ export class RemoteVacancyClient implements VacancyClient {
   }
 
   async available(context: CallContext = {}): Promise<number> {
-    const body = await this.#call('available', (http) =>
-      http.get('available', { headers: headers(context), signal: AbortSignal.timeout(this.#timeoutMs) }).json(),
+    const body = await this.#call('available', (http, signal) =>
+      http.get('available', { headers: headers(context), signal }).json(),
     );
     if (!isRecord(body) || !isCount(body.qty)) throw new VacancyProtocolError('vacancy answered /available without a qty');
     return body.qty;
@@ -99,11 +99,11 @@ export class RemoteVacancyClient implements VacancyClient {
     let maybeMade = false;
     const body = await this.#call(
       'reserve',
-      async (http) => {
+      async (http, signal) => {
         const response = await http.post('reserve', {
           json: { qty },
           headers: { ...headers(context), [IDEMPOTENCY_KEY_HEADER]: key },
-          signal: AbortSignal.timeout(this.#timeoutMs),
+          signal,
           hooks: {
             beforeRetry: [
               ({ error }) => {
@@ -136,7 +136,7 @@ export class RemoteVacancyClient implements VacancyClient {
     const probes = await Promise.all(
       this.#replicas.map(async ({ baseUrl, http }) => {
         try {
-          await http.get('ready', { headers: headers(context), signal: AbortSignal.timeout(this.#timeoutMs) });
+          await withDeadline(this.#timeoutMs, (signal) => http.get('ready', { headers: headers(context), signal }));
           return { ready: true, detail: `vacancy at ${baseUrl} is ready` };
         } catch (error) {
           return { ready: false, detail: describeFailure(error, baseUrl, this.#timeoutMs) };
@@ -153,13 +153,13 @@ export class RemoteVacancyClient implements VacancyClient {
 
   async #call(
     what: string,
-    send: (http: KyInstance) => Promise<unknown>,
+    send: (http: KyInstance, signal: AbortSignal) => Promise<unknown>,
     earlierAttemptMayHaveLanded = () => false,
   ): Promise<unknown> {
     const replicas = this.#order();
     for (const [index, { baseUrl, http }] of replicas.entries()) {
       try {
-        return await send(http);
+        return await withDeadline(this.#timeoutMs, (signal) => send(http, signal));
       } catch (error) {
         // Refused by every attempt: nothing reached this replica, so the next one may take the call.
         const refusedOnly = !earlierAttemptMayHaveLanded() && !mayHaveReachedVacancy(error) && !(error instanceof HTTPError);
@@ -191,6 +191,29 @@ export class RemoteVacancyClient implements VacancyClient {
 
 function headers(context: CallContext): Record<string, string> {
   return context.requestId ? { 'X-Request-Id': context.requestId } : {};
+}
+
+/**
+ * Runs a call with a hard deadline: at `ms` the signal aborts and the call
+ * rejects with a TimeoutError, whether or not the abort reaches the request.
+ * (An abort signal can lose its link to a response body that is still being
+ * read; the race makes sure the caller is answered anyway.)
+ */
+async function withDeadline<T>(ms: number, call: (signal: AbortSignal) => Promise<T>): Promise<T> {
+  const controller = new AbortController();
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      const error = new DOMException(`no answer within ${ms} ms`, 'TimeoutError');
+      controller.abort(error);
+      reject(error);
+    }, ms);
+  });
+  try {
+    return await Promise.race([call(controller.signal), deadline]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 /**

@@ -84,9 +84,12 @@ export function childEnv(env: Record<string, string>): NodeJS.ProcessEnv {
   };
 }
 
-/** Spawns the bundle without waiting for anything; the process is tracked for cleanup. */
-export function spawnBundle(env: Record<string, string>, port = Number(env.PORT ?? 0)): Service {
-  const child = spawn(process.execPath, [BUNDLE], {
+/**
+ * Spawns the bundle without waiting for anything; the process is tracked for cleanup.
+ * `nodeArgs` go to node before the bundle (e.g. `--expose-gc`).
+ */
+export function spawnBundle(env: Record<string, string>, port = Number(env.PORT ?? 0), nodeArgs: string[] = []): Service {
+  const child = spawn(process.execPath, [...nodeArgs, BUNDLE], {
     cwd: WORK_DIR,
     env: childEnv(env),
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -235,11 +238,14 @@ export async function waitForHealth(service: Service, timeoutMs = 15_000): Promi
  * until it is healthy. Retries with another port if the free port was taken
  * between finding it and listening on it.
  */
-export async function startService(env: Record<string, string>, options: { timeoutMs?: number } = {}): Promise<Service> {
+export async function startService(
+  env: Record<string, string>,
+  options: { timeoutMs?: number; nodeArgs?: string[] } = {},
+): Promise<Service> {
   for (let attempt = 1; ; attempt++) {
     await waitForBundle();
     const port = env.PORT ? Number(env.PORT) : await freePort();
-    const service = spawnBundle({ ...env, PORT: String(port) }, port);
+    const service = spawnBundle({ ...env, PORT: String(port) }, port, options.nodeArgs);
     try {
       await waitForHealth(service, options.timeoutMs);
       return service;
@@ -296,6 +302,12 @@ export function parseLogLines(text: string): Array<Record<string, unknown>> {
   }
   return entries;
 }
+
+/**
+ * Node arguments that make the child collect garbage every few milliseconds, so that a bug which
+ * only shows once something has been garbage-collected shows at once instead of now and then.
+ */
+export const FREQUENT_GC_NODE_ARGS = ['--expose-gc', '--import', 'data:text/javascript,setInterval(()=>globalThis.gc(),20).unref()'];
 
 export function sleep(ms: number): Promise<void> {
   return new Promise((resolveSleep) => setTimeout(resolveSleep, ms));

@@ -1,0 +1,464 @@
+/**
+ * RedisStockStore with the StockActor in front of it, against a real Redis:
+ * the shared Redis at REDIS_URL (default redis://127.0.0.1:6379) for the
+ * rules, and a private `redis-server` of this file's own for freezing
+ * (SIGSTOP/SIGCONT) and killing. Two store instances on one key prefix stand
+ * for two vacancy replicas sharing one stock.
+ *
+ * No Redis reachable: skipped with a loud warning, except under CI=true,
+ * where it fails.
+ */
+import { connect, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
+import type { Redis } from 'ioredis';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { seededRandom, testSeed } from '../../test/support/http-json.ts';
+import { freePort, sleep } from '../../test/support/processes.ts';
+import {
+  deleteKeysWithPrefix,
+  readStock,
+  redisGate,
+  startPrivateRedis,
+  stockKey,
+  testClient,
+  uniquePrefix,
+  type PrivateRedis,
+} from '../../test/support/redis.ts';
+import {
+  IdempotencyKeyInFlightError,
+  IdempotencyKeyReusedError,
+  NegativeStockError,
+  StockActor,
+  StoreUnavailableError,
+  UnknownInventoryError,
+  type ReserveResult,
+  type StockActorOptions,
+} from '../vacancy/stock-actor.ts';
+import { DEFAULT_INVENTORY } from '../vacancy/stock-store.ts';
+import { RedisStockStore } from './redis-stock-store.ts';
+
+const gate = await redisGate('src/node/redis-stock-store.test.ts', { needServerBinary: true });
+const PREFIX = uniquePrefix('redis-store');
+const SEED = testSeed();
+
+const seed = (initial: number) => new Map([[DEFAULT_INVENTORY, initial]]);
+
+/** Actors opened by a test, closed (with their stores) after it. */
+const opened: StockActor[] = [];
+let observer: Redis | undefined;
+
+async function replica(
+  options: { url?: string; keyPrefix: string; timeoutMs?: number; initial: number } & StockActorOptions,
+): Promise<{ actor: StockActor; store: RedisStockStore }> {
+  const { url = gate.url, keyPrefix, timeoutMs = 5_000, initial, ...actorOptions } = options;
+  const store = new RedisStockStore({ url, keyPrefix, timeoutMs });
+  const actor = await StockActor.start(store, seed(initial), actorOptions);
+  opened.push(actor);
+  return { actor, store };
+}
+
+/** The settled value or error of a promise, so a test can look at both. */
+async function settle<T>(promise: Promise<T>): Promise<{ value?: T; error?: unknown; ms: number }> {
+  const started = performance.now();
+  try {
+    return { value: await promise, ms: performance.now() - started };
+  } catch (error) {
+    return { error, ms: performance.now() - started };
+  }
+}
+
+async function waitUntil(what: string, check: () => Promise<boolean>, timeoutMs: number): Promise<number> {
+  const started = performance.now();
+  while (performance.now() - started < timeoutMs) {
+    if (await check()) return performance.now() - started;
+    await sleep(50);
+  }
+  throw new Error(`${what} did not happen within ${timeoutMs} ms`);
+}
+
+/** How many scripts (EVALSHA + EVAL) the server has run, from INFO commandstats. */
+async function scriptCalls(client: Redis): Promise<number> {
+  const info = await client.info('commandstats');
+  let calls = 0;
+  for (const match of info.matchAll(/^cmdstat_(?:evalsha|eval):calls=(\d+)/gm)) calls += Number(match[1]);
+  return calls;
+}
+
+/**
+ * A TCP proxy in front of Redis that passes commands on at once and can hold
+ * Redis's answers back for `replyDelayMs` (in order): Redis runs a script in
+ * time, but its answer reaches the store after the store gave up.
+ */
+class SlowReplyProxy {
+  replyDelayMs = 0;
+  readonly #server: Server;
+  readonly #sockets = new Set<Socket>();
+
+  private constructor(target: { host: string; port: number }) {
+    this.#server = createServer((client) => {
+      const upstream = connect(target);
+      this.#sockets.add(client).add(upstream);
+      let releaseAt = 0;
+      client.on('data', (chunk) => upstream.write(chunk));
+      upstream.on('data', (chunk) => {
+        releaseAt = Math.max(releaseAt, Date.now() + this.replyDelayMs);
+        setTimeout(() => client.writable && client.write(chunk), releaseAt - Date.now());
+      });
+      const close = () => {
+        client.destroy();
+        upstream.destroy();
+      };
+      client.on('close', close).on('error', close);
+      upstream.on('close', close).on('error', close);
+    });
+  }
+
+  static async start(redisUrl: string): Promise<SlowReplyProxy> {
+    const url = new URL(redisUrl);
+    const proxy = new SlowReplyProxy({ host: url.hostname, port: Number(url.port || 6379) });
+    await new Promise<void>((resolve) => proxy.#server.listen(0, '127.0.0.1', resolve));
+    return proxy;
+  }
+
+  get url(): string {
+    return `redis://127.0.0.1:${(this.#server.address() as AddressInfo).port}`;
+  }
+
+  async close(): Promise<void> {
+    for (const socket of this.#sockets) socket.destroy();
+    await new Promise((resolve) => this.#server.close(resolve));
+  }
+}
+
+describe.skipIf(gate.skip)(`RedisStockStore on a real Redis (seed ${SEED})`, () => {
+  beforeAll(async () => {
+    gate.assertReachable();
+    observer = testClient(gate.url);
+    await observer.ping();
+  });
+
+  afterEach(async () => {
+    await Promise.allSettled(opened.splice(0).map((actor) => actor.close()));
+  });
+
+  afterAll(async () => {
+    observer?.disconnect();
+    if (gate.reachable) await deleteKeysWithPrefix(gate.url, PREFIX);
+  });
+
+  it('seeds a stock only when its key is absent: start-up never resets stock', async () => {
+    const keyPrefix = `${PREFIX}-seed`;
+    const first = await replica({ keyPrefix, initial: 100 });
+    expect(await first.actor.level()).toEqual({ remaining: 100, sold: 0 });
+    expect((await first.actor.reserve(7)).success).toBe(true);
+    await first.actor.close();
+
+    // A second start (a restart, or another replica) with another seed keeps what Redis holds.
+    const second = await replica({ keyPrefix, initial: 5_000 });
+    expect(second.actor.snapshot()).toEqual({ remaining: 93, sold: 7 });
+    expect(await second.actor.level()).toEqual({ remaining: 93, sold: 7 });
+    expect(await readStock(observer!, keyPrefix)).toEqual({ remaining: 93, sold: 7 });
+  });
+
+  it('two replicas sharing one stock under 5,000 concurrent reserves never oversell and hand out every ticket once', async () => {
+    const keyPrefix = `${PREFIX}-load`;
+    const initial = 6_000;
+    const a = await replica({ keyPrefix, initial });
+    const b = await replica({ keyPrefix, initial });
+    const random = seededRandom(SEED);
+
+    const asks: Array<{ qty: number; via: 'a' | 'b'; answer: Promise<ReserveResult> }> = [];
+    for (let i = 0; i < 5_000; i++) {
+      const qty = 1 + Math.floor(random() * 4);
+      const via = random() < 0.5 ? 'a' : 'b';
+      asks.push({ qty, via, answer: (via === 'a' ? a : b).actor.reserve(qty) });
+      // Let each actor send what it has, so the two replicas' batches interleave at Redis.
+      if (i % 40 === 39) await new Promise((resolve) => setImmediate(resolve));
+    }
+    const answers = await Promise.all(asks.map((ask) => ask.answer));
+
+    const level = await readStock(observer!, keyPrefix);
+    expect(level).not.toBeNull();
+    const { remaining, sold } = level!;
+    let acknowledged = 0;
+    const ranges: Array<{ first: number; last: number }> = [];
+    const soldBy = { a: 0, b: 0 };
+    answers.forEach((answer, index) => {
+      const ask = asks[index]!;
+      expect(answer.remaining).toBeGreaterThanOrEqual(0);
+      expect(answer.replayed).toBe(false);
+      if (answer.success) {
+        acknowledged += ask.qty;
+        soldBy[ask.via] += ask.qty;
+        expect(answer.tickets).toBeDefined();
+        expect(answer.tickets!.last - answer.tickets!.first + 1).toBe(ask.qty);
+        expect(answer.reservationId).toBe(`${DEFAULT_INVENTORY}-${answer.tickets!.first}`);
+        ranges.push(answer.tickets!);
+      } else {
+        // A reserve is refused only when it does not fit in what is left.
+        expect(answer.remaining).toBeLessThan(ask.qty);
+      }
+    });
+
+    expect(remaining).toBeGreaterThanOrEqual(0);
+    expect(sold + remaining).toBe(initial);
+    expect(acknowledged).toBe(sold);
+    // ~12,500 tickets asked for 6,000, with ~1,250 asks of one ticket: it sells out.
+    expect(remaining).toBe(0);
+    expect(soldBy.a).toBeGreaterThan(0);
+    expect(soldBy.b).toBeGreaterThan(0);
+
+    // Ticket ranges are disjoint and cover 1..sold exactly.
+    ranges.sort((x, y) => x.first - y.first);
+    let next = 1;
+    for (const range of ranges) {
+      expect(range.first).toBe(next);
+      next = range.last + 1;
+    }
+    expect(next - 1).toBe(sold);
+
+    // Both replicas read the same level.
+    expect(await a.actor.level()).toEqual({ remaining, sold });
+    expect(await b.actor.level()).toEqual({ remaining, sold });
+  });
+
+  it('an idempotency key used on one replica is replayed by the other, and refused with another qty', async () => {
+    const keyPrefix = `${PREFIX}-idem`;
+    const a = await replica({ keyPrefix, initial: 50 });
+    const b = await replica({ keyPrefix, initial: 50 });
+
+    const first = await a.actor.reserve(3, { idempotencyKey: 'order-1' });
+    expect(first).toMatchObject({ success: true, remaining: 47, tickets: { first: 1, last: 3 }, replayed: false });
+    const before = await readStock(observer!, keyPrefix);
+
+    const replay = await b.actor.reserve(3, { idempotencyKey: 'order-1' });
+    expect(replay).toEqual({ ...first, replayed: true });
+    expect(await readStock(observer!, keyPrefix)).toEqual(before);
+
+    await expect(b.actor.reserve(4, { idempotencyKey: 'order-1' })).rejects.toBeInstanceOf(IdempotencyKeyReusedError);
+    await expect(a.actor.reserve(2, { idempotencyKey: 'order-1' })).rejects.toBeInstanceOf(IdempotencyKeyReusedError);
+    expect(await readStock(observer!, keyPrefix)).toEqual(before);
+
+    // A refused reserve is recorded too, and replayed as refused.
+    const tooMany = await a.actor.reserve(1_000, { idempotencyKey: 'order-2' });
+    expect(tooMany).toEqual({ success: false, remaining: 47, replayed: false });
+    expect(await b.actor.reserve(1_000, { idempotencyKey: 'order-2' })).toEqual({ ...tooMany, replayed: true });
+    expect(await readStock(observer!, keyPrefix)).toEqual(before);
+  });
+
+  it('the same key twice in one batch: the second is in flight and takes nothing', async () => {
+    const keyPrefix = `${PREFIX}-inflight`;
+    const { actor } = await replica({ keyPrefix, initial: 10 });
+    // Posted in the same tick, so both are decided by one script call.
+    const [first, second] = await Promise.all([
+      settle(actor.reserve(2, { idempotencyKey: 'twice' })),
+      settle(actor.reserve(2, { idempotencyKey: 'twice' })),
+    ]);
+    expect(first.value).toMatchObject({ success: true, remaining: 8, replayed: false });
+    expect(second.error).toBeInstanceOf(IdempotencyKeyInFlightError);
+    expect(await readStock(observer!, keyPrefix)).toEqual({ remaining: 8, sold: 2 });
+    // Once decided, the key replays.
+    expect(await actor.reserve(2, { idempotencyKey: 'twice' })).toEqual({ ...first.value, replayed: true });
+  });
+
+  it('an idempotency key lives idempotencyTtlMs in Redis; after that the same key gets a new decision', async () => {
+    const keyPrefix = `${PREFIX}-ttl`;
+    const { actor } = await replica({ keyPrefix, initial: 10, idempotencyTtlMs: 200 });
+    const first = await actor.reserve(1, { idempotencyKey: 'short' });
+    expect(first).toMatchObject({ success: true, tickets: { first: 1, last: 1 }, replayed: false });
+    expect(await actor.reserve(1, { idempotencyKey: 'short' })).toEqual({ ...first, replayed: true });
+
+    const idemKeys = await observer!.keys(`{${keyPrefix}:${DEFAULT_INVENTORY}}:idem:*`);
+    expect(idemKeys).toHaveLength(1);
+    const ttl = await observer!.pttl(idemKeys[0]!);
+    expect(ttl).toBeGreaterThan(0);
+    expect(ttl).toBeLessThanOrEqual(200);
+
+    await sleep(400);
+    expect(await observer!.exists(idemKeys[0]!)).toBe(0);
+    const again = await actor.reserve(1, { idempotencyKey: 'short' });
+    expect(again).toMatchObject({ success: true, tickets: { first: 2, last: 2 }, replayed: false });
+    // An expired key no longer binds its qty either.
+    await sleep(400);
+    expect(await actor.reserve(3, { idempotencyKey: 'short' })).toMatchObject({ success: true, replayed: false });
+    expect(await readStock(observer!, keyPrefix)).toEqual({ remaining: 5, sold: 5 });
+  });
+
+  it('adjusts the stock (set, add, take away) for every replica, and refuses to go below zero', async () => {
+    const keyPrefix = `${PREFIX}-adjust`;
+    const a = await replica({ keyPrefix, initial: 20 });
+    const b = await replica({ keyPrefix, initial: 20 });
+    expect((await a.actor.reserve(5)).success).toBe(true);
+
+    expect(await a.actor.adjust('set', 50)).toEqual({ remaining: 50, sold: 5 });
+    expect(await b.actor.level()).toEqual({ remaining: 50, sold: 5 });
+    expect(await b.actor.adjust('add', 10)).toEqual({ remaining: 60, sold: 5 });
+    expect(await a.actor.adjust('add', -15)).toEqual({ remaining: 45, sold: 5 });
+    expect(await readStock(observer!, keyPrefix)).toEqual({ remaining: 45, sold: 5 });
+
+    await expect(a.actor.adjust('add', -46)).rejects.toBeInstanceOf(NegativeStockError);
+    await expect(b.actor.adjust('set', -1)).rejects.toBeInstanceOf(NegativeStockError);
+    expect(await readStock(observer!, keyPrefix)).toEqual({ remaining: 45, sold: 5 });
+
+    // Ticket numbers already sold are not handed out again after a set.
+    expect(await b.actor.reserve(2)).toMatchObject({ success: true, tickets: { first: 6, last: 7 } });
+    expect(await a.actor.adjust('add', -43)).toEqual({ remaining: 0, sold: 7 });
+    expect(await b.actor.reserve(1)).toEqual({ success: false, remaining: 0, replayed: false });
+  });
+
+  it('refuses an unknown inventory and changes nothing', async () => {
+    const keyPrefix = `${PREFIX}-unknown`;
+    const { actor } = await replica({ keyPrefix, initial: 10 });
+    await expect(actor.reserve(1, { inventoryId: 'no-such-event' })).rejects.toBeInstanceOf(UnknownInventoryError);
+    await expect(actor.reserve(1, { inventoryId: 'no-such-event', idempotencyKey: 'k' })).rejects.toBeInstanceOf(
+      UnknownInventoryError,
+    );
+    await expect(actor.level('no-such-event')).rejects.toBeInstanceOf(UnknownInventoryError);
+    await expect(actor.adjust('add', 5, 'no-such-event')).rejects.toBeInstanceOf(UnknownInventoryError);
+    expect(await observer!.keys(`*${keyPrefix}:no-such-event*`)).toEqual([]);
+    expect(await readStock(observer!, keyPrefix)).toEqual({ remaining: 10, sold: 0 });
+  });
+
+  it('with no Redis listening, open rejects with a message naming REDIS_URL', async () => {
+    const port = await freePort();
+    const store = new RedisStockStore({ url: `redis://127.0.0.1:${port}/0`, keyPrefix: `${PREFIX}-nowhere`, timeoutMs: 300 });
+    const started = performance.now();
+    const opening = settle(StockActor.start(store, seed(10)));
+    const { error } = await opening;
+    expect(error).toBeInstanceOf(Error);
+    expect((error as Error).message).toMatch(/REDIS_URL/);
+    expect((error as Error).message).toContain(`127.0.0.1:${port}`);
+    expect(performance.now() - started).toBeLessThan(3_000);
+    await store.close();
+  });
+
+  it('a batch Redis ran in time but whose answer arrived after timeoutMs is not reported as "nothing happened"', async () => {
+    // The other side of the deadline rule: the deadline only stops scripts that START late. A script
+    // that ran in time and sold, but whose answer was slow (network, a frozen Redis between running
+    // the script and writing its reply), is rejected by the client after timeoutMs; the actor then
+    // answers StoreUnavailableError, documented as "nothing in that batch happened", and vacancy
+    // answers 503 "nothing was sold" (no outcomeUnknown), so the ticket service tells its caller the same.
+    const keyPrefix = `${PREFIX}-slow-reply`;
+    const proxy = await SlowReplyProxy.start(gate.url);
+    try {
+      const { actor } = await replica({ url: proxy.url, keyPrefix, timeoutMs: 300, initial: 100 });
+      const before = await readStock(observer!, keyPrefix);
+      expect(before).toEqual({ remaining: 100, sold: 0 });
+
+      proxy.replyDelayMs = 800;
+      const slow = await settle(actor.reserve(2, { idempotencyKey: 'slow-reply' }));
+      proxy.replyDelayMs = 0;
+      await sleep(1_000); // the late answer passes and is dropped by the client
+
+      const after = await readStock(observer!, keyPrefix);
+      expect(slow.error, 'the reply came after timeoutMs: the reserve cannot have been acknowledged').toBeDefined();
+      if ((slow.error as Error).name === 'StoreUnavailableError') {
+        expect(
+          after,
+          'the reserve was rejected with StoreUnavailableError ("nothing in that batch happened"; HTTP 503 ' +
+            '"nothing was sold", outcomeUnknown absent), yet Redis sold its 2 tickets and recorded the key',
+        ).toEqual(before);
+      }
+    } finally {
+      await proxy.close();
+    }
+  });
+
+  describe('with a private redis-server', () => {
+    let server: PrivateRedis | undefined;
+    let privateObserver: Redis | undefined;
+
+    beforeAll(async () => {
+      server = await startPrivateRedis();
+      privateObserver = testClient(server.url);
+      await privateObserver.ping();
+    });
+
+    afterAll(async () => {
+      privateObserver?.disconnect();
+      await server?.stop();
+    });
+
+    it('frozen (SIGSTOP): reserves fail within about timeoutMs; the commands Redis runs after SIGCONT take nothing; it recovers', async () => {
+      const keyPrefix = `${PREFIX}-frozen`;
+      const { actor, store } = await replica({ url: server!.url, keyPrefix, timeoutMs: 300, initial: 100 });
+      expect((await actor.reserve(2)).success).toBe(true);
+      const before = await readStock(privateObserver!, keyPrefix);
+      expect(before).toEqual({ remaining: 98, sold: 2 });
+      const scriptsBefore = await scriptCalls(privateObserver!);
+
+      server!.freeze();
+      const frozen: Array<Awaited<ReturnType<typeof settle>>> = [];
+      try {
+        // Three batches while frozen, each a script call sitting in the frozen server's socket.
+        for (let round = 0; round < 3; round++) {
+          const started = performance.now();
+          const batch = await Promise.all([
+            ...Array.from({ length: 5 }, (_, i) => settle(actor.reserve(1, { idempotencyKey: `frozen-${round}-${i}` }))),
+            settle(actor.reserve(3)),
+            settle(actor.adjust('add', 1_000)),
+          ]);
+          const elapsed = performance.now() - started;
+          expect(elapsed, `round ${round} took ${elapsed} ms`).toBeLessThan(3_000);
+          frozen.push(...batch);
+        }
+        for (const result of frozen) {
+          expect(result.error, `answered ${JSON.stringify(result.value)}`).toBeInstanceOf(StoreUnavailableError);
+        }
+        expect(actor.storeHealth().writable).toBe(false);
+        expect(await store.checkWritable()).toBe(false);
+      } finally {
+        server!.thaw();
+      }
+
+      // Redis now runs the frozen scripts, in order, before anything sent after them on that connection
+      // (checkWritable's TIME): once it answers, every late script has run, and found its deadline passed.
+      await waitUntil('checkWritable() after SIGCONT', () => store.checkWritable(), 5_000);
+      expect(actor.storeHealth().writable).toBe(true);
+      // The three frozen batches did reach Redis and run (late)...
+      expect(await scriptCalls(privateObserver!)).toBeGreaterThanOrEqual(scriptsBefore + 3);
+      // ...and took nothing: not the reserves, not the +1000, no idempotency key.
+      expect(await readStock(privateObserver!, keyPrefix)).toEqual(before);
+      expect(await privateObserver!.keys(`*${keyPrefix}*idem*`)).toEqual([]);
+
+      // Recovered: reserves succeed, and a key first sent while frozen gets a fresh decision.
+      expect(await actor.reserve(1, { idempotencyKey: 'frozen-0-0' })).toMatchObject({
+        success: true,
+        remaining: 97,
+        tickets: { first: 3, last: 3 },
+        replayed: false,
+      });
+      expect(await actor.level()).toEqual({ remaining: 97, sold: 3 });
+    });
+
+    it('killed (SIGKILL): reserves fail fast; restarted on the same port, the store reconnects by itself', async () => {
+      const keyPrefix = `${PREFIX}-killed`;
+      const { actor, store } = await replica({ url: server!.url, keyPrefix, timeoutMs: 300, initial: 100 });
+      expect((await actor.reserve(1)).success).toBe(true);
+
+      await server!.kill();
+      // The first command may be written before the client sees the close; it still fails within the timeout.
+      const firstAfterKill = await settle(actor.reserve(1));
+      expect(firstAfterKill.error).toBeInstanceOf(StoreUnavailableError);
+      expect(firstAfterKill.ms).toBeLessThan(2_000);
+      await waitUntil('the store to notice the lost connection', async () => !actor.storeHealth().writable, 2_000);
+      // Disconnected: no offline queue, no waiting for a reconnect.
+      for (let i = 0; i < 5; i++) {
+        const attempt = await settle(actor.reserve(1, { idempotencyKey: `dead-${i}` }));
+        expect(attempt.error).toBeInstanceOf(StoreUnavailableError);
+        expect(attempt.ms, 'a reserve with Redis down should not wait').toBeLessThan(1_000);
+      }
+      expect(await store.checkWritable()).toBe(false);
+
+      await server!.restart();
+      const recoveredIn = await waitUntil('checkWritable() after the restart', () => store.checkWritable(), 10_000);
+      expect(recoveredIn).toBeLessThan(10_000);
+      expect(actor.storeHealth().writable).toBe(true);
+
+      // The new server holds no data: the stock is unknown, and nothing is decided from local memory.
+      await expect(actor.reserve(1)).rejects.toBeInstanceOf(UnknownInventoryError);
+      await privateObserver!.hset(stockKey(keyPrefix), 'remaining', '50', 'sold', '0');
+      expect(await actor.reserve(2)).toMatchObject({ success: true, remaining: 48, tickets: { first: 1, last: 2 } });
+      expect(await readStock(privateObserver!, keyPrefix)).toEqual({ remaining: 48, sold: 2 });
+    });
+  });
+});
