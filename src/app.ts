@@ -82,7 +82,10 @@ export function createApp(deps: AppDependencies): OpenAPIHono {
   app.use(compress());
 
   if (ownsStock && deps.actor) {
-    app.route('/', createVacancyRouter({ actor: deps.actor, bodyLimitBytes: config.BODY_LIMIT }));
+    app.route(
+      '/',
+      createVacancyRouter({ actor: deps.actor, bodyLimitBytes: config.BODY_LIMIT, internalToken: config.INTERNAL_TOKEN }),
+    );
     if (config.ADMIN_TOKEN) {
       app.route(
         '/',

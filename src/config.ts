@@ -82,6 +82,11 @@ export const configSchema = z.object({
     .regex(/^[\w.:-]{1,64}$/, 'expected 1 to 64 letters, digits, or . _ : -')
     .default('ticket-system'),
   REDIS_TIMEOUT: seconds('a positive number of seconds, at most 60', 60).default(1),
+  INTERNAL_TOKEN: z
+    .string()
+    .trim()
+    .min(16, 'expected at least 16 characters (or leave it unset to leave service-to-service calls open)')
+    .optional(),
   ADMIN_TOKEN: z.string().trim().min(16, 'expected at least 16 characters (or leave it unset to turn the admin API off)').optional(),
   IDEMPOTENCY_TTL: seconds('a positive number of seconds, at most 2592000 (30 days)', 30 * 24 * 3600).default(86_400),
   IDEMPOTENCY_MAX_KEYS: integer(1, 100_000_000, 'a whole number of keys between 1 and 100000000').default(1_000_000),

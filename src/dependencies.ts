@@ -55,6 +55,7 @@ export async function buildDependencies(
       baseUrl: config.VACANCY_URL.split(','),
       timeoutMs: Math.round(config.VACANCY_TIMEOUT * 1000),
       retries: config.VACANCY_RETRIES,
+      internalToken: config.INTERNAL_TOKEN,
       fetch: options.fetch,
     });
     vacancyClientDescription = `remote ${config.VACANCY_URL}`;

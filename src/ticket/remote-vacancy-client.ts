@@ -14,6 +14,8 @@ export interface RemoteVacancyClientOptions {
   baseUrl: string | readonly string[];
   /** How long one call may take in all, retries included, before the ticket service gives up with a 503. */
   timeoutMs: number;
+  /** Sent as `Authorization: Bearer <token>` on every call, for a vacancy that requires INTERNAL_TOKEN. */
+  internalToken?: string;
   /** How many times a call that timed out, was refused or got a 5xx/409 is tried again. Default 2. */
   retries?: number;
   /**
@@ -60,6 +62,7 @@ export class RemoteVacancyClient implements VacancyClient {
     const retries = options.retries ?? 2;
     return ky.create({
       prefixUrl: `${baseUrl}/api/v1/`,
+      ...(options.internalToken ? { headers: { Authorization: `Bearer ${options.internalToken}` } } : {}),
       // Each attempt gets an equal share of the budget, so a hung vacancy still leaves time to retry.
       timeout: Math.max(1, Math.floor(options.timeoutMs / (retries + 1))),
       retry: {

@@ -1,3 +1,4 @@
+import { requireBearerToken } from '../lib/bearer-token.ts';
 import { createRouter } from '../lib/create-router.ts';
 import { IDEMPOTENT_REPLAYED_HEADER, InFlightKeys } from '../lib/idempotency.ts';
 import { INSUFFICIENT_INVENTORY } from '../ticket/ticket-service.ts';
@@ -7,6 +8,8 @@ import { availableRoute, reserveRoute } from './vacancy.routes.ts';
 export interface VacancyRouterOptions {
   actor: StockActor;
   bodyLimitBytes: number;
+  /** When set, POST /api/v1/reserve (a service-to-service call) needs `Authorization: Bearer <token>`. */
+  internalToken?: string;
 }
 
 /**
@@ -15,9 +18,10 @@ export interface VacancyRouterOptions {
  * @example
  * app.route('/', createVacancyRouter({ actor, bodyLimitBytes: 1024 * 1024 }));
  */
-export function createVacancyRouter({ actor, bodyLimitBytes }: VacancyRouterOptions) {
+export function createVacancyRouter({ actor, bodyLimitBytes, internalToken }: VacancyRouterOptions) {
   const router = createRouter();
   const inFlight = new InFlightKeys();
+  if (internalToken) router.post('/api/v1/reserve', requireBearerToken(internalToken, 'internal'));
 
   router.openapi(availableRoute, async (c) => c.json({ qty: await actor.available() }, 200));
 

@@ -28,11 +28,12 @@ export const reserveRoute = (bodyLimitBytes: number) =>
     tags: ['vacancy'],
     summary: 'Take tickets from the stock',
     description:
-      'Takes qty tickets if all of them are left, else nothing. Not enough stock is a 200 with success false.',
+      'Takes qty tickets if all of them are left, else nothing. Not enough stock is a 200 with success false. With INTERNAL_TOKEN configured, needs Authorization: Bearer INTERNAL_TOKEN.',
     middleware: jsonBody(bodyLimitBytes),
     request: { headers: IdempotencyHeadersSchema, body: qtyRequestBody },
     responses: {
       200: idempotentOk('The decision, made durable before it is answered', ReserveResponseSchema),
       ...qtyBodyProblems,
+      ...problemResponses('unauthorized'),
     },
   });
