@@ -79,7 +79,10 @@ export function createApp(deps: AppDependencies): OpenAPIHono {
       }),
     );
   }
-  app.use(compress());
+  // Only documents are worth compressing: every API answer is well under compress's 1 KiB threshold,
+  // and compress would still rebuild each answer to add a Vary header.
+  app.use('/openapi.json', compress());
+  app.use('/docs', compress());
 
   if (ownsStock && deps.actor) {
     app.route(
