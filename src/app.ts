@@ -153,6 +153,13 @@ function toProblemError(error: Error): Error {
       extensions: { outcomeUnknown: error.outcomeUnknown },
     });
   }
+  if (error instanceof StoreUnavailableError && error.outcomeUnknown) {
+    return new ProblemError(
+      'serviceUnavailable',
+      'The stock store did not answer in time; the change may or may not have been made — retry with the same Idempotency-Key to get its outcome without buying twice',
+      { headers: { 'Retry-After': '1' }, extensions: { outcomeUnknown: true } },
+    );
+  }
   if (error instanceof StoreUnavailableError || error instanceof ActorClosedError) {
     return new ProblemError('serviceUnavailable', 'The stock cannot record changes right now; nothing was sold', {
       headers: { 'Retry-After': '1' },

@@ -208,7 +208,7 @@ export class RedisStockStore implements StockStore {
       await Promise.all(
         [...groups].map(async ([inventoryId, indexes]) => {
           const keys = [this.#stockKey(inventoryId)];
-          const args: string[] = [String(Date.now() + this.#clockOffsetMs + this.#timeoutMs), String(options.idempotencyTtlMs)];
+          const args: string[] = [String(this.#deadline()), String(options.idempotencyTtlMs)];
           for (const index of indexes) {
             const command = commands[index] as StockCommand;
             if (command.kind === 'reserve') {
@@ -232,6 +232,8 @@ export class RedisStockStore implements StockStore {
       );
     } catch (error) {
       this.#failure = `redis: ${error instanceof Error ? error.message : String(error)}`;
+      // A batch sent but not answered in time may still have run before its deadline.
+      if (isCommandTimeout(error)) throw Object.assign(error as Error, { outcomeUnknown: true });
       throw error;
     }
     this.#failure = null;
@@ -271,6 +273,16 @@ export class RedisStockStore implements StockStore {
     }
   }
 
+  /**
+   * When a batch sent now stops being allowed to run, on Redis's clock: the
+   * client's timeout, less a margin for the answer's way back, so that a
+   * batch that runs is nearly always one whose answer still arrives in time.
+   */
+  #deadline(): number {
+    const replyMarginMs = Math.min(Math.floor(this.#timeoutMs / 4), 250);
+    return Date.now() + this.#clockOffsetMs + this.#timeoutMs - replyMarginMs;
+  }
+
   async #syncClock(): Promise<void> {
     const sent = Date.now();
     const [seconds, micros] = await this.#redis.time();
@@ -286,6 +298,10 @@ export class RedisStockStore implements StockStore {
   #idempotencyKey(inventoryId: string, key: string): string {
     return `{${this.#prefix}:${inventoryId}}:idem:${key}`;
   }
+}
+
+function isCommandTimeout(error: unknown): boolean {
+  return error instanceof Error && /command timed out/i.test(error.message);
 }
 
 function parseDecision(answer: string | undefined, command: StockCommand): StockDecision {

@@ -64,9 +64,17 @@ export class ActorClosedError extends Error {
 
 /** The store could not make a batch durable; nothing in that batch happened. */
 export class StoreUnavailableError extends Error {
+  /**
+   * True when the store may have applied the change after all (a shared
+   * store that did not answer in time): then nothing can be said of the
+   * outcome, except that a retry with the same idempotency key will tell.
+   */
+  readonly outcomeUnknown: boolean;
+
   constructor(cause: unknown) {
     super('The stock store could not record the change', { cause });
     this.name = 'StoreUnavailableError';
+    this.outcomeUnknown = (cause as { outcomeUnknown?: unknown } | undefined)?.outcomeUnknown === true;
   }
 }
 
