@@ -56,3 +56,53 @@ lint:
 # TypeScript type check, no output
 typecheck:
     tsc --noEmit
+
+# ---- Containers and Kubernetes ------------------------------------------------------------------
+
+# The image every compose service and Kubernetes workload runs (MODE chooses the role)
+image_name := "ghcr.io/ticket-system/ticket-system:0.1.0"
+
+# Build the image with podman or docker, whichever is installed: just image; just image debug (with a shell)
+image target="runtime":
+    #!/usr/bin/env bash
+    set -euo pipefail
+    tag="{{image_name}}"
+    [ "{{target}}" = runtime ] || tag="$tag-{{target}}"
+    # podman: --format docker keeps the HEALTHCHECK (the OCI image format has no field for it)
+    if command -v podman >/dev/null 2>&1; then
+        podman build --format docker -f Containerfile --target "{{target}}" -t "$tag" .
+    elif command -v docker >/dev/null 2>&1; then
+        docker build -f Containerfile --target "{{target}}" -t "$tag" .
+    else
+        echo "neither podman nor docker is installed" >&2; exit 1
+    fi
+
+# Build and start redis, vacancy (8001) and ticket (8002) in the background: just up; just up monolith
+up *services:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    if command -v podman >/dev/null 2>&1; then compose=(podman compose); else compose=(docker compose); fi
+    "${compose[@]}" up -d --build {{services}}
+
+# Stop and remove the containers (the volumes, and with them the stock, stay; just down -v deletes them)
+down *args:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    if command -v podman >/dev/null 2>&1; then compose=(podman compose); else compose=(docker compose); fi
+    "${compose[@]}" --profile monolith --profile scale down {{args}}
+
+# Follow the containers' logs: just logs; just logs ticket
+logs *services:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    if command -v podman >/dev/null 2>&1; then compose=(podman compose); else compose=(docker compose); fi
+    "${compose[@]}" logs -f {{services}}
+
+# Apply a Kubernetes overlay: just k8s-apply (redis: ticket + vacancy on Redis); just k8s-apply single-node
+k8s-apply OVERLAY="redis":
+    kubectl apply -k infra/k8s/overlays/{{OVERLAY}}
+
+# Delete everything an overlay made, the namespace included, and with it the volumes (the stock)
+[confirm("Delete the overlay's objects and the ticket-system namespace, with its volumes (the stock)? [y/N]")]
+k8s-delete OVERLAY="redis":
+    kubectl delete -k infra/k8s/overlays/{{OVERLAY}}

@@ -1,0 +1,757 @@
+/**
+ * The deployment files checked against the program, without a container
+ * engine or a cluster: Containerfile, compose.yaml and the kustomize overlays
+ * of infra/k8s (built by test/support/kustomize.ts). Ports, probe paths and
+ * variable names are not compared with constants written here but with what
+ * src/config.ts computes for each workload's environment and with the routes
+ * the app of that MODE really serves.
+ */
+import { execFileSync, spawnSync } from 'node:child_process';
+import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
+import { join, relative } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { parseAllDocuments } from 'yaml';
+import { ConfigError, parseConfig, type Config } from '../src/config.ts';
+import {
+  CONFIG_KEYS,
+  DUMMY_TOKEN,
+  PACKAGE,
+  DOCUMENTED_EXTRA_VARIABLES,
+  durationSeconds,
+  environmentOf,
+  fromRoot,
+  isKnownVariable,
+  loadCompose,
+  parseContainerfile,
+  parseDotenv,
+  portsOf,
+  ROOT,
+  routeExists,
+  type ComposeService,
+} from './support/deployment.ts';
+import {
+  buildKustomization,
+  containersOf,
+  filesOf,
+  isWorkload,
+  loadObjects,
+  parseImage,
+  podTemplateOf,
+  selectorMatches,
+  type Container,
+  type K8sObject,
+  type Probe,
+} from './support/kustomize.ts';
+
+const K8S = fromRoot('infra/k8s');
+const OVERLAYS = readdirSync(join(K8S, 'overlays')).filter((name) => statSync(join(K8S, 'overlays', name)).isDirectory());
+const containerfile = parseContainerfile();
+const runtime = containerfile.final;
+/** The environment every container of the image starts with, before compose or Kubernetes add theirs. */
+const IMAGE_ENV = runtime.env;
+/** What Compose reads for `environment:` interpolation when nothing is set: every `${VAR:-}` empty. */
+const compose = loadCompose({});
+const composeServices = Object.entries(compose.services);
+const appServices = composeServices.filter(([, s]) => s.build?.dockerfile === 'Containerfile');
+const APP_IMAGE = appServices[0]?.[1].image ?? '(compose.yaml builds no service from Containerfile)';
+const REDIS_IMAGE = compose.services.redis?.image ?? '(compose.yaml has no redis service)';
+/** .env.example as a developer's .env: what env_file hands the containers if someone copied it. */
+const DEV_DOTENV = parseDotenv(readFileSync(fromRoot('.env.example'), 'utf8'));
+const PRE_STOP_SECONDS_MIN = 1;
+
+function unknownVariables(names: Iterable<string>): string[] {
+  return [...names].filter((name) => !isKnownVariable(name));
+}
+
+function mustParse(env: Record<string, string>, where: string): Config {
+  try {
+    return parseConfig(env);
+  } catch (error) {
+    throw new Error(`${where}: the program would refuse this environment: ${error instanceof Error ? error.message : String(error)}`, {
+      cause: error,
+    });
+  }
+}
+
+// ================================================================================================
+describe('Containerfile', () => {
+  it('builds with npm ci and tsup, installs production dependencies apart, and ends on distroless Node 24', () => {
+    const build = containerfile.stage('build');
+    const prodDeps = containerfile.stage('prod-deps');
+    expect(build?.from).toMatch(/^node:24(\.\d+)*-(bookworm-slim|alpine)/);
+    const runs = (stage: typeof build) => stage?.instructions.filter((i) => i.keyword === 'RUN').map((i) => i.args).join('\n') ?? '';
+    expect(runs(build)).toMatch(/\bnpm ci\b/);
+    expect(runs(build)).toMatch(/\bnpm run build\b/);
+    expect(PACKAGE.scripts.build, 'the script `npm run build` runs').toBeDefined();
+    expect(runs(prodDeps)).toMatch(/\bnpm ci\b[^\n]*--omit=dev/);
+    expect(runtime.name).toBe('runtime');
+    expect(runtime.from).toMatch(/^gcr\.io\/distroless\/nodejs24-debian1[2-9]:nonroot(@sha256:[0-9a-f]{64})?$/);
+  });
+
+  it('runs the runtime image as uid 65532 with node itself as PID 1: exec-form ENTRYPOINT, no CMD, never npm', () => {
+    expect(runtime.user).toMatch(/^(65532|nonroot)(:(65532|nonroot))?$/);
+    expect(runtime.entrypoint).toEqual(['/nodejs/bin/node', 'dist/main.js']);
+    expect(runtime.cmd).toBeUndefined();
+    for (const stage of containerfile.stages) {
+      expect([...(stage.entrypoint ?? []), ...(stage.cmd ?? [])].join(' '), `stage ${stage.name}`).not.toMatch(/\bnpm\b|\/bin\/sh/);
+    }
+    // The bundle the entrypoint names is what the build makes (test/global-setup.ts has just run tsup).
+    expect(existsSync(fromRoot('dist/main.js')), 'dist/main.js').toBe(true);
+  });
+
+  it('health-checks with the bundle`s own healthcheck subcommand (no shell, no curl)', () => {
+    // That the subcommand exits 0/1 is run for real in deployment-compose-env and deployment-image.
+    expect(runtime.healthcheck).toEqual(['/nodejs/bin/node', 'dist/main.js', 'healthcheck']);
+  });
+
+  it('exposes the port of every MODE and sets production, DATA_DIR and a volume for it', () => {
+    const modePorts = (['monolith', 'vacancy', 'ticket'] as const).map((MODE) => parseConfig({ ...IMAGE_ENV, MODE }).port);
+    expect([...runtime.expose].sort()).toEqual([...modePorts].sort());
+    expect(IMAGE_ENV).toMatchObject({ NODE_ENV: 'production', ENVIRONMENT: 'production', DATA_DIR: '/data' });
+    const config = mustParse(IMAGE_ENV, 'Containerfile ENV');
+    expect(runtime.volumes).toContain(config.DATA_DIR);
+    expect(unknownVariables(Object.keys(IMAGE_ENV)), 'ENV names unknown to src/config.ts').toEqual([]);
+    // DATA_DIR must be writable by the non-root user: created in the build and copied with that owner.
+    const copiesData = runtime.instructions.some(
+      (i) => i.keyword === 'COPY' && i.flags.chown?.startsWith('65532') && i.args.trim().endsWith(config.DATA_DIR),
+    );
+    expect(copiesData, `${config.DATA_DIR} owned by 65532 in the runtime stage`).toBe(true);
+  });
+
+  it('puts only dist/, production node_modules and package.json (and the empty data dir) into the runtime image', () => {
+    const copies = runtime.instructions.filter((i) => i.keyword === 'COPY' || i.keyword === 'ADD');
+    expect(copies.every((i) => i.keyword === 'COPY'), 'ADD fetches and unpacks; COPY only').toBe(true);
+    const described = copies.map((i) => `${i.flags.from ?? 'context'}: ${i.args}`);
+    expect(described.sort()).toEqual(
+      ['build: /app/dist ./dist', 'build: /data /data', 'context: package.json ./', 'prod-deps: /app/node_modules ./node_modules'].sort(),
+    );
+    expect(runtime.instructions.some((i) => i.keyword === 'RUN'), 'distroless has no shell to RUN').toBe(false);
+  });
+
+  it('has a debug target with a shell, the same files, running as the node user', () => {
+    const debug = containerfile.stage('debug');
+    expect(debug?.from).toMatch(/^node:24(\.\d+)*-(bookworm-slim|alpine)/);
+    expect(debug?.user).toBe('node');
+    const copied = (stage: typeof debug) =>
+      stage?.instructions
+        .filter((i) => i.keyword === 'COPY')
+        .map((i) => `${i.flags.from ?? 'context'}: ${i.args}`)
+        .filter((c) => !c.includes('/data'))
+        .sort();
+    expect(copied(debug)).toEqual(copied(runtime));
+    expect(debug?.entrypoint?.slice(1)).toEqual(runtime.entrypoint?.slice(1));
+    expect(debug?.healthcheck?.slice(1)).toEqual(runtime.healthcheck?.slice(1));
+    expect(debug?.env).toEqual(runtime.env);
+  });
+});
+
+// ================================================================================================
+describe('one image everywhere', () => {
+  it('compose, Kubernetes and the justfile name the same image, tagged with the package version', () => {
+    const names = new Set<string>(appServices.map(([, s]) => s.image ?? '(no image)'));
+    for (const overlay of OVERLAYS) {
+      for (const object of buildKustomization(join(K8S, 'overlays', overlay))) {
+        for (const container of containersOf(object)) if (!container.image.startsWith('redis:')) names.add(container.image);
+      }
+    }
+    const justImage = /^image_name\s*:=\s*"([^"]+)"/m.exec(readFileSync(fromRoot('justfile'), 'utf8'))?.[1];
+    names.add(justImage ?? '(justfile has no image_name)');
+    expect([...names]).toEqual([APP_IMAGE]);
+    const ref = parseImage(APP_IMAGE);
+    expect(ref.name.split('/').at(-1)).toBe(PACKAGE.name);
+    expect(ref.tag).toBe(PACKAGE.version);
+  });
+});
+
+// ================================================================================================
+describe('justfile and README', () => {
+  const just = (...args: string[]) => spawnSync(fromRoot('node_modules/.bin/just'), args, { cwd: ROOT, encoding: 'utf8' });
+
+  it('has the deployment recipes, and k8s-apply/k8s-delete apply the overlay directory named', () => {
+    expect(just('--summary').stdout.trim().split(/\s+/)).toEqual(expect.arrayContaining(['image', 'up', 'down', 'logs', 'k8s-apply', 'k8s-delete']));
+    for (const overlay of OVERLAYS) {
+      for (const [recipe, verb] of [['k8s-apply', 'apply'], ['k8s-delete', 'delete']] as const) {
+        const dry = just('--dry-run', '--yes', recipe, overlay);
+        expect(dry.status, dry.stderr).toBe(0);
+        expect(dry.stderr.trim()).toBe(`kubectl ${verb} -k infra/k8s/overlays/${overlay}`);
+      }
+    }
+    const image = just('--dry-run', 'image').stderr;
+    expect(image).toMatch(/podman build --format docker -f Containerfile/);
+    expect(image).toMatch(/docker build -f Containerfile/);
+  });
+
+  it('documents the deployment in README.md, right before Development', () => {
+    const readme = readFileSync(fromRoot('README.md'), 'utf8');
+    const headings = [...readme.matchAll(/^## (.+)$/gm)].map((m) => m[1]);
+    expect(headings[headings.indexOf('Development') - 1]).toBe('Deployment');
+    const section = readme.slice(readme.indexOf('## Deployment'), readme.indexOf('## Development'));
+    for (const needed of [APP_IMAGE, 'INTERNAL_TOKEN', 'ADMIN_TOKEN', '--profile monolith', '/api/v1/ready', ...OVERLAYS.map((o) => `overlays/${o}`)]) {
+      expect(section, needed).toContain(needed);
+    }
+  });
+});
+
+// ================================================================================================
+describe('compose.yaml', () => {
+  it('parses, and every app service is built from Containerfile, keeps its ENTRYPOINT and health-checks like the image', () => {
+    expect(appServices.map(([name]) => name).sort()).toEqual(['monolith', 'ticket', 'vacancy', 'vacancy-replica']);
+    for (const [name, service] of appServices) {
+      expect(service.command, `${name}: command would replace the image's arguments`).toBeUndefined();
+      expect(service.entrypoint, `${name}: entrypoint would bypass node dist/main.js`).toBeUndefined();
+      expect(service.build?.target ?? 'runtime', name).toBe('runtime');
+      expect(service.healthcheck?.test, name).toEqual(['CMD', ...(runtime.healthcheck ?? [])]);
+      expect(service.env_file, `${name}: .env is optional`).toEqual([{ path: '.env', required: false }]);
+    }
+  });
+
+  it('runs Redis with AOF (fsync every second), noeviction, a volume and a redis-cli ping health check', () => {
+    const redis = compose.services.redis as ComposeService;
+    const command = (redis.command as string[]).join(' ');
+    expect(redis.image).toMatch(/^(redis:7|valkey\/valkey:)/);
+    expect(command).toMatch(/--appendonly yes/);
+    expect(command).toMatch(/--appendfsync (everysec|always)/);
+    expect(command).toMatch(/--maxmemory-policy noeviction/);
+    expect(redis.volumes?.some((v) => typeof v === 'string' && /^[\w-]+:\/data$/.test(v))).toBe(true);
+    expect(redis.healthcheck?.test).toEqual(['CMD', 'redis-cli', 'ping']);
+  });
+
+  for (const withDevDotenv of [false, true]) {
+    const what = withDevDotenv ? 'even with .env.example copied to .env' : 'with no .env';
+    it(`gives each app service the MODE, port, store and bind address its name promises, ${what}`, () => {
+      const expectations: Record<string, Partial<Config>> = {
+        vacancy: { MODE: 'vacancy', STOCK_STORE: 'redis', HOST: '0.0.0.0' },
+        'vacancy-replica': { MODE: 'vacancy', STOCK_STORE: 'redis', HOST: '0.0.0.0' },
+        ticket: { MODE: 'ticket', HOST: '0.0.0.0' },
+        monolith: { MODE: 'monolith', STOCK_STORE: 'file', HOST: '0.0.0.0' },
+      };
+      for (const [name, service] of appServices) {
+        const env = { ...IMAGE_ENV, ...(withDevDotenv ? DEV_DOTENV : {}), ...environmentOf(service) };
+        const config = mustParse(env, `compose ${name}`);
+        expect(config, name).toMatchObject(expectations[name] ?? {});
+        expect(config.ENVIRONMENT, `${name}: .env must not make it a development container`).toBe('production');
+        // Every published port is the port this MODE listens on.
+        for (const port of portsOf(service)) expect(port.target, `${name} ports`).toBe(config.port);
+        // ticket owns no stock: its STOCK_STORE and DATA_DIR are never read.
+        if (config.MODE !== 'ticket' && config.STOCK_STORE === 'file') {
+          const mount = service.volumes?.find((v) => (typeof v === 'string' ? v.split(':')[1] : v.target) === config.DATA_DIR);
+          expect(mount, `${name}: DATA_DIR ${config.DATA_DIR} on a named volume`).toBeDefined();
+          const volume = typeof mount === 'string' ? mount.split(':')[0] : mount?.source;
+          expect(Object.keys(compose.volumes ?? {}), name).toContain(volume);
+        }
+        expect(durationSeconds(service.stop_grace_period ?? '10s'), `${name}: stop_grace_period > SHUTDOWN_TIMEOUT`).toBeGreaterThan(
+          config.SHUTDOWN_TIMEOUT,
+        );
+      }
+    });
+  }
+
+  it('names only variables src/config.ts knows (or documented extras)', () => {
+    for (const [name, service] of appServices) {
+      expect(unknownVariables(Object.keys(environmentOf(service))), name).toEqual([]);
+    }
+    expect(unknownVariables(Object.keys(DEV_DOTENV)), '.env.example').toEqual([]);
+    expect(Object.keys(DOCUMENTED_EXTRA_VARIABLES).filter((name) => CONFIG_KEYS.has(name))).toEqual([]);
+  });
+
+  it('wires ticket -> vacancy -> redis by service name and port, started in that order once healthy', () => {
+    const vacancyLike = appServices.filter(([, s]) => environmentOf(s).MODE === 'vacancy');
+    const ticket = compose.services.ticket as ComposeService;
+    const ticketConfig = mustParse({ ...IMAGE_ENV, ...environmentOf(ticket) }, 'compose ticket');
+    for (const url of ticketConfig.VACANCY_URL.split(',').map((u) => new URL(u))) {
+      const named = vacancyLike.filter(([name, s]) => name === url.hostname || networkAliases(s).includes(url.hostname));
+      expect(named.length, `VACANCY_URL host ${url.hostname} is a vacancy service or alias`).toBeGreaterThan(0);
+      for (const [name, s] of named) {
+        expect(mustParse({ ...IMAGE_ENV, ...environmentOf(s) }, name).port, `${name} listens where VACANCY_URL points`).toBe(Number(url.port));
+      }
+    }
+    expect(ticket.depends_on).toMatchObject({ vacancy: { condition: 'service_healthy' } });
+    for (const [name, service] of vacancyLike) {
+      const config = mustParse({ ...IMAGE_ENV, ...environmentOf(service) }, name);
+      const redisUrl = new URL(config.REDIS_URL);
+      expect(compose.services[redisUrl.hostname], `${name}: REDIS_URL host is a compose service`).toBeDefined();
+      expect(redisUrl.port || '6379').toBe('6379');
+      expect(service.depends_on, name).toMatchObject({ [redisUrl.hostname]: { condition: 'service_healthy' } });
+    }
+  });
+
+  it('lets vacancy scale without a port clash or a second stock, and never scales the file store', () => {
+    const published = appServices.flatMap(([, s]) => portsOf(s).map((p) => p.published).filter(Boolean));
+    expect(new Set(published).size, 'host ports are unique').toBe(published.length);
+    for (const [name, service] of appServices) {
+      const config = mustParse({ ...IMAGE_ENV, ...environmentOf(service) }, name);
+      const replicas = Number(service.deploy?.replicas ?? 1);
+      const scalable = replicas > 1 || portsOf(service).every((p) => p.published === undefined);
+      if (scalable && config.MODE !== 'ticket') {
+        expect(config.STOCK_STORE, `${name} runs as several containers: they must share one stock`).toBe('redis');
+      }
+      if (replicas > 1) expect(portsOf(service).filter((p) => p.published), `${name}: fixed host port with replicas`).toEqual([]);
+      if (config.MODE !== 'ticket' && config.STOCK_STORE === 'file') expect(replicas, `${name}: one writer of ${config.DATA_DIR}`).toBe(1);
+    }
+    const replica = compose.services['vacancy-replica'] as ComposeService;
+    expect(environmentOf(replica)).toEqual(environmentOf(compose.services.vacancy as ComposeService));
+    expect(networkAliases(replica)).toContain('vacancy');
+    expect(replica.profiles).toEqual(['scale']);
+    expect((compose.services.monolith as ComposeService).profiles).toEqual(['monolith']);
+  });
+
+  it('hands ticket and every vacancy the same INTERNAL_TOKEN', () => {
+    const withToken = loadCompose({ INTERNAL_TOKEN: DUMMY_TOKEN });
+    for (const name of ['ticket', 'vacancy', 'vacancy-replica']) {
+      expect(environmentOf(withToken.services[name] as ComposeService).INTERNAL_TOKEN, name).toBe(DUMMY_TOKEN);
+    }
+  });
+});
+
+function networkAliases(service: ComposeService): string[] {
+  const networks = service.networks;
+  if (!networks || Array.isArray(networks)) return [];
+  return Object.values(networks).flatMap((n) => n?.aliases ?? []);
+}
+
+// ================================================================================================
+describe('infra/k8s', () => {
+  it('every YAML file parses and is part of some overlay', () => {
+    const used = new Set<string>();
+    for (const overlay of OVERLAYS) for (const file of filesOf(join(K8S, 'overlays', overlay))) used.add(file);
+    const all = listFiles(K8S).filter((f) => /\.ya?ml$/.test(f));
+    for (const file of all) {
+      if (!/kustomization\.ya?ml$/.test(file)) expect(() => loadObjects(file), relative(ROOT, file)).not.toThrow();
+    }
+    expect(all.filter((f) => !used.has(f)).map((f) => relative(ROOT, f))).toEqual([]);
+    expect(OVERLAYS.sort()).toEqual(['redis', 'single-node']);
+  });
+
+  it('base holds only what every overlay shares; its ConfigMap is valid configuration; the Secret placeholders are refused', () => {
+    const base = buildKustomization(join(K8S, 'base'));
+    expect(base.map((o) => o.kind).sort()).toEqual(['ConfigMap', 'Namespace', 'Secret']);
+    const configMap = base.find((o) => o.kind === 'ConfigMap') as K8sObject & { data: Record<string, string> };
+    expect(unknownVariables(Object.keys(configMap.data))).toEqual([]);
+    mustParse({ ...IMAGE_ENV, ...configMap.data }, 'ConfigMap ticket-system-config');
+    const secret = base.find((o) => o.kind === 'Secret') as K8sObject;
+    const values = secretValues(secret);
+    expect(Object.keys(values).sort()).toEqual(['ADMIN_TOKEN', 'INTERNAL_TOKEN']);
+    // A forgotten placeholder stops the pod instead of running with a token published in git.
+    for (const [key, value] of Object.entries(values)) {
+      let error: unknown;
+      try {
+        parseConfig({ [key]: value });
+      } catch (caught) {
+        error = caught;
+      }
+      expect(error, `${key}=${value} must be refused`).toBeInstanceOf(ConfigError);
+      expect((error as ConfigError).problems.map((p) => p.variable)).toEqual([key]);
+    }
+    expect(readFileSync(join(K8S, 'base/secret.yaml'), 'utf8')).toMatch(/REPLACE/);
+  });
+
+  // The resolver is checked against the real kustomize where one is installed (kubectl has it built in).
+  const kubectl = spawnSync('kubectl', ['version', '--client'], { encoding: 'utf8' }).status === 0;
+  it.skipIf(!kubectl).each(['base', ...OVERLAYS.map((o) => `overlays/${o}`)])('builds %s as `kubectl kustomize` does', (dir) => {
+    const mine = buildKustomization(join(K8S, dir));
+    const theirs = parseAllDocuments(execFileSync('kubectl', ['kustomize', join(K8S, dir)], { encoding: 'utf8' })).map(
+      (d) => d.toJS() as K8sObject,
+    );
+    const index = (list: K8sObject[]) => Object.fromEntries(list.map((o) => [`${o.kind}/${o.metadata.name}`, normalize(o)]));
+    expect(index(mine)).toEqual(index(theirs));
+  });
+
+  it('cannot build a component on its own', () => {
+    expect(() => buildKustomization(join(K8S, 'components/microservices'))).toThrow(/Component cannot be built directly/);
+  });
+
+  describe.each(OVERLAYS)('overlay %s', (overlay) => {
+    const objects = buildKustomization(join(K8S, 'overlays', overlay));
+    const byKind = (kind: string) => objects.filter((o) => o.kind === kind);
+    const find = (kind: string, name: string) => objects.find((o) => o.kind === kind && o.metadata.name === name);
+    const workloads = objects.filter(isWorkload);
+    const apps = workloads.flatMap((workload) =>
+      containersOf(workload)
+        .filter((c) => c.image === APP_IMAGE)
+        .map((container) => {
+          const env = resolveEnv(container, objects);
+          return { workload, container, env, config: mustParse(env, `${workload.kind}/${workload.metadata.name}`) };
+        }),
+    );
+    const label = (w: K8sObject, c: Container) => `${w.kind}/${w.metadata.name} ${c.name}`;
+
+    it('puts everything in the ticket-system namespace, which exists', () => {
+      expect(find('Namespace', 'ticket-system')).toBeDefined();
+      for (const object of objects) if (object.kind !== 'Namespace') expect(object.metadata.namespace, object.metadata.name).toBe('ticket-system');
+    });
+
+    it('has the shape of the overlay', () => {
+      const modes = apps.map((a) => `${a.workload.kind}:${a.config.MODE}:${a.config.STOCK_STORE}`).sort();
+      if (overlay === 'redis') {
+        // ticket's STOCK_STORE is irrelevant (it owns no stock): only its kind and mode matter.
+        expect(modes.map((m) => m.replace(/^(Deployment:ticket):.*/, '$1'))).toEqual(['Deployment:ticket', 'Deployment:vacancy:redis']);
+        const redis = byKind('StatefulSet').find((s) => containersOf(s).some((c) => c.image === REDIS_IMAGE));
+        expect(redis, 'a Redis StatefulSet').toBeDefined();
+        expect(byKind('HorizontalPodAutoscaler').map((h) => (h.spec as { scaleTargetRef: { name: string } }).scaleTargetRef.name).sort()).toEqual([
+          'ticket',
+          'vacancy',
+        ]);
+      } else {
+        expect(modes).toEqual(['StatefulSet:monolith:file']);
+        expect(byKind('Deployment')).toEqual([]);
+        expect(byKind('HorizontalPodAutoscaler')).toEqual([]);
+      }
+    });
+
+    it('runs only our image and the compose Redis image, with the image`s ENTRYPOINT', () => {
+      for (const workload of workloads) {
+        for (const container of containersOf(workload)) {
+          expect([APP_IMAGE, REDIS_IMAGE], label(workload, container)).toContain(container.image);
+          if (container.image !== APP_IMAGE) continue;
+          expect(container.command, `${label(workload, container)}: command bypasses the ENTRYPOINT`).toBeUndefined();
+          if (container.args !== undefined) expect(container.args, label(workload, container)).toEqual(['healthcheck']);
+          for (const probe of probesOf(container)) {
+            if (probe.exec) expect(probe.exec.command, label(workload, container)).toEqual(runtime.healthcheck);
+          }
+        }
+      }
+    });
+
+    it('matches selectors to labels: workloads, Services, PodDisruptionBudgets, HPAs, spread constraints', () => {
+      for (const workload of workloads) {
+        const template = podTemplateOf(workload);
+        const selector = (workload.spec as { selector?: { matchLabels?: Record<string, string> } }).selector;
+        expect(selector && selectorMatches(selector, template?.metadata?.labels), `${workload.metadata.name}: selector ⊆ template labels`).toBe(true);
+        for (const constraint of (template?.spec.topologySpreadConstraints ?? []) as Array<{ labelSelector: { matchLabels: Record<string, string> } }>) {
+          expect(selectorMatches(constraint.labelSelector, template?.metadata?.labels), `${workload.metadata.name} topologySpread`).toBe(true);
+        }
+        if (workload.kind === 'StatefulSet') {
+          expect(find('Service', (workload.spec as { serviceName: string }).serviceName), `${workload.metadata.name} serviceName`).toBeDefined();
+        }
+      }
+      for (const service of byKind('Service')) {
+        expect(selectedWorkloads(service).length, `Service ${service.metadata.name} selects a workload`).toBeGreaterThan(0);
+      }
+      for (const pdb of byKind('PodDisruptionBudget')) {
+        const selector = (pdb.spec as { selector: { matchLabels: Record<string, string> } }).selector;
+        const selected = workloads.filter((w) => selectorMatches(selector, podTemplateOf(w)?.metadata?.labels));
+        expect(selected.length, `PDB ${pdb.metadata.name} selects a workload`).toBeGreaterThan(0);
+      }
+      for (const hpa of byKind('HorizontalPodAutoscaler')) {
+        const ref = (hpa.spec as { scaleTargetRef: { kind: string; name: string } }).scaleTargetRef;
+        const target = find(ref.kind, ref.name);
+        expect(target, `HPA ${hpa.metadata.name} -> ${ref.kind}/${ref.name}`).toBeDefined();
+        expect((target?.spec as { replicas?: number }).replicas, `${ref.name}: spec.replicas would fight the HPA on every apply`).toBeUndefined();
+      }
+    });
+
+    it('uses the port src/config.ts gives each MODE: containerPort, probes, Service targetPort, Ingress', () => {
+      expect(apps.length).toBeGreaterThan(0);
+      for (const { workload, container, config } of apps) {
+        expect(container.ports?.map((p) => p.containerPort), label(workload, container)).toEqual([config.port]);
+        for (const probe of probesOf(container)) {
+          const port = probe.httpGet?.port ?? probe.tcpSocket?.port;
+          if (port !== undefined) expect(resolvePort(container, port), `${label(workload, container)} probe port`).toBe(config.port);
+        }
+      }
+      for (const service of byKind('Service')) {
+        for (const port of (service.spec as { ports: Array<{ port: number; targetPort?: number | string }> }).ports) {
+          for (const workload of selectedWorkloads(service)) {
+            const resolved = containersOf(workload).map((c) => resolvePort(c, port.targetPort ?? port.port));
+            expect(resolved.some((p) => p !== undefined), `Service ${service.metadata.name} targetPort ${port.targetPort} on ${workload.metadata.name}`).toBe(
+              true,
+            );
+          }
+        }
+      }
+      for (const { service, port } of ingressBackends()) {
+        const servicePorts = (find('Service', service)?.spec as { ports: Array<{ name?: string; port: number }> } | undefined)?.ports ?? [];
+        expect(servicePorts.some((p) => p.name === port.name || p.port === port.number), `Ingress -> ${service}:${port.name ?? port.number}`).toBe(true);
+      }
+    });
+
+    it('probes paths the app of each MODE serves: startup and liveness /api/v1/health, readiness /api/v1/ready', async () => {
+      for (const { workload, container, env } of apps) {
+        for (const probe of probesOf(container)) {
+          if (!probe.httpGet?.path) continue;
+          const route = await routeExists(env, probe.httpGet.path);
+          expect(route.exists, `${label(workload, container)}: ${probe.httpGet.path} is not a route of MODE=${env.MODE} (${route.statuses})`).toBe(true);
+        }
+        // And each probe asks the question it is for (liveness never depends on vacancy or the store).
+        expect(container.startupProbe?.httpGet?.path, label(workload, container)).toBe('/api/v1/health');
+        expect(container.livenessProbe?.httpGet?.path, label(workload, container)).toBe('/api/v1/health');
+        expect(container.readinessProbe?.httpGet?.path, label(workload, container)).toBe('/api/v1/ready');
+      }
+    });
+
+    it('names only variables src/config.ts knows, from ConfigMaps and Secrets that exist', () => {
+      for (const workload of workloads) {
+        for (const container of containersOf(workload).filter((c) => c.image === APP_IMAGE)) {
+          const names = (container.env ?? []).map((e) => e.name);
+          for (const from of container.envFrom ?? []) {
+            const ref = from.configMapRef ?? from.secretRef;
+            const source = find(from.configMapRef ? 'ConfigMap' : 'Secret', ref?.name ?? '');
+            expect(source ?? ref?.optional, `${label(workload, container)} envFrom ${ref?.name}`).toBeTruthy();
+            if (source) names.push(...Object.keys(source.kind === 'Secret' ? secretValues(source) : ((source.data ?? {}) as object)).map((k) => `${from.prefix ?? ''}${k}`));
+          }
+          for (const entry of container.env ?? []) {
+            const ref = entry.valueFrom?.configMapKeyRef ?? entry.valueFrom?.secretKeyRef;
+            if (!ref) continue;
+            const source = find(entry.valueFrom?.configMapKeyRef ? 'ConfigMap' : 'Secret', ref.name);
+            const keys = source ? Object.keys(source.kind === 'Secret' ? secretValues(source) : ((source.data ?? {}) as object)) : [];
+            expect(keys.includes(ref.key) || ref.optional === true, `${label(workload, container)} ${entry.name} from ${ref.name}/${ref.key}`).toBe(true);
+          }
+          expect(unknownVariables(names), label(workload, container)).toEqual([]);
+        }
+      }
+    });
+
+    it('wires ticket to the vacancy Service and vacancy to the Redis Service, with one INTERNAL_TOKEN', () => {
+      for (const { workload, container, config } of apps) {
+        if (config.MODE === 'ticket') {
+          for (const url of config.VACANCY_URL.split(',').map((u) => new URL(u))) {
+            const service = serviceForHost(url.hostname);
+            expect(service, `VACANCY_URL host ${url.hostname} is a Service`).toBeDefined();
+            const port = (service?.spec as { ports: Array<{ port: number }> }).ports.find((p) => p.port === Number(url.port));
+            expect(port, `${url.hostname}:${url.port} is a port of the Service`).toBeDefined();
+            const targets = apps.filter((a) => service && selectedWorkloads(service).includes(a.workload));
+            expect(targets.map((a) => a.config.MODE), `${url.hostname} selects vacancy pods`).toEqual(['vacancy']);
+          }
+          const vacancy = apps.find((a) => a.config.MODE === 'vacancy');
+          expect(tokenSource(container), 'ticket sends the INTERNAL_TOKEN vacancy requires').toEqual(vacancy && tokenSource(vacancy.container));
+          expect(tokenSource(container), 'INTERNAL_TOKEN from the Secret').toMatch(/^secret /);
+        }
+        if (config.MODE !== 'ticket' && config.STOCK_STORE === 'redis') {
+          const url = new URL(config.REDIS_URL);
+          const service = serviceForHost(url.hostname);
+          expect(service, `${label(workload, container)}: REDIS_URL host ${url.hostname} is a Service`).toBeDefined();
+          const selected = service ? selectedWorkloads(service) : [];
+          expect(selected.flatMap(containersOf).map((c) => c.image)).toEqual([REDIS_IMAGE]);
+          const redisPorts = (service?.spec as { ports: Array<{ port: number }> }).ports.map((p) => p.port);
+          expect(redisPorts).toContain(Number(url.port || 6379));
+        }
+      }
+    });
+
+    it('runs Redis with AOF, noeviction and its data on a persistent volume', () => {
+      for (const workload of workloads) {
+        for (const container of containersOf(workload).filter((c) => c.image === REDIS_IMAGE)) {
+          const args = [...(container.command ?? []), ...(container.args ?? [])].join(' ');
+          expect(args).toMatch(/--appendonly yes/);
+          expect(args).toMatch(/--appendfsync (everysec|always)/);
+          expect(args).toMatch(/--maxmemory-policy noeviction/);
+          expect(workload.kind).toBe('StatefulSet');
+          const dir = /--dir (\S+)/.exec(args)?.[1] ?? '/data';
+          expect(claimMountedAt(workload, container, dir), `${dir} on a volumeClaimTemplate`).toBe(true);
+        }
+      }
+    });
+
+    it('never lets two processes own one stock: the file store only in a one-replica StatefulSet on its own volume', () => {
+      for (const { workload, container, config } of apps) {
+        if (config.MODE === 'ticket') continue;
+        expect(config.STOCK_STORE, `${label(workload, container)}: memory loses every sale on restart`).not.toBe('memory');
+        if (config.STOCK_STORE !== 'file') continue;
+        expect(workload.kind, label(workload, container)).toBe('StatefulSet');
+        expect((workload.spec as { replicas?: number }).replicas, label(workload, container)).toBe(1);
+        const hpa = byKind('HorizontalPodAutoscaler').find((h) => (h.spec as { scaleTargetRef: { name: string } }).scaleTargetRef.name === workload.metadata.name);
+        expect(hpa, `${workload.metadata.name} must not autoscale`).toBeUndefined();
+        expect(claimMountedAt(workload, container, config.DATA_DIR), `DATA_DIR ${config.DATA_DIR} on a volumeClaimTemplate`).toBe(true);
+      }
+    });
+
+    it('meets the restricted Pod Security Standard, non-root 65532 for our image, read-only root filesystem', () => {
+      for (const workload of workloads) {
+        const spec = podTemplateOf(workload)?.spec;
+        const pod = spec?.securityContext ?? {};
+        for (const container of containersOf(workload)) {
+          const where = label(workload, container);
+          const own = container.securityContext ?? {};
+          const effective = { ...pod, ...own };
+          expect(effective.runAsNonRoot, where).toBe(true);
+          expect(effective.runAsUser, where).not.toBe(0);
+          if (container.image === APP_IMAGE) expect(effective.runAsUser, where).toBe(65532);
+          expect(own.readOnlyRootFilesystem, where).toBe(true);
+          expect(own.allowPrivilegeEscalation, where).toBe(false);
+          expect(own.privileged ?? false, where).toBe(false);
+          expect(own.capabilities?.drop, where).toContain('ALL');
+          expect(own.capabilities?.add ?? [], where).toEqual([]);
+          expect(effective.seccompProfile?.type, where).toBe('RuntimeDefault');
+          for (const kind of ['requests', 'limits'] as const) {
+            expect(Object.keys(container.resources?.[kind] ?? {}).sort(), `${where} resources.${kind}`).toEqual(['cpu', 'memory']);
+          }
+        }
+        for (const volume of spec?.volumes ?? []) {
+          const source = Object.keys(volume).filter((k) => k !== 'name');
+          expect(['emptyDir', 'persistentVolumeClaim', 'configMap', 'secret', 'projected', 'downwardAPI', 'ephemeral'], `${workload.metadata.name} volume ${volume.name}`).toEqual(
+            expect.arrayContaining(source),
+          );
+        }
+        expect(spec?.automountServiceAccountToken, `${workload.metadata.name}: no API access needed`).toBe(false);
+      }
+    });
+
+    it('drains before it stops: preStop sleep, and terminationGracePeriodSeconds > preStop + SHUTDOWN_TIMEOUT', () => {
+      for (const { workload, container, config } of apps) {
+        const preStop = container.lifecycle?.preStop?.sleep?.seconds;
+        expect(preStop, `${label(workload, container)} preStop.sleep (the image has no shell for exec)`).toBeGreaterThanOrEqual(PRE_STOP_SECONDS_MIN);
+        const grace = podTemplateOf(workload)?.spec.terminationGracePeriodSeconds ?? 30;
+        expect(grace, label(workload, container)).toBeGreaterThan((preStop ?? 0) + config.SHUTDOWN_TIMEOUT);
+      }
+    });
+
+    it('scales ticket (and vacancy on Redis) on CPU 70 % and memory 85 %', () => {
+      for (const hpa of byKind('HorizontalPodAutoscaler')) {
+        const spec = hpa.spec as {
+          minReplicas: number;
+          maxReplicas: number;
+          metrics: Array<{ resource: { name: string; target: { averageUtilization: number } } }>;
+        };
+        const targets = Object.fromEntries(spec.metrics.map((m) => [m.resource.name, m.resource.target.averageUtilization]));
+        expect(targets, hpa.metadata.name).toEqual({ cpu: 70, memory: 85 });
+        expect(spec.minReplicas).toBeGreaterThanOrEqual(2);
+        expect(spec.maxReplicas).toBeGreaterThan(spec.minReplicas);
+      }
+      if (overlay === 'redis') expect(byKind('HorizontalPodAutoscaler').map((h) => h.metadata.name)).toContain('ticket');
+    });
+
+    it('exposes through the nginx Ingress only the public service, and not reserve or admin', async () => {
+      const ingresses = byKind('Ingress');
+      expect(ingresses).toHaveLength(1);
+      expect((ingresses[0]?.spec as { ingressClassName?: string }).ingressClassName).toBe('nginx');
+      const publicMode = apps.some((a) => a.config.MODE === 'ticket') ? 'ticket' : 'monolith';
+      const backends = ingressBackends();
+      expect(backends.length).toBeGreaterThan(0);
+      for (const { service, path } of backends) {
+        const target = find('Service', service);
+        expect(target, `Ingress backend ${service}`).toBeDefined();
+        const modes = apps.filter((a) => target && selectedWorkloads(target).includes(a.workload)).map((a) => a.config.MODE);
+        expect(modes, `Ingress ${path} -> ${service}`).toEqual([publicMode]);
+        // What an Ingress path names must be a route of the app behind it.
+        const app = apps.find((a) => a.config.MODE === publicMode);
+        if (app && path !== '/') {
+          const route = await routeExists(app.env, path);
+          expect(route.exists, `Ingress path ${path} (${route.statuses})`).toBe(true);
+        }
+      }
+      // Internal endpoints: if a rule would forward them, the app behind it must not serve them.
+      for (const internal of ['/api/v1/reserve', '/api/v1/admin/stock']) {
+        for (const { service } of backends.filter((b) => ingressPathMatches(b, internal))) {
+          const target = find('Service', service);
+          for (const app of apps.filter((a) => target && selectedWorkloads(target).includes(a.workload))) {
+            const route = await routeExists(app.env, internal);
+            expect(route.exists, `${internal} reachable from outside through ${service} (${route.statuses})`).toBe(false);
+          }
+        }
+      }
+    });
+
+    // -- helpers over this overlay's objects --
+
+    function selectedWorkloads(service: K8sObject): K8sObject[] {
+      const selector = (service.spec as { selector?: Record<string, string> }).selector ?? {};
+      return workloads.filter((w) => selectorMatches(selector, podTemplateOf(w)?.metadata?.labels));
+    }
+
+    function serviceForHost(host: string): K8sObject | undefined {
+      const [name, namespace] = host.split('.');
+      if (namespace !== undefined && namespace !== 'ticket-system') return undefined;
+      return find('Service', name ?? '');
+    }
+
+    function ingressBackends(): Array<{ service: string; port: { name?: string; number?: number }; path: string; pathType: string }> {
+      return byKind('Ingress').flatMap((ingress) => {
+        const spec = ingress.spec as {
+          defaultBackend?: unknown;
+          rules?: Array<{ http: { paths: Array<{ path: string; pathType: string; backend: { service: { name: string; port: { name?: string; number?: number } } } }> } }>;
+        };
+        expect(spec.defaultBackend, 'a default backend would expose everything else').toBeUndefined();
+        return (spec.rules ?? []).flatMap((rule) =>
+          rule.http.paths.map((p) => ({ service: p.backend.service.name, port: p.backend.service.port, path: p.path, pathType: p.pathType })),
+        );
+      });
+    }
+  });
+});
+
+// ---- helpers ----------------------------------------------------------------------------------------
+
+/** Key order and the order of named list items do not matter to Kubernetes; sort both. */
+function normalize(value: unknown): unknown {
+  if (Array.isArray(value)) {
+    const items = value.map(normalize);
+    const named = items.every((item) => typeof item === 'object' && item !== null && 'name' in item);
+    return named ? items.sort((a, b) => String((a as { name: unknown }).name).localeCompare(String((b as { name: unknown }).name))) : items;
+  }
+  if (typeof value === 'object' && value !== null) {
+    return Object.fromEntries(Object.entries(value).sort(([a], [b]) => a.localeCompare(b)).map(([k, v]) => [k, normalize(v)]));
+  }
+  return value;
+}
+
+function listFiles(dir: string): string[] {
+  return readdirSync(dir).flatMap((name) => {
+    const path = join(dir, name);
+    return statSync(path).isDirectory() ? listFiles(path) : [path];
+  });
+}
+
+function secretValues(secret: K8sObject): Record<string, string> {
+  const decoded = Object.fromEntries(
+    Object.entries((secret.data ?? {}) as Record<string, string>).map(([k, v]) => [k, Buffer.from(v, 'base64').toString('utf8')]),
+  );
+  return { ...decoded, ...((secret.stringData ?? {}) as Record<string, string>) };
+}
+
+/** The container's environment as the kubelet builds it: image ENV, then envFrom, then env (secrets as stored). */
+function resolveEnv(container: Container, objects: K8sObject[]): Record<string, string> {
+  const lookup = (kind: string, name: string) => objects.find((o) => o.kind === kind && o.metadata.name === name);
+  const env: Record<string, string> = { ...IMAGE_ENV };
+  for (const from of container.envFrom ?? []) {
+    const source = from.configMapRef ? lookup('ConfigMap', from.configMapRef.name) : lookup('Secret', from.secretRef?.name ?? '');
+    const data = source ? (source.kind === 'Secret' ? secretValues(source) : ((source.data ?? {}) as Record<string, string>)) : {};
+    for (const [key, value] of Object.entries(data)) env[`${from.prefix ?? ''}${key}`] = value;
+  }
+  for (const entry of container.env ?? []) {
+    if (entry.value !== undefined) env[entry.name] = entry.value;
+    const configRef = entry.valueFrom?.configMapKeyRef;
+    const secretRef = entry.valueFrom?.secretKeyRef;
+    if (configRef) {
+      const value = (lookup('ConfigMap', configRef.name)?.data as Record<string, string> | undefined)?.[configRef.key];
+      if (value !== undefined) env[entry.name] = value;
+    }
+    if (secretRef) {
+      const secret = lookup('Secret', secretRef.name);
+      const value = secret ? secretValues(secret)[secretRef.key] : undefined;
+      // The Secret holds placeholders the program refuses on purpose; a real one holds a valid token.
+      if (value !== undefined) env[entry.name] = DUMMY_TOKEN;
+    }
+  }
+  return env;
+}
+
+function tokenSource(container: Container): string | undefined {
+  const entry = container.env?.find((e) => e.name === 'INTERNAL_TOKEN');
+  const ref = entry?.valueFrom?.secretKeyRef;
+  if (ref) return `secret ${ref.name}/${ref.key}`;
+  return entry?.value === undefined ? undefined : `value ${entry.value}`;
+}
+
+function probesOf(container: Container): Probe[] {
+  return [container.startupProbe, container.readinessProbe, container.livenessProbe].filter((p): p is Probe => p !== undefined);
+}
+
+/** A probe or targetPort (number or port name) as a number, if the container has it. */
+function resolvePort(container: Container, port: number | string): number | undefined {
+  if (typeof port === 'number') return container.ports?.some((p) => p.containerPort === port) ? port : undefined;
+  if (/^\d+$/.test(port)) return resolvePort(container, Number(port));
+  return container.ports?.find((p) => p.name === port)?.containerPort;
+}
+
+/** Whether `dir` in `container` is mounted from one of the StatefulSet's volumeClaimTemplates. */
+function claimMountedAt(workload: K8sObject, container: Container, dir: string): boolean {
+  const claims = ((workload.spec as { volumeClaimTemplates?: Array<{ metadata: { name: string } }> }).volumeClaimTemplates ?? []).map((c) => c.metadata.name);
+  const mount = container.volumeMounts?.find((m) => m.mountPath === dir);
+  return mount !== undefined && claims.includes(mount.name) && mount.readOnly !== true;
+}
+
+function ingressPathMatches(rule: { path: string; pathType: string }, path: string): boolean {
+  if (rule.pathType === 'Exact') return rule.path === path;
+  const prefix = rule.path.replace(/\/+$/, '');
+  return prefix === '' || path === prefix || path.startsWith(`${prefix}/`);
+}
