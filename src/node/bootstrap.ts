@@ -1,0 +1,140 @@
+/**
+ * What every runtime's entrypoint does before it serves: read and check the
+ * configuration, make the logger and the store, build the app. Node, Deno
+ * and Bun all run this (the stores and pino use Node built-ins, which Deno
+ * and Bun provide); only listening, signals and exiting differ per runtime.
+ */
+import { existsSync } from 'node:fs';
+import process from 'node:process';
+import { pino, type Logger as PinoLogger } from 'pino';
+import { createApp } from '../app.ts';
+import { ConfigError, parseConfig, type Config } from '../config.ts';
+import { buildDependencies, type BuiltDependencies } from '../dependencies.ts';
+import type { Lifecycle } from '../system/system.router.ts';
+import { MemoryStockStore, type StockStore } from '../vacancy/stock-store.ts';
+import { FileStockStore } from './file-stock-store.ts';
+import { RedisStockStore } from './redis-stock-store.ts';
+
+/** Keep-alive longer than common load balancers' idle timeouts (AWS ALB 60 s, nginx 75 s). */
+export const KEEP_ALIVE_TIMEOUT_MS = 76_000;
+
+/**
+ * Reads the configuration, or exits 2 with the message naming every wrong
+ * variable. `.env` is for development: variables already set win, and a
+ * production environment never reads one.
+ */
+export function loadConfigOrExit(): Config {
+  try {
+    if (process.env.ENVIRONMENT !== 'production' && existsSync('.env') && typeof process.loadEnvFile === 'function') {
+      process.loadEnvFile('.env');
+    }
+    return parseConfig(process.env);
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      process.stderr.write(`${error.message}\n`);
+      process.exit(2);
+    }
+    throw error;
+  }
+}
+
+export function createLogger(config: Config): PinoLogger {
+  return pino({
+    level: config.LOG_LEVEL,
+    base: { service: config.SERVICE_NAME, mode: config.MODE },
+    ...(config.JSON_LOGS
+      ? {}
+      : { transport: { target: 'pino-pretty', options: { colorize: true, translateTime: 'SYS:HH:MM:ss.l' } } }),
+  });
+}
+
+/** The store of the modes that own stock, as STOCK_STORE says. */
+export function createStore(config: Config, logger: PinoLogger): StockStore | undefined {
+  if (config.MODE === 'ticket') return undefined;
+  if (config.STOCK_STORE === 'memory') return new MemoryStockStore();
+  if (config.STOCK_STORE === 'redis') {
+    return new RedisStockStore({
+      url: config.REDIS_URL,
+      keyPrefix: config.REDIS_KEY_PREFIX,
+      timeoutMs: Math.round(config.REDIS_TIMEOUT * 1000),
+    });
+  }
+  return new FileStockStore({
+    dataDir: config.DATA_DIR,
+    snapshotEvery: config.SNAPSHOT_EVERY,
+    maxKeys: config.IDEMPOTENCY_MAX_KEYS,
+    logger,
+  });
+}
+
+export interface Started {
+  config: Config;
+  logger: PinoLogger;
+  deps: BuiltDependencies;
+  lifecycle: Lifecycle;
+  app: ReturnType<typeof createApp>;
+}
+
+/**
+ * Everything up to serving, from the configuration (see
+ * {@link loadConfigOrExit}): the `healthcheck` subcommand (exits 0/1),
+ * logger, store, dependencies and the app. `fetch` is what the ticket
+ * service calls vacancy through.
+ */
+export async function prepare(config: Config, args: readonly string[], fetch?: typeof globalThis.fetch): Promise<Started> {
+  if (args[0] === 'healthcheck') await healthcheck(config);
+  if (args[0] !== undefined) {
+    process.stderr.write(`unknown command ${JSON.stringify(args[0])}; the only command is healthcheck\n`);
+    process.exit(2);
+  }
+  const logger = createLogger(config);
+  const deps = await buildDependencies(config, { logger, fetch, store: createStore(config, logger) });
+  const lifecycle: Lifecycle = { shuttingDown: false };
+  const app = createApp({ ...deps, logger, lifecycle });
+  return { config, logger, deps, lifecycle, app };
+}
+
+/** Logs that the service listens, with what it runs on. */
+export function logListening({ config, logger, deps }: Started, runtime: string): void {
+  logger.info(
+    { port: config.port, host: config.HOST, runtime, store: deps.actor?.storeKind, vacancy: deps.vacancyClientDescription },
+    `${config.MODE} listening on http://${config.HOST}:${config.port}`,
+  );
+}
+
+/** Closes the actor, the store and the vacancy client, then exits: 0 when all closed cleanly. */
+export async function closeAndExit({ deps, logger }: Started, extra?: () => Promise<unknown>): Promise<never> {
+  try {
+    await deps.close();
+    await extra?.();
+    logger.info({}, 'stopped');
+    logger.flush();
+    process.exit(0);
+  } catch (error) {
+    logger.error({ err: error }, 'failed to close cleanly');
+    process.exit(1);
+  }
+}
+
+/** Reports a start-up failure (a held lock, a corrupt journal, no Redis) for operators, and exits 1. */
+export function exitOnStartFailure(error: unknown): never {
+  process.stderr.write(`ticket-system failed to start: ${error instanceof Error ? error.message : String(error)}\n`);
+  process.exit(1);
+}
+
+/**
+ * `healthcheck`: exit 0 when this container's service answers GET
+ * /api/v1/health with 200, else 1. For container health checks in images
+ * with no shell or curl.
+ */
+async function healthcheck(config: Config): Promise<never> {
+  const url = `http://127.0.0.1:${config.port}/api/v1/health`;
+  try {
+    const response = await fetch(url, { signal: AbortSignal.timeout(2_000) });
+    process.stdout.write(`${url}: ${response.status}\n`);
+    process.exit(response.status === 200 ? 0 : 1);
+  } catch (error) {
+    process.stderr.write(`${url}: ${error instanceof Error ? error.message : String(error)}\n`);
+    process.exit(1);
+  }
+}
