@@ -109,8 +109,8 @@ export class RemoteVacancyClient implements VacancyClient {
           signal,
           hooks: {
             beforeRetry: [
-              ({ error }) => {
-                if (mayHaveReachedVacancy(error)) maybeMade = true;
+              async ({ error }) => {
+                if (mayHaveReachedVacancy(error) || (await vacancySaysOutcomeUnknown(error))) maybeMade = true;
               },
             ],
           },
@@ -187,7 +187,9 @@ export class RemoteVacancyClient implements VacancyClient {
     if (error instanceof HTTPError && error.response.status < 500) {
       return new VacancyProtocolError(`vacancy refused ${what} with status ${error.response.status}`, { cause: error });
     }
-    const outcomeUnknown = what === 'reserve' && (earlierAttemptMayHaveLanded() || mayHaveReachedVacancy(error));
+    const outcomeUnknown =
+      what === 'reserve' &&
+      (earlierAttemptMayHaveLanded() || mayHaveReachedVacancy(error) || (await vacancySaysOutcomeUnknown(error)));
     return new VacancyUnavailableError(describeFailure(error, baseUrl, this.#timeoutMs), { cause: error, outcomeUnknown });
   }
 }
@@ -230,6 +232,17 @@ function mayHaveReachedVacancy(error: unknown): boolean {
     if ((cause as Error & { code?: unknown }).code === 'ECONNREFUSED') return false;
   }
   return true;
+}
+
+/** Vacancy's own 503 can say that its store may have made the change (a shared store that answered late). */
+async function vacancySaysOutcomeUnknown(error: unknown): Promise<boolean> {
+  if (!(error instanceof HTTPError) || error.response.status !== 503) return false;
+  try {
+    const problem: unknown = await error.response.clone().json();
+    return isRecord(problem) && problem.outcomeUnknown === true;
+  } catch {
+    return false;
+  }
 }
 
 async function isKeyReuse(response: Response): Promise<boolean> {

@@ -16,7 +16,7 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { connect } from 'node:net';
+import { connect, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
@@ -310,6 +310,56 @@ export async function startPrivateRedis(): Promise<PrivateRedis> {
       rmSync(dir, { recursive: true, force: true });
     },
   };
+}
+
+/**
+ * A TCP proxy in front of Redis that passes commands on at once and can hold
+ * Redis's answers back for `replyDelayMs` (in order): Redis runs a command in
+ * time, but its answer reaches the client after the client gave up.
+ *
+ * @example
+ * const proxy = await SlowReplyProxy.start(REDIS_URL);
+ * proxy.replyDelayMs = 800; // answers now arrive 800 ms late
+ */
+export class SlowReplyProxy {
+  replyDelayMs = 0;
+  readonly #server: Server;
+  readonly #sockets = new Set<Socket>();
+
+  private constructor(target: { host: string; port: number }) {
+    this.#server = createServer((client) => {
+      const upstream = connect(target);
+      this.#sockets.add(client).add(upstream);
+      let releaseAt = 0;
+      client.on('data', (chunk) => upstream.write(chunk));
+      upstream.on('data', (chunk) => {
+        releaseAt = Math.max(releaseAt, Date.now() + this.replyDelayMs);
+        setTimeout(() => client.writable && client.write(chunk), releaseAt - Date.now());
+      });
+      const close = () => {
+        client.destroy();
+        upstream.destroy();
+      };
+      client.on('close', close).on('error', close);
+      upstream.on('close', close).on('error', close);
+    });
+  }
+
+  static async start(redisUrl: string): Promise<SlowReplyProxy> {
+    const url = new URL(redisUrl);
+    const proxy = new SlowReplyProxy({ host: url.hostname, port: Number(url.port || 6379) });
+    await new Promise<void>((resolve) => proxy.#server.listen(0, '127.0.0.1', resolve));
+    return proxy;
+  }
+
+  get url(): string {
+    return `redis://127.0.0.1:${(this.#server.address() as AddressInfo).port}`;
+  }
+
+  async close(): Promise<void> {
+    for (const socket of this.#sockets) socket.destroy();
+    await new Promise((resolve) => this.#server.close(resolve));
+  }
 }
 
 // Last resort if a test file dies without its hooks: never leave a server behind (SIGKILL works on a stopped one).
