@@ -37,6 +37,15 @@ replicas n="3":
     ENVIRONMENT=development MODE=ticket VACANCY_URL="$(IFS=,; echo "${urls[*]}")" node dist/main.js &
     wait
 
+# The autocannon benchmark, quick profile (< 2 min); results in bench/results/
+bench:
+    npm run bench
+
+# One of the k6 scripts in bench/k6 (load, stress, autoscaling, arrival-rate), where k6 is installed
+k6 name="load":
+    @command -v k6 >/dev/null || { echo "k6 is not installed: https://k6.io/docs/get-started/installation/"; exit 1; }
+    k6 run bench/k6/{{name}}.js
+
 # The whole test suite (builds the bundle first)
 test:
     npm test

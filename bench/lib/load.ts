@@ -1,0 +1,124 @@
+/**
+ * One autocannon run against one target, through autocannon's programmatic API.
+ * Besides autocannon's own counts it records every response time (for exact
+ * p50/p95/p99; autocannon's histogram has whole milliseconds and no p95) and
+ * counts purchase answers by outcome, for the stock invariant.
+ */
+import { randomUUID } from 'node:crypto';
+import autocannon from 'autocannon';
+import type { Scenario } from './plan.ts';
+import { LatencyRecorder, type LatencySummary } from './stats.ts';
+
+export interface LoadOptions {
+  url: string;
+  scenario: Scenario;
+  connections: number;
+  /** Seconds of load; or set `amount`. */
+  durationSeconds?: number;
+  /** Exactly this many requests, every one answered before the run ends. */
+  amount?: number;
+  /** Send a new Idempotency-Key with every purchase. */
+  idempotencyKeys?: boolean;
+  /** Stops the run early (the result covers what was done). */
+  signal?: AbortSignal;
+}
+
+export interface PurchaseCounts {
+  /** Purchase answers with a 2xx status. */
+  answered2xx: number;
+  /** 200 answers with success: true. */
+  succeeded: number;
+  /** 200 answers with success: false (insufficient inventory). */
+  refused: number;
+}
+
+export interface LoadResult {
+  requests: number;
+  durationSeconds: number;
+  rps: number;
+  latency: LatencySummary | null;
+  errors: number;
+  timeouts: number;
+  non2xx: number;
+  statusCodes: Record<string, number>;
+  purchases: PurchaseCounts;
+}
+
+/** Whether a scenario sends purchases (and so needs the stock invariant checked). */
+export function sellsTickets(scenario: Scenario): boolean {
+  return scenario !== 'availability';
+}
+
+/** The autocannon request sequence of a scenario; each connection cycles through it. */
+export function scenarioRequests(
+  scenario: Scenario,
+  options: { idempotencyKeys?: boolean; onPurchase?: (status: number, body: string) => void } = {},
+): autocannon.Request[] {
+  const purchase: autocannon.Request = {
+    method: 'POST',
+    path: '/api/v1/purchase',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ qty: 1 }),
+    ...(options.onPurchase ? { onResponse: options.onPurchase } : {}),
+    ...(options.idempotencyKeys
+      ? { setupRequest: (request) => ({ ...request, headers: { ...request.headers, 'idempotency-key': randomUUID() } }) }
+      : {}),
+  };
+  const availability: autocannon.Request = { method: 'GET', path: '/api/v1/available' };
+  switch (scenario) {
+    case 'purchase':
+      return [purchase];
+    case 'availability':
+      return [availability];
+    case 'mix':
+      return [availability, purchase];
+  }
+}
+
+/** Runs the load and resolves with what it measured (autocannon errors reject). */
+export function runLoad(options: LoadOptions): Promise<LoadResult> {
+  const purchases: PurchaseCounts = { answered2xx: 0, succeeded: 0, refused: 0 };
+  const onPurchase = (status: number, body: string) => {
+    if (status < 200 || status > 299) return;
+    purchases.answered2xx++;
+    if (body.includes('"success":true')) purchases.succeeded++;
+    else if (body.includes('"success":false')) purchases.refused++;
+  };
+  const latencies = new LatencyRecorder();
+
+  return new Promise((resolve, reject) => {
+    const instance = autocannon(
+      {
+        url: options.url,
+        connections: options.connections,
+        ...(options.amount ? { amount: options.amount } : { duration: options.durationSeconds ?? 10 }),
+        timeout: 10,
+        // autocannon stops on a sample tick: short ticks end a run close to its duration.
+        sampleInt: 200,
+        requests: scenarioRequests(options.scenario, { idempotencyKeys: options.idempotencyKeys, onPurchase }),
+      },
+      (error, result) => {
+        options.signal?.removeEventListener('abort', stop);
+        if (error) return reject(error);
+        const requests = result['1xx'] + result['2xx'] + result['3xx'] + result['4xx'] + result['5xx'];
+        const statusCodes: Record<string, number> = {};
+        for (const [code, { count }] of Object.entries(result.statusCodeStats)) statusCodes[code] = count;
+        resolve({
+          requests,
+          durationSeconds: result.duration,
+          rps: result.duration > 0 ? requests / result.duration : 0,
+          latency: latencies.summary(),
+          errors: result.errors,
+          timeouts: result.timeouts,
+          non2xx: result.non2xx,
+          statusCodes,
+          purchases,
+        });
+      },
+    );
+    instance.on('response', (_client, _status, _bytes, responseTime) => latencies.add(responseTime));
+    const stop = () => instance.stop();
+    if (options.signal?.aborted) stop();
+    options.signal?.addEventListener('abort', stop, { once: true });
+  });
+}

@@ -1,0 +1,263 @@
+/**
+ * The processes a benchmark measures, started from the built bundle (and the
+ * transpiled baseline server) on free loopback ports, with what the runner
+ * needs to read from them: the stock (for the invariant) and peak RSS.
+ *
+ * Bundle processes are started with test/support/processes.ts, the helper the
+ * end-to-end tests use: free port, health wait, retry on a lost port race or a
+ * bundle being rebuilt, SIGKILL of every child when the runner exits.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, resolve as resolvePath } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { freePort, getStatus, sleep, startService, type Service } from '../../test/support/processes.ts';
+import type { TargetName } from './plan.ts';
+
+/** One OS process of a target (micro has two). */
+export interface TargetProcess {
+  role: string;
+  pid: number;
+  url: string;
+}
+
+export interface StockReading {
+  sold: number;
+  remaining: number;
+}
+
+export interface Target {
+  name: TargetName;
+  /** Where load goes. */
+  url: string;
+  initialStock: number;
+  processes: TargetProcess[];
+  /** Sold and remaining, through the API (baseline: GET /stats; the app: GET /api/v1/health). */
+  readStock(): Promise<StockReading>;
+  /** SIGTERM, SIGKILL after a grace period; removes its data directory. */
+  stop(): Promise<void>;
+}
+
+/** The environment every measured process of the app gets, on top of processes.ts's quiet defaults. */
+const APP_ENV = { ENVIRONMENT: 'production', LOG_LEVEL: 'warn', HOST: '127.0.0.1' } as const;
+
+async function getJson(url: string): Promise<unknown> {
+  const response = await fetch(url, { signal: AbortSignal.timeout(5_000) });
+  if (!response.ok) throw new Error(`GET ${url} answered ${response.status}`);
+  return response.json();
+}
+
+/** `details.vacancy.stock` (monolith) or `details.stock` (vacancy) of GET /api/v1/health, as sold/remaining. */
+export function stockFromHealth(health: unknown): StockReading {
+  const details = (health as { details?: Record<string, unknown> } | null)?.details ?? {};
+  const vacancy = (details.vacancy as Record<string, unknown> | undefined) ?? details;
+  const stock = vacancy.stock as { available?: unknown; sold?: unknown } | null | undefined;
+  if (typeof stock?.available !== 'number' || typeof stock.sold !== 'number') {
+    throw new Error(`health has no stock figures: ${JSON.stringify(health).slice(0, 300)}`);
+  }
+  return { sold: stock.sold, remaining: stock.available };
+}
+
+/**
+ * Starts the baseline server (a transpiled .mjs) with plain node on a free port and waits until it answers.
+ * Tracked by the caller through the returned stop().
+ */
+async function startBaseline(script: string, initialStock: number): Promise<{ process: TargetProcess; stop(): Promise<void> }> {
+  for (let attempt = 1; ; attempt++) {
+    const port = await freePort();
+    const child = spawn(process.execPath, [script], {
+      env: { PATH: process.env.PATH ?? '/usr/bin:/bin', PORT: String(port), HOST: '127.0.0.1', INITIAL_STOCK: String(initialStock) },
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    baselineChildren.add(child);
+    let stderr = '';
+    child.stderr?.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
+    const exited = new Promise<void>((resolve) => child.once('close', () => resolve()));
+    child.once('close', () => baselineChildren.delete(child));
+    const stop = async () => {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      child.kill('SIGTERM');
+      const timer = setTimeout(() => child.kill('SIGKILL'), 3_000);
+      await exited;
+      clearTimeout(timer);
+    };
+    const url = `http://127.0.0.1:${port}`;
+    const deadline = Date.now() + 15_000;
+    while (Date.now() < deadline && child.exitCode === null) {
+      if ((await getStatus(`${url}/api/v1/health`).catch(() => 0)) === 200) {
+        return { process: { role: 'baseline', pid: child.pid ?? -1, url }, stop };
+      }
+      await sleep(50);
+    }
+    await stop();
+    if (attempt >= 3 || !stderr.includes('EADDRINUSE')) throw new Error(`baseline server did not start: ${stderr}`);
+  }
+}
+
+const baselineChildren = new Set<ChildProcess>();
+process.once('exit', () => {
+  for (const child of baselineChildren) child.kill('SIGKILL');
+});
+
+const ROOT = resolvePath(fileURLToPath(new URL('../..', import.meta.url)));
+
+/** The monolith (memory store) on Deno or Bun, through the same entrypoints as npm run start:deno / start:bun. */
+async function startOnRuntime(
+  runtime: 'deno' | 'bun',
+  env: Record<string, string>,
+): Promise<{ process: TargetProcess; stop(): Promise<void> }> {
+  const entry = resolvePath(ROOT, 'src', `${runtime}.ts`);
+  const binary = resolvePath(ROOT, 'node_modules/.bin', runtime);
+  const args = runtime === 'deno' ? ['run', '--allow-net', '--allow-env', '--allow-read', '--allow-write', '--allow-sys', entry] : [entry];
+  const port = await freePort();
+  const child = spawn(binary, args, {
+    env: { PATH: process.env.PATH ?? '/usr/bin:/bin', ...env, MODE: 'monolith', STOCK_STORE: 'memory', PORT: String(port) },
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  baselineChildren.add(child);
+  let stderr = '';
+  child.stderr?.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
+  const exited = new Promise<void>((resolve) => child.once('close', () => resolve()));
+  child.once('close', () => baselineChildren.delete(child));
+  const stop = async () => {
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    child.kill('SIGTERM');
+    const timer = setTimeout(() => child.kill('SIGKILL'), 5_000);
+    await exited;
+    clearTimeout(timer);
+  };
+  const url = `http://127.0.0.1:${port}`;
+  const deadline = Date.now() + 30_000;
+  while (Date.now() < deadline && child.exitCode === null) {
+    if ((await getStatus(`${url}/api/v1/health`).catch(() => 0)) === 200) {
+      return { process: { role: `monolith on ${runtime}`, pid: child.pid ?? -1, url }, stop };
+    }
+    await sleep(100);
+  }
+  await stop();
+  throw new Error(`the monolith on ${runtime} did not start: ${stderr}`);
+}
+
+function appProcess(role: string, service: Service): TargetProcess {
+  return { role, pid: service.pid, url: service.url };
+}
+
+/** Starts one target with `initialStock` tickets; `extraEnv` goes to every app process. */
+export async function startTarget(
+  name: TargetName,
+  options: { baselineScript: string; initialStock: number; extraEnv?: Record<string, string> },
+): Promise<Target> {
+  const { initialStock } = options;
+  const env = { ...APP_ENV, INITIAL_STOCK: String(initialStock), ...options.extraEnv };
+  const base = { name, initialStock };
+  const stopAll = (services: Service[]) => Promise.all(services.map((s) => s.stop('SIGTERM', 5_000))).then(() => undefined);
+
+  switch (name) {
+    case 'baseline': {
+      const baseline = await startBaseline(options.baselineScript, initialStock);
+      return {
+        ...base,
+        url: baseline.process.url,
+        processes: [baseline.process],
+        readStock: async () => {
+          const stats = (await getJson(`${baseline.process.url}/stats`)) as StockReading;
+          return { sold: stats.sold, remaining: stats.remaining };
+        },
+        stop: baseline.stop,
+      };
+    }
+    case 'monolith-memory':
+    case 'monolith-file': {
+      const dataDir = name === 'monolith-file' ? await mkdtemp(join(tmpdir(), 'ticket-bench-data-')) : undefined;
+      const service = await startService({
+        ...env,
+        MODE: 'monolith',
+        STOCK_STORE: dataDir ? 'file' : 'memory',
+        ...(dataDir ? { DATA_DIR: dataDir } : {}),
+      });
+      return {
+        ...base,
+        url: service.url,
+        processes: [appProcess('monolith', service)],
+        readStock: async () => stockFromHealth(await getJson(`${service.url}/api/v1/health`)),
+        stop: async () => {
+          await stopAll([service]);
+          if (dataDir) await rm(dataDir, { recursive: true, force: true });
+        },
+      };
+    }
+    case 'monolith-deno':
+    case 'monolith-bun': {
+      const started = await startOnRuntime(name === 'monolith-deno' ? 'deno' : 'bun', env);
+      return {
+        ...base,
+        url: started.process.url,
+        processes: [started.process],
+        readStock: async () => stockFromHealth(await getJson(`${started.process.url}/api/v1/health`)),
+        stop: started.stop,
+      };
+    }
+    case 'micro': {
+      const vacancy = await startService({ ...env, MODE: 'vacancy', STOCK_STORE: 'memory' });
+      let ticket: Service;
+      try {
+        ticket = await startService({ ...env, MODE: 'ticket', VACANCY_URL: vacancy.url });
+      } catch (error) {
+        await stopAll([vacancy]);
+        throw error;
+      }
+      return {
+        ...base,
+        url: ticket.url,
+        processes: [appProcess('ticket', ticket), appProcess('vacancy', vacancy)],
+        readStock: async () => stockFromHealth(await getJson(`${vacancy.url}/api/v1/health`)),
+        stop: () => stopAll([ticket, vacancy]),
+      };
+    }
+  }
+}
+
+/** Starts several targets at once; if one fails, stops the others and rethrows its error. */
+export async function startTargets(
+  names: readonly TargetName[],
+  options: { baselineScript: string; initialStock: number; extraEnv?: Record<string, string> },
+): Promise<Target[]> {
+  const settled = await Promise.allSettled(names.map((name) => startTarget(name, options)));
+  const started = settled.flatMap((s) => (s.status === 'fulfilled' ? [s.value] : []));
+  const failed = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected');
+  if (failed) {
+    await Promise.all(started.map((t) => t.stop()));
+    throw failed.reason;
+  }
+  return started;
+}
+
+/**
+ * Resets the kernel's peak-RSS mark of a process (`echo 5 > /proc/<pid>/clear_refs`),
+ * so VmHWM read after a run is that run's peak. False where that is not possible.
+ */
+export function resetPeakRss(pid: number): boolean {
+  try {
+    writeFileSync(`/proc/${pid}/clear_refs`, '5');
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** VmHWM (peak resident set size) of a process in MB, or null if it cannot be read (not Linux, gone). */
+export function readPeakRssMb(pid: number): number | null {
+  try {
+    return parseVmHwmMb(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  } catch {
+    return null;
+  }
+}
+
+/** The VmHWM line of a /proc/<pid>/status text, in MB (1 MB = 1024 kB), or null. */
+export function parseVmHwmMb(status: string): number | null {
+  const match = /^VmHWM:\s+(\d+)\s+kB$/m.exec(status);
+  return match ? Number(match[1]) / 1024 : null;
+}

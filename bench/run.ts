@@ -1,0 +1,393 @@
+/**
+ * The benchmark runner: starts the targets itself (from the built bundle
+ * dist/main.js and the plain node:http baseline) on free loopback ports,
+ * drives them with autocannon in rounds, checks the stock invariant after
+ * every run that sells, and writes bench/results/.
+ *
+ *   tsx bench/run.ts [--profile quick|full] [--targets a,b] [--scenarios ...]
+ *                    [--connections 10,100,1000] [--rounds N] [--duration S] ...
+ *
+ * `tsx bench/run.ts --help` lists every option; bench/README.md explains the figures.
+ */
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { cpus, loadavg, tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import ts from 'typescript';
+import { BUNDLE } from '../test/support/processes.ts';
+import { runLoad, sellsTickets } from './lib/load.ts';
+import { HUGE_STOCK, parsePlan, UsageError, USAGE, type Plan, type TargetName } from './lib/plan.ts';
+import { renderMarkdown, renderSvg, renderTables } from './lib/report.ts';
+import {
+  checkMemory,
+  checkSellout,
+  checkStock,
+  summarize,
+  type BenchReport,
+  type MemoryRecord,
+  type RunRecord,
+  type SelloutRecord,
+} from './lib/results.ts';
+import { round, rotate } from './lib/stats.ts';
+import { readPeakRssMb, resetPeakRss, startTarget, startTargets, type StockReading, type Target } from './lib/targets.ts';
+
+const ROOT = resolve(fileURLToPath(new URL('..', import.meta.url)));
+const started = Date.now();
+const log = (line: string) => process.stderr.write(`[${String(Math.round((Date.now() - started) / 1000)).padStart(4)} s] ${line}\n`);
+
+// ---- set-up --------------------------------------------------------------------------------------
+
+function newestMtime(path: string): number {
+  const stat = statSync(path);
+  if (!stat.isDirectory()) return stat.mtimeMs;
+  return readdirSync(path)
+    .filter((name) => !name.endsWith('.test.ts'))
+    .reduce((newest, name) => Math.max(newest, newestMtime(join(path, name))), stat.mtimeMs);
+}
+
+/** Builds dist/main.js with the project's tsup config when it is missing or older than what it is built from. */
+function ensureBundle(force: boolean): void {
+  let builtAt = 0;
+  try {
+    builtAt = statSync(BUNDLE).mtimeMs;
+  } catch {
+    // missing: build
+  }
+  const sourcesAt = Math.max(
+    newestMtime(join(ROOT, 'src')),
+    ...['package.json', 'tsup.config.ts'].map((f) => statSync(join(ROOT, f)).mtimeMs),
+  );
+  if (!force && builtAt > sourcesAt) {
+    log('dist/main.js is up to date');
+    return;
+  }
+  log('building dist/main.js (tsup)');
+  execFileSync(process.execPath, [join(ROOT, 'node_modules/tsup/dist/cli-default.js'), '--silent'], {
+    cwd: ROOT,
+    stdio: 'inherit',
+    timeout: 120_000,
+  });
+}
+
+/** Transpiles bench/baseline-server.ts to a plain .mjs, so the baseline runs on bare node (no loader in its memory). */
+function buildBaseline(dir: string): string {
+  const source = readFileSync(join(ROOT, 'bench/baseline-server.ts'), 'utf8');
+  const { outputText } = ts.transpileModule(source, {
+    fileName: 'baseline-server.ts',
+    compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022, verbatimModuleSyntax: true },
+  });
+  const file = join(dir, 'baseline-server.mjs');
+  writeFileSync(file, outputText);
+  return file;
+}
+
+function gitDescribe(): string | null {
+  try {
+    return execFileSync('git', ['describe', '--always', '--dirty'], { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+  } catch {
+    return null;
+  }
+}
+
+// ---- measuring -----------------------------------------------------------------------------------
+
+/**
+ * Reads the stock until two readings 150 ms apart agree. When a run stops, the requests it left
+ * inside a target are still being decided (micro at 1000 connections: seconds of queued reserves);
+ * the next run must neither share the machine with them nor have their sales counted as its own.
+ */
+async function settledStock(target: Target, timeoutMs = 60_000): Promise<StockReading> {
+  const deadline = Date.now() + timeoutMs;
+  let previous = await target.readStock();
+  while (Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 150));
+    const current = await target.readStock();
+    if (current.sold === previous.sold && current.remaining === previous.remaining) return current;
+    previous = current;
+  }
+  throw new Error(`${target.name}: the stock was still changing ${timeoutMs / 1000} s after the run`);
+}
+
+/**
+ * Waits until what a run left queued inside a target has been served: a GET /api/v1/available
+ * queues behind it (micro: in the ticket service's pool to vacancy; monolith: in the actor's mailbox).
+ */
+async function drained(target: Target): Promise<void> {
+  const response = await fetch(`${target.url}/api/v1/available`, { signal: AbortSignal.timeout(60_000) });
+  await response.arrayBuffer();
+  if (!response.ok) throw new Error(`${target.name}: GET /api/v1/available answered ${response.status} after a run`);
+}
+
+function peakRss(target: Target): Record<string, number | null> {
+  return Object.fromEntries(target.processes.map((p) => [p.role, readPeakRssMb(p.pid)]));
+}
+
+function describeRun(run: RunRecord): string {
+  const rss = Object.values(run.peakRssMb)
+    .map((mb) => (mb === null ? '?' : mb.toFixed(0)))
+    .join('+');
+  const stock = run.stock === null ? '' : run.stock.ok ? '  stock ok' : `  STOCK FAILED: ${run.stock.problems.join('; ')}`;
+  return (
+    `${run.scenario} c=${run.connections} round ${run.round + 1}  ${run.target.padEnd(15)} ` +
+    `${run.rps.toFixed(0).padStart(6)} req/s  p99 ${(run.latency?.p99 ?? NaN).toFixed(1)} ms  ` +
+    `errors ${run.errors}  non-2xx ${run.non2xx}  rss ${rss} MB${stock}`
+  );
+}
+
+async function measure(plan: Plan, targets: Target[], signal: AbortSignal, runs: RunRecord[]): Promise<void> {
+  if (plan.warmupSeconds > 0) {
+    // Unmeasured, so all at once: it only has to get the hot paths compiled before the first round.
+    log(`warming up every target at once (${plan.warmupSeconds} s of purchases at 100 connections each)`);
+    await Promise.all(
+      targets.map((target) =>
+        runLoad({ url: target.url, scenario: 'purchase', connections: 100, durationSeconds: plan.warmupSeconds, signal }).then(() =>
+          drained(target),
+        ),
+      ),
+    );
+  }
+  // The stock after a target's last run is the stock before its next one (only these runs change it).
+  const lastStock = new Map<Target, StockReading>();
+  let roundId = 0;
+  for (const cell of plan.cells) {
+    for (let r = 0; r < cell.rounds; r++, roundId++) {
+      const order = rotate(targets, roundId);
+      for (const [position, target] of order.entries()) {
+        if (signal.aborted) return;
+        const sells = sellsTickets(cell.scenario);
+        const before = sells ? (lastStock.get(target) ?? (await settledStock(target))) : null;
+        for (const p of target.processes) resetPeakRss(p.pid);
+        const result = await runLoad({
+          url: target.url,
+          scenario: cell.scenario,
+          connections: cell.connections,
+          durationSeconds: cell.durationSeconds,
+          signal,
+        });
+        await drained(target);
+        const after = sells ? await settledStock(target) : null;
+        if (after) lastStock.set(target, after);
+        const { purchases, ...load } = result;
+        const run: RunRecord = {
+          ...load,
+          purchases,
+          scenario: cell.scenario,
+          connections: cell.connections,
+          round: r,
+          roundId,
+          position,
+          target: target.name,
+          peakRssMb: peakRss(target),
+          stock:
+            before && after
+              ? checkStock(target.initialStock, before, after, purchases, { connections: cell.connections, timeouts: result.timeouts })
+              : null,
+        };
+        runs.push(run);
+        log(describeRun(run));
+      }
+    }
+  }
+}
+
+/** Sells out fresh targets (started with `plan.selloutStock` tickets) one after the other. */
+async function selloutCheck(plan: Plan, targets: Target[], signal: AbortSignal): Promise<SelloutRecord[]> {
+  const stock = plan.selloutStock;
+  const requests = Math.round(stock * 2.5);
+  const connections = 100;
+  log(`sell-out check: ${targets.length} fresh targets with ${stock} tickets, ${requests} purchases each at ${connections} connections`);
+  const records: SelloutRecord[] = [];
+  for (const target of targets) {
+    if (signal.aborted) break;
+    const result = await runLoad({ url: target.url, scenario: 'purchase', connections, amount: requests, signal });
+    const after = await settledStock(target).catch(() => null);
+    const available = await fetch(`${target.url}/api/v1/available`, { signal: AbortSignal.timeout(5_000) })
+      .then(async (r) => ((await r.json()) as { qty: number }).qty)
+      .catch(() => null);
+    const record = checkSellout({
+      target: target.name,
+      initialStock: stock,
+      requests,
+      connections,
+      succeeded: result.purchases.succeeded,
+      refused: result.purchases.refused,
+      errors: result.errors,
+      non2xx: result.non2xx,
+      after,
+      availableAfter: available,
+    });
+    records.push(record);
+    log(`sell-out ${target.name}: sold ${after?.sold}, ${record.succeeded} sold answers, ${record.refused} refused, ${record.ok ? 'ok' : `FAILED: ${record.problems.join('; ')}`}`);
+  }
+  return records;
+}
+
+async function memoryCheck(plan: Plan, baselineScript: string, signal: AbortSignal): Promise<MemoryRecord> {
+  const name: TargetName = 'monolith-memory';
+  const connections = 100;
+  log(`memory check: ${plan.memoryRequests} purchases with unique Idempotency-Keys against a fresh ${name}`);
+  const target = await startTarget(name, { baselineScript, initialStock: HUGE_STOCK });
+  try {
+    const result = await runLoad({ url: target.url, scenario: 'purchase', connections, amount: plan.memoryRequests, idempotencyKeys: true, signal });
+    const stock = await settledStock(target).catch(() => null);
+    const health = (await fetch(`${target.url}/api/v1/health`).then((r) => r.json()).catch(() => null)) as {
+      details?: { vacancy?: { actor?: { idempotencyKeys?: number } } };
+    } | null;
+    const record = checkMemory({
+      target: name,
+      requests: plan.memoryRequests,
+      connections,
+      durationSeconds: result.durationSeconds,
+      rps: result.rps,
+      errors: result.errors,
+      non2xx: result.non2xx,
+      succeeded: result.purchases.succeeded,
+      sold: stock?.sold ?? null,
+      idempotencyKeys: health?.details?.vacancy?.actor?.idempotencyKeys ?? null,
+      peakRssMb: target.processes[0] ? readPeakRssMb(target.processes[0].pid) : null,
+      limitMb: plan.memoryLimitMb,
+    });
+    log(`memory: peak RSS ${record.peakRssMb?.toFixed(1)} MB after ${record.sold} purchases at ${record.rps.toFixed(0)} req/s, ${record.ok ? 'ok' : `FAILED: ${record.problems.join('; ')}`}`);
+    return record;
+  } finally {
+    await target.stop();
+  }
+}
+
+// ---- output --------------------------------------------------------------------------------------
+
+function writeAtomically(file: string, text: string): void {
+  writeFileSync(`${file}.tmp`, text);
+  renameSync(`${file}.tmp`, file);
+}
+
+function writeResults(report: BenchReport, outDir: string): string {
+  const dir = resolve(ROOT, outDir);
+  mkdirSync(dir, { recursive: true });
+  const stamp = report.meta.startedAt.replace(/\.\d+Z$/, 'Z').replace(/:/g, '-');
+  const json = `${JSON.stringify(report, null, 2)}\n`;
+  writeAtomically(join(dir, `${stamp}.json`), json);
+  writeAtomically(join(dir, 'latest.json'), json);
+  writeAtomically(join(dir, 'latest.md'), renderMarkdown(report));
+  writeAtomically(
+    join(dir, 'latest.svg'),
+    renderSvg(report.summary, `ticket-system benchmark, ${report.meta.profile} profile, ${report.meta.startedAt.slice(0, 16)}`),
+  );
+  return dir;
+}
+
+// ---- main ----------------------------------------------------------------------------------------
+
+async function main(): Promise<number> {
+  let plan: Plan | 'help';
+  try {
+    plan = parsePlan(process.argv.slice(2));
+  } catch (error) {
+    if (!(error instanceof UsageError)) throw error;
+    process.stderr.write(`${error.message}\n\n${USAGE}`);
+    return 2;
+  }
+  if (plan === 'help') {
+    process.stdout.write(USAGE);
+    return 0;
+  }
+
+  const abort = new AbortController();
+  const stopWith = (reason: string) => {
+    if (abort.signal.aborted) return;
+    log(`stopping: ${reason}`);
+    abort.abort(reason);
+    // Whatever happens next, the process ends: the exit handlers SIGKILL every target.
+    setTimeout(() => {
+      process.stderr.write('runner did not stop within 30 s of the abort; exiting\n');
+      process.exit(1);
+    }, 30_000).unref();
+  };
+  const globalTimer = setTimeout(() => stopWith(`global timeout of ${plan.timeoutSeconds} s`), plan.timeoutSeconds * 1000);
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    process.on(signal, () => (abort.signal.aborted ? process.exit(130) : stopWith(`${signal} received`)));
+  }
+
+  const startedAt = new Date().toISOString();
+  const loadAverageAtStart = loadavg();
+  log(
+    `${plan.profile} profile: ${plan.targets.join(', ')}; ` +
+      plan.cells.map((c) => `${c.scenario}@${c.connections} ${c.rounds}×${c.durationSeconds}s`).join(', ') +
+      `; checks: ${plan.checks.join(', ') || 'none'}; global timeout ${plan.timeoutSeconds} s`,
+  );
+
+  const runs: RunRecord[] = [];
+  let sellout: SelloutRecord[] = [];
+  let memory: MemoryRecord | null = null;
+  let failure: string | null = null;
+  const workDir = mkdtempSync(join(tmpdir(), 'ticket-bench-'));
+  try {
+    ensureBundle(plan.rebuild);
+    const baselineScript = buildBaseline(workDir);
+    const startAll = (initialStock: number) => startTargets(plan.targets, { baselineScript, initialStock });
+    // Both sets start at once (start-up is most of a sell-out's time); the sell-out set idles until its turn.
+    if (plan.cells.length > 0 || plan.checks.includes('sellout')) {
+      log(`starting ${plan.targets.join(', ')}${plan.checks.includes('sellout') ? ' (and a fresh set for the sell-out check)' : ''}`);
+    }
+    const [measured, sellingOut] = await Promise.all([
+      plan.cells.length > 0 ? startAll(HUGE_STOCK) : [],
+      plan.checks.includes('sellout') ? startAll(plan.selloutStock) : [],
+    ]);
+    try {
+      if (measured.length > 0) await measure(plan, measured, abort.signal, runs);
+      await Promise.all(measured.map((t) => t.stop()));
+      if (sellingOut.length > 0 && !abort.signal.aborted) sellout = await selloutCheck(plan, sellingOut, abort.signal);
+    } finally {
+      await Promise.all([...measured, ...sellingOut].map((t) => t.stop()));
+    }
+    if (plan.checks.includes('memory') && !abort.signal.aborted) memory = await memoryCheck(plan, baselineScript, abort.signal);
+  } catch (error) {
+    failure = error instanceof Error ? error.message : String(error);
+    log(`failed: ${failure}`);
+  } finally {
+    clearTimeout(globalTimer);
+    rmSync(workDir, { recursive: true, force: true });
+  }
+
+  const aborted = failure ?? (abort.signal.aborted ? String(abort.signal.reason) : null);
+  const report: BenchReport = {
+    meta: {
+      startedAt,
+      finishedAt: new Date().toISOString(),
+      profile: plan.profile,
+      node: process.version,
+      cpus: cpus().length,
+      cpuModel: cpus()[0]?.model.trim() ?? 'unknown CPU',
+      loadAverageAtStart: loadAverageAtStart.map((n) => round(n)),
+      loadAverageAtEnd: loadavg().map((n) => round(n)),
+      commit: gitDescribe(),
+      bundle: BUNDLE,
+      aborted,
+    },
+    plan,
+    runs,
+    summary: summarize(runs, plan.cells, plan.targets),
+    sellout,
+    memory,
+    ok: false,
+  };
+  report.ok =
+    aborted === null &&
+    runs.every((r) => r.stock === null || r.stock.ok) &&
+    sellout.every((s) => s.ok) &&
+    (memory === null || memory.ok);
+
+  const dir = writeResults(report, plan.outDir);
+  if (report.summary.length > 0) process.stdout.write(`\n${renderTables(report.summary)}\n\n`);
+  log(`results in ${dir}/latest.{md,json,svg}; ${report.ok ? 'every check passed' : 'SOME CHECKS FAILED or the run was incomplete (see latest.md)'}`);
+  return report.ok ? 0 : 1;
+}
+
+main().then(
+  (code) => process.exit(code),
+  (error: unknown) => {
+    process.stderr.write(`benchmark failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+    process.exit(1);
+  },
+);
