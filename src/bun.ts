@@ -2,7 +2,14 @@
  * The Bun entrypoint: the same app as the Node entry (same configuration,
  * same modes), served by Bun.serve. `npm run start:bun`.
  */
-import { closeAndExit, exitOnStartFailure, KEEP_ALIVE_TIMEOUT_MS, loadConfigOrExit, logListening, prepare } from './node/bootstrap.ts';
+import {
+  exitOnStartFailure,
+  KEEP_ALIVE_TIMEOUT_MS,
+  loadConfigOrExit,
+  logListening,
+  prepare,
+  shutdownOnSignals,
+} from './node/bootstrap.ts';
 
 interface BunServer {
   stop(closeActiveConnections?: boolean): Promise<void>;
@@ -20,7 +27,7 @@ declare const Bun: {
 async function main(): Promise<void> {
   const config = loadConfigOrExit();
   const started = await prepare(config, process.argv.slice(2));
-  const { logger, lifecycle, app } = started;
+  const { app } = started;
   const server = Bun.serve({
     port: config.port,
     hostname: config.HOST,
@@ -30,24 +37,11 @@ async function main(): Promise<void> {
   });
   logListening(started, `bun ${Bun.version}`);
 
-  let stopping = false;
-  const shutdown = (signal: string) => {
-    if (stopping) return;
-    stopping = true;
-    lifecycle.shuttingDown = true;
-    logger.info({ signal }, 'shutting down: refusing new connections, finishing requests in flight');
-    const deadline = setTimeout(() => {
-      logger.warn({ timeoutSeconds: config.SHUTDOWN_TIMEOUT }, 'shutdown deadline passed; closing remaining connections');
-      void server.stop(true).then(() => closeAndExit(started));
-    }, config.SHUTDOWN_TIMEOUT * 1000);
+  shutdownOnSignals(started, (signal, handler) => process.on(signal, handler), {
     // stop(false) stops accepting and resolves once every request in flight is answered.
-    void server.stop(false).then(() => {
-      clearTimeout(deadline);
-      return closeAndExit(started);
-    });
-  };
-  process.on('SIGTERM', () => shutdown('SIGTERM'));
-  process.on('SIGINT', () => shutdown('SIGINT'));
+    drain: () => server.stop(false),
+    force: () => server.stop(true),
+  });
 }
 
 main().catch(exitOnStartFailure);

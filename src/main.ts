@@ -8,7 +8,14 @@
 import type { Server } from 'node:http';
 import { serve } from '@hono/node-server';
 import { Agent } from 'undici';
-import { closeAndExit, exitOnStartFailure, KEEP_ALIVE_TIMEOUT_MS, loadConfigOrExit, logListening, prepare } from './node/bootstrap.ts';
+import {
+  exitOnStartFailure,
+  KEEP_ALIVE_TIMEOUT_MS,
+  loadConfigOrExit,
+  logListening,
+  prepare,
+  shutdownOnSignals,
+} from './node/bootstrap.ts';
 
 async function main(): Promise<void> {
   const config = loadConfigOrExit();
@@ -29,7 +36,7 @@ async function main(): Promise<void> {
     : undefined;
 
   const started = await prepare(config, process.argv.slice(2), pooledFetch);
-  const { logger, lifecycle, app } = started;
+  const { logger, app } = started;
 
   const server = serve({ fetch: app.fetch, port: config.port, hostname: config.HOST }) as Server;
   server.keepAliveTimeout = KEEP_ALIVE_TIMEOUT_MS;
@@ -40,29 +47,20 @@ async function main(): Promise<void> {
   });
   server.on('listening', () => logListening(started, `node ${process.versions.node}`));
 
-  let stopping = false;
-  const shutdown = (signal: string) => {
-    if (stopping) return;
-    stopping = true;
-    lifecycle.shuttingDown = true;
-    logger.info({ signal }, 'shutting down: refusing new connections, finishing requests in flight');
-    const deadline = setTimeout(() => {
-      logger.warn({ timeoutSeconds: config.SHUTDOWN_TIMEOUT }, 'shutdown deadline passed; closing remaining connections');
-      server.closeAllConnections();
-    }, config.SHUTDOWN_TIMEOUT * 1000);
-    deadline.unref();
-    // A connection busy at the signal becomes idle once its answer is sent; close those as they appear.
-    const closeIdle = setInterval(() => server.closeIdleConnections(), 50);
-    closeIdle.unref();
-    server.close(() => {
-      clearTimeout(deadline);
-      clearInterval(closeIdle);
-      void closeAndExit(started, async () => pool?.close());
-    });
-    server.closeIdleConnections();
-  };
-  process.on('SIGTERM', () => shutdown('SIGTERM'));
-  process.on('SIGINT', () => shutdown('SIGINT'));
+  shutdownOnSignals(started, (signal, handler) => process.on(signal, handler), {
+    drain: () =>
+      new Promise<void>((resolve) => {
+        // A connection busy at the signal becomes idle once its answer is sent; close those as they appear.
+        const closeIdle = setInterval(() => server.closeIdleConnections(), 50);
+        server.close(() => {
+          clearInterval(closeIdle);
+          resolve();
+        });
+        server.closeIdleConnections();
+      }),
+    force: () => server.closeAllConnections(),
+    release: async () => pool?.close(),
+  });
 }
 
 main().catch(exitOnStartFailure);

@@ -61,14 +61,21 @@ export function stockFromHealth(health: unknown): StockReading {
 }
 
 /**
- * Starts the baseline server (a transpiled .mjs) with plain node on a free port and waits until it answers.
- * Tracked by the caller through the returned stop().
+ * Starts a process that is not the Node bundle (the baseline, the monolith on
+ * Deno or Bun) on a free port and waits until GET /api/v1/health answers.
+ * Tracked for the exit handler; the caller stops it through stop().
  */
-async function startBaseline(script: string, initialStock: number): Promise<{ process: TargetProcess; stop(): Promise<void> }> {
+async function startChild(
+  role: string,
+  command: string,
+  args: readonly string[],
+  env: Record<string, string>,
+  startTimeoutMs = 15_000,
+): Promise<{ process: TargetProcess; stop(): Promise<void> }> {
   for (let attempt = 1; ; attempt++) {
     const port = await freePort();
-    const child = spawn(process.execPath, [script], {
-      env: { PATH: process.env.PATH ?? '/usr/bin:/bin', PORT: String(port), HOST: '127.0.0.1', INITIAL_STOCK: String(initialStock) },
+    const child = spawn(command, args, {
+      env: { PATH: process.env.PATH ?? '/usr/bin:/bin', ...env, PORT: String(port), HOST: '127.0.0.1' },
       stdio: ['ignore', 'ignore', 'pipe'],
     });
     baselineChildren.add(child);
@@ -79,21 +86,26 @@ async function startBaseline(script: string, initialStock: number): Promise<{ pr
     const stop = async () => {
       if (child.exitCode !== null || child.signalCode !== null) return;
       child.kill('SIGTERM');
-      const timer = setTimeout(() => child.kill('SIGKILL'), 3_000);
+      const timer = setTimeout(() => child.kill('SIGKILL'), 5_000);
       await exited;
       clearTimeout(timer);
     };
     const url = `http://127.0.0.1:${port}`;
-    const deadline = Date.now() + 15_000;
+    const deadline = Date.now() + startTimeoutMs;
     while (Date.now() < deadline && child.exitCode === null) {
       if ((await getStatus(`${url}/api/v1/health`).catch(() => 0)) === 200) {
-        return { process: { role: 'baseline', pid: child.pid ?? -1, url }, stop };
+        return { process: { role, pid: child.pid ?? -1, url }, stop };
       }
       await sleep(50);
     }
     await stop();
-    if (attempt >= 3 || !stderr.includes('EADDRINUSE')) throw new Error(`baseline server did not start: ${stderr}`);
+    if (attempt >= 3 || !stderr.includes('EADDRINUSE')) throw new Error(`${role} did not start: ${stderr}`);
   }
+}
+
+/** The baseline server (a transpiled .mjs) on plain node. */
+function startBaseline(script: string, initialStock: number) {
+  return startChild('baseline', process.execPath, [script], { INITIAL_STOCK: String(initialStock) });
 }
 
 const baselineChildren = new Set<ChildProcess>();
@@ -104,40 +116,14 @@ process.once('exit', () => {
 const ROOT = resolvePath(fileURLToPath(new URL('../..', import.meta.url)));
 
 /** The monolith (memory store) on Deno or Bun, through the same entrypoints as npm run start:deno / start:bun. */
-async function startOnRuntime(
-  runtime: 'deno' | 'bun',
-  env: Record<string, string>,
-): Promise<{ process: TargetProcess; stop(): Promise<void> }> {
+function startOnRuntime(runtime: 'deno' | 'bun', env: Record<string, string>) {
   const entry = resolvePath(ROOT, 'src', `${runtime}.ts`);
-  const binary = resolvePath(ROOT, 'node_modules/.bin', runtime);
   const args = runtime === 'deno' ? ['run', '--allow-net', '--allow-env', '--allow-read', '--allow-write', '--allow-sys', entry] : [entry];
-  const port = await freePort();
-  const child = spawn(binary, args, {
-    env: { PATH: process.env.PATH ?? '/usr/bin:/bin', ...env, MODE: 'monolith', STOCK_STORE: 'memory', PORT: String(port) },
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
-  baselineChildren.add(child);
-  let stderr = '';
-  child.stderr?.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
-  const exited = new Promise<void>((resolve) => child.once('close', () => resolve()));
-  child.once('close', () => baselineChildren.delete(child));
-  const stop = async () => {
-    if (child.exitCode !== null || child.signalCode !== null) return;
-    child.kill('SIGTERM');
-    const timer = setTimeout(() => child.kill('SIGKILL'), 5_000);
-    await exited;
-    clearTimeout(timer);
-  };
-  const url = `http://127.0.0.1:${port}`;
-  const deadline = Date.now() + 30_000;
-  while (Date.now() < deadline && child.exitCode === null) {
-    if ((await getStatus(`${url}/api/v1/health`).catch(() => 0)) === 200) {
-      return { process: { role: `monolith on ${runtime}`, pid: child.pid ?? -1, url }, stop };
-    }
-    await sleep(100);
-  }
-  await stop();
-  throw new Error(`the monolith on ${runtime} did not start: ${stderr}`);
+  return startChild(`monolith on ${runtime}`, resolvePath(ROOT, 'node_modules/.bin', runtime), args, {
+    ...env,
+    MODE: 'monolith',
+    STOCK_STORE: 'memory',
+  }, 30_000);
 }
 
 function appProcess(role: string, service: Service): TargetProcess {

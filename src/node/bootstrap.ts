@@ -116,6 +116,46 @@ export async function closeAndExit({ deps, logger }: Started, extra?: () => Prom
   }
 }
 
+export interface ShutdownHooks {
+  /** Stops accepting and resolves once every request in flight is answered. */
+  drain(): Promise<unknown>;
+  /** Called if draining outlasts SHUTDOWN_TIMEOUT: close what is left. */
+  force(): unknown;
+  /** Closes what the entrypoint opened itself (a connection pool), after the app's own resources. */
+  release?(): Promise<unknown>;
+}
+
+/**
+ * The shutdown every runtime does on SIGTERM / SIGINT (the entry passes how
+ * it listens for them): readiness turns 503, the server drains (forced after
+ * SHUTDOWN_TIMEOUT), then the actor, store and clients close and the process
+ * exits 0.
+ */
+export function shutdownOnSignals(
+  started: Started,
+  listen: (signal: 'SIGTERM' | 'SIGINT', handler: () => void) => void,
+  hooks: ShutdownHooks,
+): void {
+  const { config, logger, lifecycle } = started;
+  let stopping = false;
+  const shutdown = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    lifecycle.shuttingDown = true;
+    logger.info({ signal }, 'shutting down: refusing new connections, finishing requests in flight');
+    const deadline = setTimeout(() => {
+      logger.warn({ timeoutSeconds: config.SHUTDOWN_TIMEOUT }, 'shutdown deadline passed; closing remaining connections');
+      void hooks.force();
+    }, config.SHUTDOWN_TIMEOUT * 1000);
+    void hooks.drain().then(() => {
+      clearTimeout(deadline);
+      return closeAndExit(started, hooks.release);
+    });
+  };
+  listen('SIGTERM', () => shutdown('SIGTERM'));
+  listen('SIGINT', () => shutdown('SIGINT'));
+}
+
 /** Reports a start-up failure (a held lock, a corrupt journal, no Redis) for operators, and exits 1. */
 export function exitOnStartFailure(error: unknown): never {
   process.stderr.write(`ticket-system failed to start: ${error instanceof Error ? error.message : String(error)}\n`);
