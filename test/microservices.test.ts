@@ -6,6 +6,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { seededRandom } from './support/http-json.ts';
 import { FREQUENT_GC_NODE_ARGS, sleep, startService, stopAllServices, type Service } from './support/processes.ts';
 
 const INITIAL_STOCK = 50;
@@ -72,18 +73,6 @@ async function vacancyStock(vacancy: Service): Promise<{ available: number; sold
   expect(health.status).toBe(200);
   expect(health.body.details.stock.available).toBe(available.body.qty);
   return { available: available.body.qty, sold: health.body.details.stock.sold };
-}
-
-/** A small deterministic generator, so a failing burst can be replayed from its seed. */
-function seededRandom(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
-  };
 }
 
 function expectServiceUnavailable(result: { status: number; text: string; response?: Response }) {
