@@ -6,10 +6,8 @@ export type Mode = (typeof MODES)[number];
 
 /** Where the stock actor records its decisions. */
 export const STOCK_STORES = ['file', 'memory', 'redis'] as const;
-export type StockStoreKind = (typeof STOCK_STORES)[number];
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
-export type LogLevel = (typeof LOG_LEVELS)[number];
 
 const integer = (min: number, max: number, what: string) =>
   z
