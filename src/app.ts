@@ -3,10 +3,9 @@ import { swaggerUI } from '@hono/swagger-ui';
 import type { Context, MiddlewareHandler } from 'hono';
 import { compress } from 'hono/compress';
 import { cors } from 'hono/cors';
-import { requestId } from 'hono/request-id';
-import { secureHeaders } from 'hono/secure-headers';
 import packageJson from '../package.json' with { type: 'json' };
 import type { Config } from './config.ts';
+import { apiHeaders } from './lib/api-headers.ts';
 import { silentLogger, type Logger } from './lib/logger.ts';
 import { errorToProblem, problemResponse, ProblemError, validationHook } from './lib/problem.ts';
 import { createSystemRouter, type Lifecycle } from './system/system.router.ts';
@@ -63,10 +62,8 @@ export function createApp(deps: AppDependencies): OpenAPIHono {
 
   const app = new OpenAPIHono({ defaultHook: validationHook });
 
-  app.use(requestId());
+  app.use(apiHeaders(lifecycle));
   if (logger.isLevelEnabled('info')) app.use(requestLog(logger));
-  app.use(closeConnectionsWhenShuttingDown(lifecycle));
-  app.use(secureHeaders());
   if (config.CORS_ORIGINS.length > 0) {
     const anyOrigin = config.CORS_ORIGINS[0] === '*';
     app.use(
@@ -198,13 +195,5 @@ function requestLog(logger: Logger): MiddlewareHandler {
       },
       'request',
     );
-  };
-}
-
-/** While shutting down, every answer asks the client to close its keep-alive connection. */
-function closeConnectionsWhenShuttingDown(lifecycle: Lifecycle): MiddlewareHandler {
-  return async (c, next) => {
-    await next();
-    if (lifecycle.shuttingDown) c.header('Connection', 'close');
   };
 }

@@ -121,22 +121,27 @@ export function invalidParams(error: ZodError): InvalidParam[] {
   }));
 }
 
+/** The 400 for an Idempotency-Key header that fails its schema. */
+export function idempotencyKeyProblem(error: ZodError): ProblemError {
+  return new ProblemError('invalidIdempotencyKey', error.issues.map((issue) => issue.message).join('; '));
+}
+
+/** The 422 for a body that fails its schema, with every failing field in `errors`. */
+export function validationProblem(error: ZodError): ProblemError {
+  const errors = invalidParams(error);
+  const detail = errors.map((e) => `${e.name}: ${e.reason}`).join('; ');
+  return new ProblemError('validation', detail, { extensions: { errors } });
+}
+
 /**
  * The validation hook shared by every router: a body that fails its schema is
  * a 422 problem; a header that fails (Idempotency-Key) is a 400.
  */
 export function validationHook(
   result: ({ success: true } | { success: false; error: ZodError }) & { target?: string },
-  c: Context,
-): Response | undefined {
+): undefined {
   if (result.success) return undefined;
-  if (result.target === 'header') {
-    const detail = result.error.issues.map((issue) => issue.message).join('; ');
-    return problemResponse(c, 'invalidIdempotencyKey', detail);
-  }
-  const errors = invalidParams(result.error);
-  const detail = errors.map((e) => `${e.name}: ${e.reason}`).join('; ');
-  return problemResponse(c, 'validation', detail, { errors });
+  throw result.target === 'header' ? idempotencyKeyProblem(result.error) : validationProblem(result.error);
 }
 
 /**

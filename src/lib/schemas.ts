@@ -50,20 +50,21 @@ export const PurchaseResponseSchema = z
 // eslint-disable-next-line no-control-regex -- control characters are exactly what is refused
 const CONTROL_CHARACTERS = /[\u0000-\u001f\u007f]/;
 
-/** The Idempotency-Key request header (IETF httpapi draft): optional, 1–255 characters, no control characters. */
+/** An Idempotency-Key value (IETF httpapi draft): 1–255 characters, no control characters. */
+export const IdempotencyKeySchema = z
+  .string()
+  .min(1, 'Idempotency-Key must not be empty')
+  .max(255, 'Idempotency-Key must be at most 255 characters')
+  .refine((key) => !CONTROL_CHARACTERS.test(key), 'Idempotency-Key must not contain control characters');
+
+/** The Idempotency-Key request header, as the OpenAPI document describes it: optional. */
 export const IdempotencyHeadersSchema = z.object({
-  'idempotency-key': z
-    .string()
-    .min(1, 'Idempotency-Key must not be empty')
-    .max(255, 'Idempotency-Key must be at most 255 characters')
-    .refine((key) => !CONTROL_CHARACTERS.test(key), 'Idempotency-Key must not contain control characters')
-    .optional()
-    .openapi({
-      param: { name: 'idempotency-key', in: 'header' },
-      description:
-        'Makes the request safe to retry: the first answer for a key is replayed (with Idempotent-Replayed: true) for 24 h',
-      example: '9f1c2a4e-7b1d-4c55-9d0e-3f1a2b3c4d5e',
-    }),
+  'idempotency-key': IdempotencyKeySchema.optional().openapi({
+    param: { name: 'idempotency-key', in: 'header' },
+    description:
+      'Makes the request safe to retry: the first answer for a key is replayed (with Idempotent-Replayed: true) for 24 h',
+    example: '9f1c2a4e-7b1d-4c55-9d0e-3f1a2b3c4d5e',
+  }),
 });
 
 const replayedHeader = {

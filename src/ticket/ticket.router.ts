@@ -1,6 +1,9 @@
 import type { Context } from 'hono';
+import { jsonResponse } from '../lib/api-headers.ts';
 import { createRouter } from '../lib/create-router.ts';
 import { IDEMPOTENT_REPLAYED_HEADER, InFlightKeys } from '../lib/idempotency.ts';
+import { keyedJsonReader } from '../lib/json-body.ts';
+import { QtyRequestSchema } from '../lib/schemas.ts';
 import type { TicketService } from './ticket-service.ts';
 import { purchaseRoute, ticketAvailableRoute } from './ticket.routes.ts';
 
@@ -24,23 +27,25 @@ export function createTicketRouter({ tickets, bodyLimitBytes, serveAvailability 
   const router = createRouter();
   const inFlight = new InFlightKeys();
 
-  router.openapi(purchaseRoute(bodyLimitBytes), async (c) => {
-    const { qty } = c.req.valid('json');
-    const key = c.req.valid('header')['idempotency-key'];
+  // The hot path: described by purchaseRoute, validated in one step by the reader.
+  const readPurchase = keyedJsonReader(QtyRequestSchema, bodyLimitBytes);
+  router.openAPIRegistry.registerPath(purchaseRoute);
+  router.post(purchaseRoute.path, async (c) => {
+    const { body, idempotencyKey: key } = await readPurchase(c);
     const { replayed, ...purchase } = await inFlight.run(key, () =>
-      tickets.purchase(qty, { ...callContext(c), idempotencyKey: key }),
+      tickets.purchase(body.qty, { ...callContext(c), idempotencyKey: key }),
     );
-    if (replayed) c.header(IDEMPOTENT_REPLAYED_HEADER, 'true');
-    return c.json(purchase, 200);
+    return jsonResponse(c, purchase, 200, replayed ? { [IDEMPOTENT_REPLAYED_HEADER]: 'true' } : undefined);
   });
 
   if (serveAvailability) {
-    router.openapi(ticketAvailableRoute, async (c) => c.json({ qty: await tickets.available(callContext(c)) }, 200));
+    router.openAPIRegistry.registerPath(ticketAvailableRoute);
+    router.get(ticketAvailableRoute.path, async (c) => jsonResponse(c, { qty: await tickets.available(callContext(c)) }));
   }
 
   return router;
 }
 
 function callContext(c: Context) {
-  return { requestId: c.get('requestId') as string | undefined };
+  return { requestId: c.get('requestId') };
 }

@@ -1,5 +1,4 @@
 import { createRoute } from '@hono/zod-openapi';
-import { jsonBody } from '../lib/json-body.ts';
 import {
   AvailableResponseSchema,
   IdempotencyHeadersSchema,
@@ -10,15 +9,13 @@ import {
   qtyRequestBody,
 } from '../lib/schemas.ts';
 
-export const purchaseRoute = (bodyLimitBytes: number) =>
-  createRoute({
+export const purchaseRoute = createRoute({
     method: 'post',
     path: '/api/v1/purchase',
     tags: ['ticket'],
     summary: 'Buy tickets',
     description:
       'Buys qty tickets if all of them are left, else none. Not enough stock is a 200 with success false and message "Insufficient inventory".',
-    middleware: jsonBody(bodyLimitBytes),
     request: { headers: IdempotencyHeadersSchema, body: qtyRequestBody },
     responses: {
       200: idempotentOk('The purchase, recorded by vacancy before it is answered', PurchaseResponseSchema),

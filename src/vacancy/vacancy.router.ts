@@ -1,6 +1,9 @@
+import { jsonResponse } from '../lib/api-headers.ts';
 import { requireBearerToken } from '../lib/bearer-token.ts';
 import { createRouter } from '../lib/create-router.ts';
 import { IDEMPOTENT_REPLAYED_HEADER, InFlightKeys } from '../lib/idempotency.ts';
+import { keyedJsonReader } from '../lib/json-body.ts';
+import { QtyRequestSchema } from '../lib/schemas.ts';
 import { INSUFFICIENT_INVENTORY } from '../ticket/ticket-service.ts';
 import type { StockActor } from './stock-actor.ts';
 import { availableRoute, reserveRoute } from './vacancy.routes.ts';
@@ -23,17 +26,21 @@ export function createVacancyRouter({ actor, bodyLimitBytes, internalToken }: Va
   const inFlight = new InFlightKeys();
   if (internalToken) router.post('/api/v1/reserve', requireBearerToken(internalToken, 'internal'));
 
-  router.openapi(availableRoute, async (c) => c.json({ qty: await actor.available() }, 200));
+  router.openAPIRegistry.registerPath(availableRoute);
+  router.get(availableRoute.path, async (c) => jsonResponse(c, { qty: await actor.available() }));
 
-  router.openapi(reserveRoute(bodyLimitBytes), async (c) => {
-    const { qty } = c.req.valid('json');
-    const key = c.req.valid('header')['idempotency-key'];
+  // The hot path: described by reserveRoute, validated in one step by the reader.
+  const readReserve = keyedJsonReader(QtyRequestSchema, bodyLimitBytes);
+  router.openAPIRegistry.registerPath(reserveRoute);
+  router.post(reserveRoute.path, async (c) => {
+    const { body, idempotencyKey: key } = await readReserve(c);
+    const { qty } = body;
     // Reserve keys live apart from the purchase keys the monolith records in the same actor.
     const result = await inFlight.run(key, () =>
       actor.reserve(qty, { idempotencyKey: key === undefined ? undefined : `reserve:${key}` }),
     );
-    if (result.replayed) c.header(IDEMPOTENT_REPLAYED_HEADER, 'true');
-    return c.json(
+    return jsonResponse(
+      c,
       {
         success: result.success,
         remaining: result.remaining,
@@ -41,6 +48,7 @@ export function createVacancyRouter({ actor, bodyLimitBytes, internalToken }: Va
         ...(result.success ? { reservationId: result.reservationId, tickets: result.tickets } : {}),
       },
       200,
+      result.replayed ? { [IDEMPOTENT_REPLAYED_HEADER]: 'true' } : undefined,
     );
   });
 

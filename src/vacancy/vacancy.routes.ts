@@ -1,5 +1,4 @@
 import { createRoute } from '@hono/zod-openapi';
-import { jsonBody } from '../lib/json-body.ts';
 import {
   AvailableResponseSchema,
   IdempotencyHeadersSchema,
@@ -21,15 +20,13 @@ export const availableRoute = createRoute({
   },
 });
 
-export const reserveRoute = (bodyLimitBytes: number) =>
-  createRoute({
+export const reserveRoute = createRoute({
     method: 'post',
     path: '/api/v1/reserve',
     tags: ['vacancy'],
     summary: 'Take tickets from the stock',
     description:
       'Takes qty tickets if all of them are left, else nothing. Not enough stock is a 200 with success false. With INTERNAL_TOKEN configured, needs Authorization: Bearer INTERNAL_TOKEN.',
-    middleware: jsonBody(bodyLimitBytes),
     request: { headers: IdempotencyHeadersSchema, body: qtyRequestBody },
     responses: {
       200: idempotentOk('The decision, made durable before it is answered', ReserveResponseSchema),
