@@ -3,25 +3,18 @@ import { swaggerUI } from '@hono/swagger-ui';
 import type { Context, MiddlewareHandler } from 'hono';
 import { compress } from 'hono/compress';
 import { cors } from 'hono/cors';
+import { secureHeaders } from 'hono/secure-headers';
 import packageJson from '../package.json' with { type: 'json' };
 import type { Config } from './config.ts';
 import { apiHeaders } from './lib/api-headers.ts';
 import { silentLogger, type Logger } from './lib/logger.ts';
-import { errorToProblem, problemResponse, ProblemError, validationHook } from './lib/problem.ts';
+import { errorToProblem, problemResponse, validationHook } from './lib/problem.ts';
+import { toProblemError } from './domain-problems.ts';
 import { createSystemRouter, type Lifecycle } from './system/system.router.ts';
 import { TicketService } from './ticket/ticket-service.ts';
 import { createTicketRouter } from './ticket/ticket.router.ts';
-import { VacancyProtocolError } from './ticket/remote-vacancy-client.ts';
-import { VacancyUnavailableError, type VacancyClient } from './ticket/vacancy-client.ts';
-import {
-  ActorClosedError,
-  NegativeStockError,
-  IdempotencyKeyInFlightError,
-  IdempotencyKeyReusedError,
-  StoreUnavailableError,
-  UnknownInventoryError,
-  type StockActor,
-} from './vacancy/stock-actor.ts';
+import type { VacancyClient } from './ticket/vacancy-client.ts';
+import type { StockActor } from './vacancy/stock-actor.ts';
 import { createAdminRouter } from './vacancy/admin.router.ts';
 import { createVacancyRouter } from './vacancy/vacancy.router.ts';
 
@@ -80,6 +73,8 @@ export function createApp(deps: AppDependencies): OpenAPIHono {
   // and compress would still rebuild each answer to add a Vary header.
   app.use('/openapi.json', compress());
   app.use('/docs', compress());
+  // The one HTML page: it gets the document headers too (its own, set first, win over the API's).
+  app.use('/docs', secureHeaders());
 
   if (ownsStock && deps.actor) {
     app.route(
@@ -139,47 +134,6 @@ export function createApp(deps: AppDependencies): OpenAPIHono {
   return app;
 }
 
-/** Maps the domain's failures to the problem a caller sees. */
-function toProblemError(error: Error): Error {
-  if (error instanceof VacancyUnavailableError) {
-    const consequence = error.outcomeUnknown
-      ? 'the purchase may or may not have been made; retry with the same Idempotency-Key to get its outcome without buying twice'
-      : 'nothing was sold';
-    return new ProblemError('serviceUnavailable', `${error.message}; ${consequence}`, {
-      headers: { 'Retry-After': '1' },
-      extensions: { outcomeUnknown: error.outcomeUnknown },
-    });
-  }
-  if (error instanceof StoreUnavailableError && error.outcomeUnknown) {
-    return new ProblemError(
-      'serviceUnavailable',
-      'The stock store did not answer in time; the change may or may not have been made — retry with the same Idempotency-Key to get its outcome without buying twice',
-      { headers: { 'Retry-After': '1' }, extensions: { outcomeUnknown: true } },
-    );
-  }
-  if (error instanceof StoreUnavailableError || error instanceof ActorClosedError) {
-    return new ProblemError('serviceUnavailable', 'The stock cannot record changes right now; nothing was sold', {
-      headers: { 'Retry-After': '1' },
-    });
-  }
-  if (error instanceof VacancyProtocolError) {
-    return new ProblemError('badGateway', error.message);
-  }
-  if (error instanceof IdempotencyKeyReusedError) {
-    return new ProblemError('idempotencyKeyReused', `${error.message}; send a new key for a new request`);
-  }
-  if (error instanceof IdempotencyKeyInFlightError) {
-    return new ProblemError('idempotencyKeyInFlight', `${error.message}; retry later`, { headers: { 'Retry-After': '1' } });
-  }
-  if (error instanceof NegativeStockError) {
-    return new ProblemError('stockConflict', `${error.message}; nothing was changed`);
-  }
-  if (error instanceof UnknownInventoryError) {
-    return new ProblemError('notFound', error.message);
-  }
-  return error;
-}
-
 /** One log line per request, at info: request id, method, path, status, duration. */
 function requestLog(logger: Logger): MiddlewareHandler {
   return async (c: Context, next) => {
@@ -188,6 +142,7 @@ function requestLog(logger: Logger): MiddlewareHandler {
     logger.info(
       {
         requestId: c.get('requestId'),
+        ...(c.get('batchRequestIds') ? { requestIds: c.get('batchRequestIds') } : {}),
         method: c.req.method,
         path: c.req.path,
         status: c.res.status,

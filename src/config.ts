@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { MAX_RESERVE_BATCH } from './lib/schemas.ts';
 
 /** The three ways the program can run; each has its own default port. */
 export const MODES = ['monolith', 'vacancy', 'ticket'] as const;
@@ -97,6 +98,9 @@ export const configSchema = z.object({
     .default('http://localhost:8001'),
   VACANCY_TIMEOUT: seconds('a positive number of seconds, at most 3600').default(5),
   VACANCY_RETRIES: integer(0, 10, 'a whole number of retries between 0 and 10').default(2),
+  VACANCY_BATCH_MAX: integer(1, MAX_RESERVE_BATCH, `a whole number of reserves between 1 and ${MAX_RESERVE_BATCH}`).default(
+    200,
+  ),
   HTTP_MAX_CONNECTIONS: integer(1, 10_000, 'a whole number of connections between 1 and 10000').default(100),
   HTTP_KEEPALIVE_CONNECTIONS: integer(0, 10_000, 'a whole number of connections between 0 and 10000').default(20),
   LOG_LEVEL: z

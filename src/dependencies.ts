@@ -55,6 +55,7 @@ export async function buildDependencies(
       baseUrl: config.VACANCY_URL.split(','),
       timeoutMs: Math.round(config.VACANCY_TIMEOUT * 1000),
       retries: config.VACANCY_RETRIES,
+      batchMax: config.VACANCY_BATCH_MAX,
       internalToken: config.INTERNAL_TOKEN,
       fetch: options.fetch,
     });

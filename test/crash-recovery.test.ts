@@ -27,7 +27,8 @@ import {
 } from './support/http-json.ts';
 import { freePort, runBundle, sleep, startService, stopAllServices, type Service } from './support/processes.ts';
 
-const INITIAL_STOCK = 2000;
+// Enough that the crash rounds never sell out, however fast the service answers between kills.
+const INITIAL_STOCK = 30_000;
 const BUYERS = 40;
 /** Rounds killed with SIGKILL; the ones listed in SNAPSHOT_ROUNDS snapshot every 2 batches. */
 const ROUNDS = 6;

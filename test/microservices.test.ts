@@ -321,18 +321,33 @@ describe('when vacancy is too slow', () => {
     }
   });
 
-  /** A vacancy that accepts reserves and never answers them, and answers /ready only after `readyDelayMs`. */
+  /**
+   * The reserves a request to a fake vacancy carries, with the request id and key of each:
+   * one for POST /api/v1/reserve (headers), one per item for POST /api/v1/reserve/batch (body).
+   */
+  async function reservesIn(request: IncomingMessage): Promise<Array<{ requestId: string; idempotencyKey: string }>> {
+    let text = '';
+    for await (const chunk of request) text += String(chunk);
+    if (request.url === '/api/v1/reserve/batch') {
+      const { reserves } = JSON.parse(text) as { reserves: Array<{ key: string; requestId?: string }> };
+      return reserves.map((item) => ({ requestId: item.requestId ?? '', idempotencyKey: item.key }));
+    }
+    return [
+      {
+        requestId: String(request.headers['x-request-id'] ?? ''),
+        idempotencyKey: String(request.headers['idempotency-key'] ?? ''),
+      },
+    ];
+  }
+
+  /** A vacancy that accepts reserves (single or batched) and never answers them, and answers /ready only after `readyDelayMs`. */
   async function startSlowVacancy(readyDelayMs: number) {
     const reserves: Array<{ requestId: string; idempotencyKey: string }> = [];
     slow = createServer((request: IncomingMessage, response: ServerResponse) => {
       const url = request.url ?? '';
       if (url.startsWith('/api/v1/reserve')) {
-        reserves.push({
-          requestId: String(request.headers['x-request-id'] ?? ''),
-          idempotencyKey: String(request.headers['idempotency-key'] ?? ''),
-        });
-        request.resume();
         held.push(response); // never answered
+        void reservesIn(request).then((seen) => reserves.push(...seen));
         return;
       }
       if (url.startsWith('/api/v1/ready')) {
@@ -405,9 +420,9 @@ describe('when vacancy is too slow', () => {
   async function startStallingVacancy() {
     let reserves = 0;
     slow = createServer((request: IncomingMessage, response: ServerResponse) => {
-      request.resume();
-      request.once('end', () => {
-        if ((request.url ?? '').startsWith('/api/v1/reserve')) reserves++;
+      const url = request.url ?? '';
+      void reservesIn(request).then((seen) => {
+        if (url.startsWith('/api/v1/reserve')) reserves += seen.length;
         response.writeHead(200, { 'Content-Type': 'application/json', 'Content-Length': '64' });
         response.write('{"success":true,');
         held.push(response); // the other 48 bytes never come

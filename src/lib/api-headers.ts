@@ -5,27 +5,30 @@ declare module 'hono' {
   interface ContextVariableMap {
     /** The request's id: the caller's X-Request-Id when it is a sane token, else a fresh UUID. */
     requestId: string;
+    /** On a batch of reserves: the request ids of the purchases it carries, for the request log. */
+    batchRequestIds: string[];
   }
 }
 
 export const REQUEST_ID_HEADER = 'X-Request-Id';
 
-/** Sent on every answer: the defaults of Hono's secureHeaders middleware, fixed once. */
+/**
+ * Sent on every API answer: the response headers the OWASP REST Security
+ * Cheat Sheet asks of a JSON API. The HTML-document headers of Hono's
+ * secureHeaders (XSS filter, DNS prefetch, download options, …) mean nothing
+ * to a JSON answer and cost every purchase; /docs, the one HTML page, gets
+ * those as well (see app.ts).
+ */
 export const SECURITY_HEADERS: Readonly<Record<string, string>> = Object.freeze({
-  'Cross-Origin-Opener-Policy': 'same-origin',
-  'Cross-Origin-Resource-Policy': 'same-origin',
-  'Origin-Agent-Cluster': '?1',
-  'Referrer-Policy': 'no-referrer',
+  'Cache-Control': 'no-store',
+  'Content-Security-Policy': "frame-ancestors 'none'",
   'Strict-Transport-Security': 'max-age=15552000; includeSubDomains',
   'X-Content-Type-Options': 'nosniff',
-  'X-DNS-Prefetch-Control': 'off',
-  'X-Download-Options': 'noopen',
-  'X-Frame-Options': 'SAMEORIGIN',
-  'X-Permitted-Cross-Domain-Policies': 'none',
-  'X-XSS-Protection': '0',
+  'X-Frame-Options': 'DENY',
 });
 
-const REQUEST_ID = /^[\w\-=]{1,255}$/;
+/** What an X-Request-Id from outside must look like to be kept (Hono's requestId rule): else a new one is made. */
+export const REQUEST_ID = /^[\w\-=]{1,255}$/;
 const COMPLETE = Symbol('api headers set');
 
 /**

@@ -78,9 +78,20 @@ export interface KeyedJsonRequest<T> {
  * const read = keyedJsonReader(QtyRequestSchema, 1024 * 1024);
  * router.post('/api/v1/reserve', async (c) => { const { body, idempotencyKey } = await read(c); ... });
  */
-export function keyedJsonReader<T>(
+export function keyedJsonReader<T>(schema: ZodType<T>, maxBytes: number): (c: Context) => Promise<KeyedJsonRequest<T>> {
+  return jsonReader(schema, maxBytes, true);
+}
+
+/** Like `keyedJsonReader`, for a route that takes no Idempotency-Key: the body alone. */
+export function unkeyedJsonReader<T>(schema: ZodType<T>, maxBytes: number): (c: Context) => Promise<T> {
+  const read = jsonReader(schema, maxBytes, false);
+  return async (c) => (await read(c)).body;
+}
+
+function jsonReader<T>(
   schema: ZodType<T>,
   maxBytes: number,
+  takesIdempotencyKey: boolean,
 ): (c: Context) => Promise<KeyedJsonRequest<T>> {
   const limit = withinBodyLimit(maxBytes);
   return async (c) => {
@@ -88,7 +99,7 @@ export function keyedJsonReader<T>(
     let parsed: unknown;
     let idempotencyKey: string | undefined;
     await limit(c, async () => {
-      idempotencyKey = c.req.header('idempotency-key');
+      idempotencyKey = takesIdempotencyKey ? c.req.header('idempotency-key') : undefined;
       if (idempotencyKey !== undefined) {
         const key = IdempotencyKeySchema.safeParse(idempotencyKey);
         if (!key.success) throw idempotencyKeyProblem(key.error);

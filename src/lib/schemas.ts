@@ -1,17 +1,26 @@
 import { z } from '@hono/zod-openapi';
+import { REQUEST_ID } from './api-headers.ts';
 import { PROBLEM_CONTENT_TYPE, problemTypes, type ProblemKind } from './problem.ts';
 
+// eslint-disable-next-line no-control-regex -- control characters are exactly what is refused
+const CONTROL_CHARACTERS = /[\u0000-\u001f\u007f]/;
+
+/** An Idempotency-Key value (IETF httpapi draft): 1–255 characters, no control characters. */
+export const IdempotencyKeySchema = z
+  .string()
+  .min(1, 'Idempotency-Key must not be empty')
+  .max(255, 'Idempotency-Key must be at most 255 characters')
+  .refine((key) => !CONTROL_CHARACTERS.test(key), 'Idempotency-Key must not contain control characters');
+
+const QtySchema = z
+  .number({ error: 'qty must be a number' })
+  .int('qty must be a whole number')
+  .positive('qty must be at least 1')
+  .max(Number.MAX_SAFE_INTEGER, `qty must be at most ${Number.MAX_SAFE_INTEGER}`)
+  .openapi({ example: 2, description: 'How many tickets to take' });
+
 /** The body of POST /api/v1/reserve and POST /api/v1/purchase. */
-export const QtyRequestSchema = z
-  .object({
-    qty: z
-      .number({ error: 'qty must be a number' })
-      .int('qty must be a whole number')
-      .positive('qty must be at least 1')
-      .max(Number.MAX_SAFE_INTEGER, `qty must be at most ${Number.MAX_SAFE_INTEGER}`)
-      .openapi({ example: 2, description: 'How many tickets to take' }),
-  })
-  .openapi('QtyRequest');
+export const QtyRequestSchema = z.object({ qty: QtySchema }).openapi('QtyRequest');
 
 const TicketRangeSchema = z
   .object({
@@ -37,6 +46,55 @@ export const ReserveResponseSchema = z
   })
   .openapi('ReserveResponse');
 
+/** How many reserves one POST /api/v1/reserve/batch may carry. */
+export const MAX_RESERVE_BATCH = 1000;
+
+/** The body of POST /api/v1/reserve/batch: reserves the ticket service coalesced, each under its own key. */
+export const ReserveBatchRequestSchema = z
+  .object({
+    reserves: z
+      .array(
+        z.object({
+          qty: QtySchema,
+          key: IdempotencyKeySchema.openapi({
+            description: 'The reserve\'s idempotency key: a retried batch replays the decisions already made',
+          }),
+          requestId: z
+            .string()
+            .regex(REQUEST_ID, 'requestId must be 1-255 letters, digits, _, - or =')
+            .optional()
+            .openapi({ description: 'The X-Request-Id of the purchase this reserve is for; logged by vacancy' }),
+        }),
+      )
+      .min(1, 'reserves must not be empty')
+      .max(MAX_RESERVE_BATCH, `reserves must hold at most ${MAX_RESERVE_BATCH} items`),
+  })
+  .openapi('ReserveBatchRequest');
+
+/** One reserve of a batch, decided: the fields of a single reserve's answer, plus whether it was replayed. */
+export const ReserveBatchDecisionSchema = z.object({
+  status: z.literal(200),
+  ...decisionFields,
+  message: z.string(),
+  reservationId: z.string().optional(),
+  tickets: TicketRangeSchema.optional(),
+  replayed: z.boolean(),
+});
+
+/** One reserve of a batch, refused or not made: the problem a single reserve would have answered. */
+export const ReserveBatchProblemSchema = z.object({
+  status: z.number().int().openapi({ example: 409 }),
+  type: z.string().openapi({ example: 'https://ticket-system.dev/problems/idempotency-key-in-flight' }),
+  title: z.string(),
+  detail: z.string(),
+  outcomeUnknown: z.boolean().optional(),
+});
+
+/** The answer to a batch: one result per reserve, in the order sent. */
+export const ReserveBatchResponseSchema = z
+  .object({ results: z.array(z.union([ReserveBatchDecisionSchema, ReserveBatchProblemSchema])) })
+  .openapi('ReserveBatchResponse');
+
 /** The answer to a purchase; insufficient stock is `success: false`, not an error. */
 export const PurchaseResponseSchema = z
   .object({
@@ -46,16 +104,6 @@ export const PurchaseResponseSchema = z
     tickets: TicketRangeSchema.optional(),
   })
   .openapi('PurchaseResponse');
-
-// eslint-disable-next-line no-control-regex -- control characters are exactly what is refused
-const CONTROL_CHARACTERS = /[\u0000-\u001f\u007f]/;
-
-/** An Idempotency-Key value (IETF httpapi draft): 1–255 characters, no control characters. */
-export const IdempotencyKeySchema = z
-  .string()
-  .min(1, 'Idempotency-Key must not be empty')
-  .max(255, 'Idempotency-Key must be at most 255 characters')
-  .refine((key) => !CONTROL_CHARACTERS.test(key), 'Idempotency-Key must not contain control characters');
 
 /** The Idempotency-Key request header, as the OpenAPI document describes it: optional. */
 export const IdempotencyHeadersSchema = z.object({

@@ -3,6 +3,7 @@ import { IdempotencyKeyInFlightError, IdempotencyKeyReusedError, type ReserveRes
 import type { TicketRange } from '../vacancy/stock-store.ts';
 import { IDEMPOTENCY_KEY_HEADER, IDEMPOTENT_REPLAYED_HEADER } from '../lib/idempotency.ts';
 import { problemTypes } from '../lib/problem.ts';
+import { Coalescer } from './coalescer.ts';
 import { VacancyUnavailableError, type CallContext, type VacancyClient, type VacancyProbe } from './vacancy-client.ts';
 
 export interface RemoteVacancyClientOptions {
@@ -23,7 +24,20 @@ export interface RemoteVacancyClientOptions {
    * keep-alive connection pool; any runtime's global fetch works too.
    */
   fetch?: typeof globalThis.fetch;
+  /**
+   * Up to how many concurrent purchases' reserves travel in one call
+   * (POST /api/v1/reserve/batch) once RESERVE_CALLS_IN_FLIGHT calls are
+   * under way; 1 sends every reserve on its own. Default 1.
+   */
+  batchMax?: number;
 }
+
+/**
+ * Reserve calls under way at once before further reserves wait to be
+ * coalesced: enough to keep vacancy busy while one answer travels back, few
+ * enough that the calls grow under load instead of multiplying.
+ */
+const RESERVE_CALLS_IN_FLIGHT = 4;
 
 /** Vacancy answered something that is not the vacancy API: a bug or a misconfigured URL. */
 export class VacancyProtocolError extends Error {
@@ -49,6 +63,7 @@ export class VacancyProtocolError extends Error {
 export class RemoteVacancyClient implements VacancyClient {
   readonly #replicas: Array<{ baseUrl: string; http: KyInstance }>;
   readonly #timeoutMs: number;
+  readonly #reserves: Coalescer<PendingReserve, ReserveResult> | undefined;
   #turn = 0;
 
   constructor(options: RemoteVacancyClientOptions) {
@@ -56,6 +71,11 @@ export class RemoteVacancyClient implements VacancyClient {
     const baseUrls = typeof options.baseUrl === 'string' ? [options.baseUrl] : [...options.baseUrl];
     if (baseUrls.length === 0) throw new Error('RemoteVacancyClient needs at least one vacancy URL');
     this.#replicas = baseUrls.map((baseUrl) => ({ baseUrl, http: this.#createHttp(baseUrl, options) }));
+    const batchMax = options.batchMax ?? 1;
+    this.#reserves =
+      batchMax > 1
+        ? new Coalescer((items) => this.#sendReserves(items), { maxItems: batchMax, maxInFlight: RESERVE_CALLS_IN_FLIGHT })
+        : undefined;
   }
 
   #createHttp(baseUrl: string, options: RemoteVacancyClientOptions): KyInstance {
@@ -94,18 +114,60 @@ export class RemoteVacancyClient implements VacancyClient {
   }
 
   async reserve(qty: number, context: CallContext = {}): Promise<ReserveResult> {
-    // Without a caller's key, one is made per purchase: the retries below must all carry the same one.
-    const key = context.idempotencyKey ?? `purchase:${crypto.randomUUID()}`;
+    // Without a caller's key, one is made per purchase: every retry of its call must carry the same one.
+    const item: PendingReserve = {
+      qty,
+      key: context.idempotencyKey ?? `purchase:${crypto.randomUUID()}`,
+      callerKeyed: context.idempotencyKey !== undefined,
+      requestId: context.requestId,
+    };
+    return this.#reserves ? this.#reserves.submit(item) : this.#reserveOne(item);
+  }
+
+  /** Reserves that meet in one coalescer send: one alone keeps the single-reserve protocol. */
+  async #sendReserves(items: PendingReserve[]): Promise<Array<ReserveResult | Error>> {
+    if (items.length === 1) return [await this.#reserveOne(items[0]!)];
+    const { body, maybeMade } = await this.#postReserve('reserve/batch', {
+      reserves: items.map(({ qty, key, requestId }) => ({ qty, key, ...(requestId === undefined ? {} : { requestId }) })),
+    });
+    const results = isRecord(body) && Array.isArray(body.results) ? body.results : undefined;
+    if (!results || results.length !== items.length) {
+      throw new VacancyProtocolError(`vacancy answered a batch of ${items.length} reserves without one result each`);
+    }
+    return items.map((item, index) => batchResult(results[index], item, maybeMade));
+  }
+
+  async #reserveOne(item: PendingReserve): Promise<ReserveResult> {
+    const { body, replayed, maybeMade } = await this.#postReserve(
+      'reserve',
+      { qty: item.qty },
+      { ...headers(item), [IDEMPOTENCY_KEY_HEADER]: item.key },
+    );
+    const result = reserveResult(body);
+    if (!result) throw new VacancyProtocolError('vacancy answered /reserve without success and remaining');
+    // A replay is the caller's only under the caller's own key, and only if it is not the
+    // answer to an attempt of this very call that was lost on the way back.
+    return { ...result, replayed: replayed && item.callerKeyed && !maybeMade };
+  }
+
+  /**
+   * POSTs a reserve (single or batch) with retries. `maybeMade` is set once an
+   * attempt may have reached vacancy without its answer reaching us: from then
+   * on the reserve may have been made, and a replay may be of our own earlier attempt.
+   */
+  async #postReserve(
+    path: string,
+    json: unknown,
+    requestHeaders: Record<string, string> = {},
+  ): Promise<{ body: unknown; replayed: boolean; maybeMade: boolean }> {
     let replayed = false;
-    // Set once an attempt may have reached vacancy without its answer reaching us: from then on
-    // the reserve may have been made, and a replay may be of our own earlier attempt.
     let maybeMade = false;
     const body = await this.#call(
       'reserve',
       async (http, signal) => {
-        const response = await http.post('reserve', {
-          json: { qty },
-          headers: { ...headers(context), [IDEMPOTENCY_KEY_HEADER]: key },
+        const response = await http.post(path, {
+          json,
+          headers: requestHeaders,
           signal,
           hooks: {
             beforeRetry: [
@@ -120,18 +182,7 @@ export class RemoteVacancyClient implements VacancyClient {
       },
       () => maybeMade,
     );
-    if (!isRecord(body) || typeof body.success !== 'boolean' || !isCount(body.remaining)) {
-      throw new VacancyProtocolError('vacancy answered /reserve without success and remaining');
-    }
-    return {
-      success: body.success,
-      remaining: body.remaining,
-      ...(typeof body.reservationId === 'string' ? { reservationId: body.reservationId } : {}),
-      ...(isTicketRange(body.tickets) ? { tickets: body.tickets } : {}),
-      // A replay is the caller's only under the caller's own key, and only if it is not the
-      // answer to an attempt of this very call that was lost on the way back.
-      replayed: replayed && context.idempotencyKey !== undefined && !maybeMade,
-    };
+    return { body, replayed, maybeMade };
   }
 
   /** Ready when at least one replica is: calls a refusing replica would get go to the others. */
@@ -192,6 +243,45 @@ export class RemoteVacancyClient implements VacancyClient {
       (earlierAttemptMayHaveLanded() || mayHaveReachedVacancy(error) || (await vacancySaysOutcomeUnknown(error)));
     return new VacancyUnavailableError(describeFailure(error, baseUrl, this.#timeoutMs), { cause: error, outcomeUnknown });
   }
+}
+
+/** One purchase's reserve, waiting for or travelling in a call to vacancy. */
+interface PendingReserve {
+  qty: number;
+  key: string;
+  /** Whether the key is the caller's (a replay is then the caller's to see) or made for this purchase. */
+  callerKeyed: boolean;
+  requestId: string | undefined;
+}
+
+/** The fields of a reserve's answer, or undefined when they are not there. */
+function reserveResult(body: unknown): Omit<ReserveResult, 'replayed'> | undefined {
+  if (!isRecord(body) || typeof body.success !== 'boolean' || !isCount(body.remaining)) return undefined;
+  return {
+    success: body.success,
+    remaining: body.remaining,
+    ...(typeof body.reservationId === 'string' ? { reservationId: body.reservationId } : {}),
+    ...(isTicketRange(body.tickets) ? { tickets: body.tickets } : {}),
+  };
+}
+
+/** One result of a batch, as the single reserve would have ended: its answer or its error. */
+function batchResult(entry: unknown, item: PendingReserve, maybeMade: boolean): ReserveResult | Error {
+  if (!isRecord(entry)) return new VacancyProtocolError('vacancy answered a batch with a result that is not an object');
+  if (entry.status === 200) {
+    const result = reserveResult(entry);
+    if (!result) return new VacancyProtocolError('vacancy answered a batched reserve without success and remaining');
+    return { ...result, replayed: entry.replayed === true && item.callerKeyed && !maybeMade };
+  }
+  const detail = typeof entry.detail === 'string' ? entry.detail : `status ${String(entry.status)}`;
+  if (entry.status === 409) return new IdempotencyKeyInFlightError();
+  if (entry.status === 422 && entry.type === problemTypes.idempotencyKeyReused.type) return new IdempotencyKeyReusedError();
+  if (entry.status === 503) {
+    return new VacancyUnavailableError(`The vacancy service could not make the reserve: ${detail}`, {
+      outcomeUnknown: entry.outcomeUnknown === true || maybeMade,
+    });
+  }
+  return new VacancyProtocolError(`vacancy refused a batched reserve with status ${String(entry.status)}: ${detail}`);
 }
 
 function headers(context: CallContext): Record<string, string> {

@@ -2,11 +2,13 @@ import { jsonResponse } from '../lib/api-headers.ts';
 import { requireBearerToken } from '../lib/bearer-token.ts';
 import { createRouter } from '../lib/create-router.ts';
 import { IDEMPOTENT_REPLAYED_HEADER, InFlightKeys } from '../lib/idempotency.ts';
-import { keyedJsonReader } from '../lib/json-body.ts';
-import { QtyRequestSchema } from '../lib/schemas.ts';
+import { keyedJsonReader, unkeyedJsonReader } from '../lib/json-body.ts';
+import { ProblemError, problemTypes } from '../lib/problem.ts';
+import { QtyRequestSchema, ReserveBatchRequestSchema } from '../lib/schemas.ts';
+import { toProblemError } from '../domain-problems.ts';
 import { INSUFFICIENT_INVENTORY } from '../ticket/ticket-service.ts';
-import type { StockActor } from './stock-actor.ts';
-import { availableRoute, reserveRoute } from './vacancy.routes.ts';
+import type { ReserveResult, StockActor } from './stock-actor.ts';
+import { availableRoute, reserveBatchRoute, reserveRoute } from './vacancy.routes.ts';
 
 export interface VacancyRouterOptions {
   actor: StockActor;
@@ -24,7 +26,11 @@ export interface VacancyRouterOptions {
 export function createVacancyRouter({ actor, bodyLimitBytes, internalToken }: VacancyRouterOptions) {
   const router = createRouter();
   const inFlight = new InFlightKeys();
-  if (internalToken) router.post('/api/v1/reserve', requireBearerToken(internalToken, 'internal'));
+  if (internalToken) {
+    const requireInternalToken = requireBearerToken(internalToken, 'internal');
+    router.post(reserveRoute.path, requireInternalToken);
+    router.post(reserveBatchRoute.path, requireInternalToken);
+  }
 
   router.openAPIRegistry.registerPath(availableRoute);
   router.get(availableRoute.path, async (c) => jsonResponse(c, { qty: await actor.available() }));
@@ -41,16 +47,48 @@ export function createVacancyRouter({ actor, bodyLimitBytes, internalToken }: Va
     );
     return jsonResponse(
       c,
-      {
-        success: result.success,
-        remaining: result.remaining,
-        message: result.success ? `Reserved ${qty} ticket${qty === 1 ? '' : 's'}` : INSUFFICIENT_INVENTORY,
-        ...(result.success ? { reservationId: result.reservationId, tickets: result.tickets } : {}),
-      },
+      reserveAnswer(qty, result),
       200,
       result.replayed ? { [IDEMPOTENT_REPLAYED_HEADER]: 'true' } : undefined,
     );
   });
 
+  // Each reserve is decided as the single route decides it (same keys, same in-flight guard), all
+  // in the actor's next batch; a refusal or a store failure is that reserve's result, not the call's.
+  const readBatch = unkeyedJsonReader(ReserveBatchRequestSchema, bodyLimitBytes);
+  router.openAPIRegistry.registerPath(reserveBatchRoute);
+  router.post(reserveBatchRoute.path, async (c) => {
+    const { reserves } = await readBatch(c);
+    c.set('batchRequestIds', reserves.flatMap(({ requestId }) => (requestId === undefined ? [] : [requestId])));
+    const results = await Promise.all(
+      reserves.map(async ({ qty, key }) => {
+        try {
+          const result = await inFlight.run(key, () => actor.reserve(qty, { idempotencyKey: `reserve:${key}` }));
+          return { status: 200, ...reserveAnswer(qty, result), replayed: result.replayed };
+        } catch (error) {
+          return batchItemProblem(error);
+        }
+      }),
+    );
+    return jsonResponse(c, { results });
+  });
+
   return router;
+}
+
+function reserveAnswer(qty: number, result: ReserveResult) {
+  return {
+    success: result.success,
+    remaining: result.remaining,
+    message: result.success ? `Reserved ${qty} ticket${qty === 1 ? '' : 's'}` : INSUFFICIENT_INVENTORY,
+    ...(result.success ? { reservationId: result.reservationId, tickets: result.tickets } : {}),
+  };
+}
+
+/** The problem a single reserve would have answered; anything unexpected fails the whole call. */
+function batchItemProblem(error: unknown) {
+  const problem = error instanceof Error ? toProblemError(error) : error;
+  if (!(problem instanceof ProblemError)) throw error;
+  const { status, type, title } = problemTypes[problem.kind];
+  return { status, type, title, detail: problem.message, ...problem.extensions };
 }

@@ -6,6 +6,8 @@ import {
   problemResponses,
   qtyBodyProblems,
   qtyRequestBody,
+  ReserveBatchRequestSchema,
+  ReserveBatchResponseSchema,
   ReserveResponseSchema,
 } from '../lib/schemas.ts';
 
@@ -34,3 +36,20 @@ export const reserveRoute = createRoute({
       ...problemResponses('unauthorized'),
     },
   });
+
+export const reserveBatchRoute = createRoute({
+  method: 'post',
+  path: '/api/v1/reserve/batch',
+  tags: ['vacancy'],
+  summary: 'Take tickets for many reserves at once (service to service)',
+  description:
+    'What the ticket service sends when purchases arrive faster than single reserves can travel: each reserve is decided as POST /api/v1/reserve would decide it under its key, in the order sent, and answered in `results` with the status that call would have had. A retried batch replays the decisions already made. With INTERNAL_TOKEN configured, needs Authorization: Bearer INTERNAL_TOKEN.',
+  request: { body: { required: true, content: { 'application/json': { schema: ReserveBatchRequestSchema } } } },
+  responses: {
+    200: {
+      description: 'One result per reserve, in the order sent',
+      content: { 'application/json': { schema: ReserveBatchResponseSchema } },
+    },
+    ...problemResponses('malformedJson', 'payloadTooLarge', 'unsupportedMediaType', 'validation', 'unauthorized'),
+  },
+});

@@ -1,0 +1,190 @@
+import { describe, expect, it } from 'vitest';
+import { createApp } from './app.ts';
+import { parseConfig } from './config.ts';
+import { buildDependencies } from './dependencies.ts';
+import { PROBLEM_CONTENT_TYPE, problemTypes } from './lib/problem.ts';
+import { MAX_RESERVE_BATCH } from './lib/schemas.ts';
+import { RemoteVacancyClient } from './ticket/remote-vacancy-client.ts';
+import { VacancyUnavailableError } from './ticket/vacancy-client.ts';
+import { MemoryStockStore, type StockStore } from './vacancy/stock-store.ts';
+
+const TOKEN = 'between-services';
+
+async function vacancy(env: Record<string, string> = {}, store?: StockStore) {
+  const deps = await buildDependencies(
+    parseConfig({ MODE: 'vacancy', STOCK_STORE: 'memory', INITIAL_STOCK: '10', ...env }),
+    store ? { store } : {},
+  );
+  return { app: createApp(deps), actor: deps.actor! };
+}
+
+type App = Awaited<ReturnType<typeof vacancy>>['app'];
+
+function batch(app: App, body: unknown, headers: Record<string, string> = {}) {
+  return app.request('/api/v1/reserve/batch', {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json', ...headers },
+    body: typeof body === 'string' ? body : JSON.stringify(body),
+  });
+}
+
+async function results(res: Response): Promise<Array<Record<string, unknown>>> {
+  expect(res.status).toBe(200);
+  return ((await res.json()) as { results: Array<Record<string, unknown>> }).results;
+}
+
+class FailingStore extends MemoryStockStore {
+  override async commit(): Promise<void> {
+    throw new Error('disk gone');
+  }
+}
+
+describe('POST /api/v1/reserve/batch', () => {
+  it('decides every reserve in the order sent, as single reserves would', async () => {
+    const { app, actor } = await vacancy();
+    const answer = await results(
+      await batch(app, { reserves: [{ qty: 3, key: 'a' }, { qty: 4, key: 'b' }, { qty: 5, key: 'c' }] }),
+    );
+    expect(answer).toEqual([
+      { status: 200, success: true, remaining: 7, message: 'Reserved 3 tickets', reservationId: 'default-1', tickets: { first: 1, last: 3 }, replayed: false },
+      { status: 200, success: true, remaining: 3, message: 'Reserved 4 tickets', reservationId: 'default-4', tickets: { first: 4, last: 7 }, replayed: false },
+      { status: 200, success: false, remaining: 3, message: 'Insufficient inventory', replayed: false },
+    ]);
+    expect(actor.snapshot()).toEqual({ remaining: 3, sold: 7 });
+  });
+
+  it('replays a retried batch without selling again', async () => {
+    const { app, actor } = await vacancy();
+    const body = { reserves: [{ qty: 2, key: 'x' }, { qty: 1, key: 'y' }] };
+    const first = await results(await batch(app, body));
+    const again = await results(await batch(app, body));
+    expect(again).toEqual(first.map((result) => ({ ...result, replayed: true })));
+    expect(actor.snapshot()).toEqual({ remaining: 7, sold: 3 });
+  });
+
+  it('shares keys with POST /api/v1/reserve: a key first used there is replayed in a batch', async () => {
+    const { app } = await vacancy();
+    const single = await app.request('/api/v1/reserve', {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json', 'Idempotency-Key': 'k1' },
+      body: '{"qty":2}',
+    });
+    const sale = (await single.json()) as Record<string, unknown>;
+    const [replay] = await results(await batch(app, { reserves: [{ qty: 2, key: 'k1' }] }));
+    expect(replay).toEqual({ status: 200, ...sale, replayed: true });
+  });
+
+  it('answers a key reused with another qty, or twice in one batch, for that reserve alone', async () => {
+    const { app, actor } = await vacancy();
+    await results(await batch(app, { reserves: [{ qty: 1, key: 'used' }] }));
+    const answer = await results(
+      await batch(app, { reserves: [{ qty: 5, key: 'used' }, { qty: 1, key: 'twice' }, { qty: 1, key: 'twice' }, { qty: 1, key: 'fresh' }] }),
+    );
+    expect(answer[0]).toMatchObject({ status: 422, type: problemTypes.idempotencyKeyReused.type });
+    expect(answer[1]).toMatchObject({ status: 200, success: true });
+    expect(answer[2]).toMatchObject({ status: 409, type: problemTypes.idempotencyKeyInFlight.type });
+    expect(answer[3]).toMatchObject({ status: 200, success: true });
+    expect(actor.snapshot()).toEqual({ remaining: 7, sold: 3 });
+  });
+
+  it('answers a store failure as a 503 result per reserve, nothing sold', async () => {
+    const { app, actor } = await vacancy({}, new FailingStore());
+    const answer = await results(await batch(app, { reserves: [{ qty: 1, key: 'a' }, { qty: 2, key: 'b' }] }));
+    for (const result of answer) expect(result).toMatchObject({ status: 503, type: problemTypes.serviceUnavailable.type });
+    expect(actor.snapshot()).toEqual({ remaining: 10, sold: 0 });
+  });
+
+  it.each([
+    ['no reserves', { reserves: [] }, 422],
+    ['a reserve without a key', { reserves: [{ qty: 1 }] }, 422],
+    ['an empty key', { reserves: [{ qty: 1, key: '' }] }, 422],
+    ['a zero qty', { reserves: [{ qty: 0, key: 'a' }] }, 422],
+    ['too many reserves', { reserves: Array.from({ length: MAX_RESERVE_BATCH + 1 }, (_, i) => ({ qty: 1, key: `k${i}` })) }, 422],
+    ['no body object', '[]', 422],
+    ['malformed JSON', '{"reserves":', 400],
+  ])('refuses %s with a problem and changes nothing', async (_what, body, status) => {
+    const { app, actor } = await vacancy();
+    const res = await batch(app, body);
+    expect(res.status).toBe(status);
+    expect(res.headers.get('content-type')).toBe(PROBLEM_CONTENT_TYPE);
+    expect(actor.snapshot()).toEqual({ remaining: 10, sold: 0 });
+  });
+
+  it('refuses a body that is not JSON with 415', async () => {
+    const { app } = await vacancy();
+    const res = await batch(app, 'reserves', { 'Content-Type': 'text/plain' });
+    expect(res.status).toBe(415);
+  });
+
+  it('needs INTERNAL_TOKEN when one is configured: 401 and nothing sold without it', async () => {
+    const { app, actor } = await vacancy({ INTERNAL_TOKEN: TOKEN });
+    const body = { reserves: [{ qty: 1, key: 'a' }, { qty: 1, key: 'b' }] };
+    const refused = await batch(app, body);
+    expect(refused.status).toBe(401);
+    expect(actor.snapshot()).toEqual({ remaining: 10, sold: 0 });
+    expect(await results(await batch(app, body, { Authorization: `Bearer ${TOKEN}` }))).toHaveLength(2);
+  });
+
+  it('is described in the OpenAPI document', async () => {
+    const { app } = await vacancy();
+    const doc = (await (await app.request('/openapi.json')).json()) as { paths: Record<string, unknown> };
+    expect(Object.keys(doc.paths)).toContain('/api/v1/reserve/batch');
+  });
+});
+
+describe('RemoteVacancyClient with VACANCY_BATCH_MAX', () => {
+  /** The client talking to the vacancy app in this process, recording the paths and batch sizes it sent. */
+  function clientOf(app: App, batchMax: number, options: { internalToken?: string } = {}) {
+    const calls: Array<{ path: string; items: number }> = [];
+    const viaApp: typeof fetch = async (input, init) => {
+      const request = new Request(input, init);
+      const path = new URL(request.url).pathname;
+      const body = (await request.clone().json()) as { reserves?: unknown[] };
+      calls.push({ path, items: body.reserves?.length ?? 1 });
+      return app.fetch(request);
+    };
+    const client = new RemoteVacancyClient({ baseUrl: 'http://vacancy', timeoutMs: 5_000, batchMax, fetch: viaApp, ...options });
+    return { client, calls };
+  }
+
+  it('coalesces concurrent reserves into batch calls and sells each exactly once', async () => {
+    const { app, actor } = await vacancy({ INITIAL_STOCK: '100', INTERNAL_TOKEN: TOKEN });
+    const { client, calls } = clientOf(app, 16, { internalToken: TOKEN });
+    const outcomes = await Promise.all(Array.from({ length: 60 }, () => client.reserve(1)));
+    expect(outcomes.every((outcome) => outcome.success && !outcome.replayed)).toBe(true);
+    const tickets = outcomes.map((outcome) => outcome.tickets!.first).sort((a, b) => a - b);
+    expect(new Set(tickets).size).toBe(60);
+    expect(actor.snapshot()).toEqual({ remaining: 40, sold: 60 });
+    expect(calls.some((call) => call.path === '/api/v1/reserve/batch' && call.items > 1)).toBe(true);
+    expect(Math.max(...calls.map((call) => call.items))).toBeLessThanOrEqual(16);
+    expect(calls.reduce((sum, call) => sum + call.items, 0)).toBe(60);
+  });
+
+  it("replays a caller's keyed reserve that travelled in a batch", async () => {
+    const { app, actor } = await vacancy({ INITIAL_STOCK: '100' });
+    const { client } = clientOf(app, 50);
+    const keys = Array.from({ length: 20 }, (_, i) => `purchase:caller-${i}`);
+    const first = await Promise.all(keys.map((key) => client.reserve(2, { idempotencyKey: key })));
+    const again = await Promise.all(keys.map((key) => client.reserve(2, { idempotencyKey: key })));
+    expect(again).toEqual(first.map((outcome) => ({ ...outcome, replayed: true })));
+    expect(actor.snapshot()).toEqual({ remaining: 60, sold: 40 });
+  });
+
+  it('sends every reserve alone with VACANCY_BATCH_MAX=1', async () => {
+    const { app } = await vacancy({ INITIAL_STOCK: '100' });
+    const { client, calls } = clientOf(app, 1);
+    await Promise.all(Array.from({ length: 10 }, () => client.reserve(1)));
+    expect(calls).toEqual(Array.from({ length: 10 }, () => ({ path: '/api/v1/reserve', items: 1 })));
+  });
+
+  it('fails a batched reserve the store could not make with VacancyUnavailableError, nothing sold', async () => {
+    const { app, actor } = await vacancy({}, new FailingStore());
+    const { client } = clientOf(app, 10);
+    const outcomes = await Promise.allSettled(Array.from({ length: 5 }, () => client.reserve(1)));
+    for (const outcome of outcomes) {
+      expect(outcome.status).toBe('rejected');
+      expect((outcome as PromiseRejectedResult).reason).toBeInstanceOf(VacancyUnavailableError);
+    }
+    expect(actor.snapshot()).toEqual({ remaining: 10, sold: 0 });
+  });
+});
