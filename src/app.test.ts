@@ -824,6 +824,41 @@ describe('X-Request-Id', () => {
   });
 });
 
+describe('security headers', () => {
+  const API_HEADERS = {
+    'cache-control': 'no-store',
+    'content-security-policy': "frame-ancestors 'none'",
+    'strict-transport-security': 'max-age=15552000; includeSubDomains',
+    'x-content-type-options': 'nosniff',
+    'x-frame-options': 'DENY',
+  };
+  const headersOf = (res: Response) => Object.fromEntries(Object.keys(API_HEADERS).map((name) => [name, res.headers.get(name)]));
+
+  it.each([
+    ['a purchase', (app: App) => postJson(app, '/api/v1/purchase', '{"qty":1}')],
+    ['a reserve', (app: App) => postJson(app, '/api/v1/reserve', '{"qty":1}')],
+    ['availability', (app: App) => app.request('/api/v1/available')],
+    ['a 422 problem', (app: App) => postJson(app, '/api/v1/purchase', '{"qty":0}')],
+    ['a 404 problem', (app: App) => app.request('/nowhere')],
+    ['health', (app: App) => app.request('/api/v1/health')],
+  ])('are on %s, with an X-Request-Id', async (_what, send) => {
+    const { app } = await monolithApp();
+    const res = await send(app);
+    expect(headersOf(res)).toEqual(API_HEADERS);
+    expect(res.headers.get('x-request-id')).toMatch(/^[0-9a-f-]{36}$/);
+  });
+
+  it('leave the HTML document headers to /docs', async () => {
+    const { app } = await monolithApp();
+    const purchase = await postJson(app, '/api/v1/purchase', '{"qty":1}');
+    expect(purchase.headers.get('x-xss-protection')).toBeNull();
+    const docs = await app.request('/docs');
+    expect(docs.status).toBe(200);
+    expect(docs.headers.get('x-xss-protection')).toBe('0');
+    expect(docs.headers.get('x-content-type-options')).toBe('nosniff');
+  });
+});
+
 describe('CORS', () => {
   const preflight = (app: App, origin: string) =>
     app.request('/api/v1/purchase', {
