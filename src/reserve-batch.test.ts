@@ -177,6 +177,50 @@ describe('RemoteVacancyClient with VACANCY_BATCH_MAX', () => {
     expect(calls).toEqual(Array.from({ length: 10 }, () => ({ path: '/api/v1/reserve', items: 1 })));
   });
 
+  it('sends batched reserves answered 409 (key still in flight) again under the same keys, and sells each once', async () => {
+    const { app, actor } = await vacancy({ INITIAL_STOCK: '100' });
+    const sent: string[][] = [];
+    // The first batch is made by vacancy, but its answer says every key is still in flight,
+    // as when a retried batch meets its first attempt still being decided.
+    const viaApp: typeof fetch = async (input, init) => {
+      const request = new Request(input, init);
+      const body = (await request.clone().json()) as { reserves?: Array<{ key: string }> };
+      const response = await app.fetch(request);
+      if (!body.reserves) return response;
+      sent.push(body.reserves.map((item) => item.key));
+      if (sent.length > 1) return response;
+      const inFlight = { status: 409, type: problemTypes.idempotencyKeyInFlight.type, title: 'In flight', detail: 'in flight' };
+      return Response.json({ results: body.reserves.map(() => inFlight) });
+    };
+    const client = new RemoteVacancyClient({ baseUrl: 'http://vacancy', timeoutMs: 5_000, batchMax: 50, fetch: viaApp });
+    const first = client.reserve(1);
+    const rest = Array.from({ length: 9 }, () => client.reserve(1));
+    const outcomes = await Promise.all([first, ...rest]);
+    expect(outcomes.every((outcome) => outcome.success)).toBe(true);
+    expect(new Set(outcomes.map((outcome) => outcome.tickets!.first)).size).toBe(10);
+    expect(actor.snapshot()).toEqual({ remaining: 90, sold: 10 });
+    const batches = sent.filter((keys) => keys.length > 1);
+    expect(batches.length).toBeGreaterThanOrEqual(2);
+    expect(batches[1]).toEqual(batches[0]);
+  });
+
+  it('gives up on a batched reserve still answered 409 once the retries are spent', async () => {
+    const { app, actor } = await vacancy({ INITIAL_STOCK: '100' });
+    const inFlight = { status: 409, type: problemTypes.idempotencyKeyInFlight.type, title: 'In flight', detail: 'in flight' };
+    const alwaysInFlight: typeof fetch = async (input, init) => {
+      const request = new Request(input, init);
+      const body = (await request.clone().json()) as { reserves?: unknown[] };
+      if (!body.reserves) return app.fetch(request);
+      return Response.json({ results: body.reserves.map(() => inFlight) });
+    };
+    const client = new RemoteVacancyClient({ baseUrl: 'http://vacancy', timeoutMs: 5_000, retries: 1, batchMax: 50, fetch: alwaysInFlight });
+    const outcomes = await Promise.allSettled(Array.from({ length: 6 }, () => client.reserve(1)));
+    const refused = outcomes.filter((outcome) => outcome.status === 'rejected');
+    expect(refused.length).toBeGreaterThan(0);
+    for (const outcome of refused) expect(String((outcome as PromiseRejectedResult).reason)).toMatch(/still being processed/);
+    expect(actor.snapshot()).toEqual({ remaining: 100, sold: 0 });
+  });
+
   it('fails a batched reserve the store could not make with VacancyUnavailableError, nothing sold', async () => {
     const { app, actor } = await vacancy({}, new FailingStore());
     const { client } = clientOf(app, 10);

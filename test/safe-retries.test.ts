@@ -8,15 +8,24 @@
  * Idempotency-Key, so vacancy replays the sale it recorded instead of
  * selling again; with retries off, the caller's own retry with its key must
  * get the recorded sale.
+ *
+ * Concurrent purchases travel coalesced, in one POST /api/v1/reserve/batch
+ * whose items carry their own keys; the proxy can lose or replace the answer
+ * to the first batch in the same ways, and a retried batch must replay every
+ * item it carried.
  */
 import { createServer, request as httpRequest, type IncomingHttpHeaders, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { brotliDecompressSync, gunzipSync, inflateSync } from 'node:zlib';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { available, makeTempDir, purchase, removeDir, stockHealth, type PurchaseBody } from './support/http-json.ts';
+import { available, makeTempDir, purchase, removeDir, stockHealth, type JsonReply, type PurchaseBody } from './support/http-json.ts';
 import { startService, stopAllServices, type Service } from './support/processes.ts';
 
-const INITIAL_STOCK = 100;
+/** Enough for the bursts of the batch tests as well as the single purchases. */
+const INITIAL_STOCK = 1000;
+
+const RESERVE_PATH = '/api/v1/reserve';
+const BATCH_PATH = '/api/v1/reserve/batch';
 
 /** What the proxy saw of one POST /api/v1/reserve. */
 interface SeenReserve {
@@ -32,13 +41,43 @@ interface SeenReserve {
   dropped: boolean;
 }
 
-type Fault = 'none' | 'drop-first-reserve-response' | 'first-reserve-503';
+/** One item's result in vacancy's answer to a batch: the single reserve's answer, or its problem. */
+type BatchItemResult =
+  | (PurchaseBody & { status: 200; replayed: boolean })
+  | { status: number; type: string; title: string; detail: string; outcomeUnknown?: boolean };
 
-/** A forwarding HTTP proxy that can lose or replace the answer to the next reserve. */
+/** What the proxy saw of one POST /api/v1/reserve/batch. */
+interface SeenBatch {
+  /** The items' keys and quantities, in the order sent. */
+  keys: string[];
+  qtys: number[];
+  /** The call's own Idempotency-Key header (a batch has none: each item carries its key). */
+  headerKey: string | undefined;
+  /** Whether it went on to vacancy (false when the proxy answered it itself). */
+  forwarded: boolean;
+  /** Vacancy's answer, when forwarded. */
+  status?: number;
+  results?: BatchItemResult[];
+  /** Vacancy answered, but the proxy destroyed the caller's socket instead of passing the answer on. */
+  dropped: boolean;
+}
+
+/** Each fault hits the first request to its path after it is armed, and only that one. */
+const FAULTS = {
+  none: undefined,
+  'drop-first-reserve-response': { path: RESERVE_PATH, effect: 'drop' },
+  'first-reserve-503': { path: RESERVE_PATH, effect: 'answer-503' },
+  'drop-first-batch-response': { path: BATCH_PATH, effect: 'drop' },
+  'first-batch-503': { path: BATCH_PATH, effect: 'answer-503' },
+} as const;
+type Fault = keyof typeof FAULTS;
+
+/** A forwarding HTTP proxy that can lose or replace the answer to the next reserve or batch of reserves. */
 class LossyProxy {
   target: string;
   #fault: Fault = 'none';
   readonly reserves: SeenReserve[] = [];
+  readonly batches: SeenBatch[] = [];
   /** Anything that went wrong inside the proxy itself (never expected). */
   readonly errors: string[] = [];
   readonly #server: Server;
@@ -75,10 +114,11 @@ class LossyProxy {
     return `http://127.0.0.1:${(this.#server.address() as AddressInfo).port}`;
   }
 
-  /** Applies `fault` to the next reserve only, and forgets what was seen so far. */
+  /** Applies `fault` to the next request to its path only, and forgets what was seen so far. */
   arm(fault: Fault): void {
     this.#fault = fault;
     this.reserves.length = 0;
+    this.batches.length = 0;
   }
 
   close(): Promise<void> {
@@ -90,28 +130,45 @@ class LossyProxy {
     const chunks: Buffer[] = [];
     for await (const chunk of req) chunks.push(chunk as Buffer);
     const body = Buffer.concat(chunks);
-    const isReserve = req.method === 'POST' && req.url === '/api/v1/reserve';
-    if (!isReserve) return this.#forward(req, body);
+    const isReserve = req.method === 'POST' && req.url === RESERVE_PATH;
+    const isBatch = req.method === 'POST' && req.url === BATCH_PATH;
+    if (!isReserve && !isBatch) return this.#forward(req, body);
 
-    const fault = this.#fault;
-    this.#fault = 'none';
+    const armed = FAULTS[this.#fault];
+    const effect = armed !== undefined && armed.path === req.url ? armed.effect : undefined;
+    if (effect) this.#fault = 'none';
     const header = req.headers['idempotency-key'];
-    const seen: SeenReserve = {
-      key: Array.isArray(header) ? header.join(',') : header,
-      qty: (JSON.parse(body.toString('utf8')) as { qty: number }).qty,
-      forwarded: fault !== 'first-reserve-503',
-      dropped: false,
-    };
-    this.reserves.push(seen);
-    if (fault === 'first-reserve-503') {
+    const headerKey = Array.isArray(header) ? header.join(',') : header;
+    const sent: unknown = JSON.parse(body.toString('utf8'));
+    let seen: SeenReserve | SeenBatch;
+    if (isBatch) {
+      const { reserves } = sent as { reserves: Array<{ qty: number; key: string }> };
+      seen = {
+        keys: reserves.map((item) => item.key),
+        qtys: reserves.map((item) => item.qty),
+        headerKey,
+        forwarded: effect !== 'answer-503',
+        dropped: false,
+      };
+      this.batches.push(seen);
+    } else {
+      seen = { key: headerKey, qty: (sent as { qty: number }).qty, forwarded: effect !== 'answer-503', dropped: false };
+      this.reserves.push(seen);
+    }
+    if (effect === 'answer-503') {
       const problem = { type: 'about:blank', title: 'Service Unavailable', status: 503, detail: 'injected by the test proxy' };
       return { status: 503, headers: { 'Content-Type': 'application/problem+json' }, body: Buffer.from(JSON.stringify(problem)) };
     }
     const answer = await this.#forward(req, body);
+    const answered: unknown = JSON.parse(decode(answer.body, answer.headers['content-encoding']).toString('utf8'));
     seen.status = answer.status;
-    seen.replayed = answer.headers['idempotent-replayed'] ?? null;
-    seen.body = JSON.parse(decode(answer.body, answer.headers['content-encoding']).toString('utf8')) as PurchaseBody;
-    if (fault === 'drop-first-reserve-response') {
+    if ('keys' in seen) {
+      seen.results = (answered as { results?: BatchItemResult[] }).results;
+    } else {
+      seen.replayed = answer.headers['idempotent-replayed'] ?? null;
+      seen.body = answered as PurchaseBody;
+    }
+    if (effect === 'drop') {
       seen.dropped = true;
       return 'drop';
     }
@@ -184,12 +241,16 @@ describe('ticket → vacancy over a lossy link: retries never sell twice', () =>
   beforeAll(async () => {
     vacancy = await startService(vacancyEnv);
     proxy = await LossyProxy.start(vacancy.url);
-    const ticketEnv = { MODE: 'ticket', VACANCY_URL: proxy.url, VACANCY_TIMEOUT: '3' };
     [ticket, ticketNoRetry] = await Promise.all([
-      startService({ ...ticketEnv, VACANCY_RETRIES: '2' }),
-      startService({ ...ticketEnv, VACANCY_RETRIES: '0' }),
+      startService(ticketEnv({ VACANCY_RETRIES: '2' })),
+      startService(ticketEnv({ VACANCY_RETRIES: '0' })),
     ]);
   });
+
+  /** A ticket service that reaches vacancy through the proxy (VACANCY_BATCH_MAX left at its default unless given). */
+  function ticketEnv(env: Record<string, string>): Record<string, string> {
+    return { MODE: 'ticket', VACANCY_URL: proxy.url, VACANCY_TIMEOUT: '3', ...env };
+  }
 
   afterAll(async () => {
     await stopAllServices();
@@ -326,6 +387,238 @@ describe('ticket → vacancy over a lossy link: retries never sell twice', () =>
     // Vacancy never saw the first attempt, so the second is a first decision, not a replay.
     expect(proxy.reserves[1]).toMatchObject({ forwarded: true, status: 200, replayed: null, key: proxy.reserves[0]!.key });
     expect(proxy.reserves[0]!.key).toMatch(/^purchase:/);
+  });
+
+  /** One purchase of a burst: its Idempotency-Key, and the answer it got. */
+  interface BurstPurchase {
+    key: string;
+    reply: JsonReply<PurchaseBody>;
+  }
+
+  /** Fires `size` purchases of one ticket at once, each under its own Idempotency-Key, and awaits every answer. */
+  function burst(url: string, size: number, label: string): Promise<BurstPurchase[]> {
+    const keys = Array.from({ length: size }, (_, index) => `${label}-${index}-${crypto.randomUUID()}`);
+    return Promise.all(keys.map(async (key) => ({ key, reply: await purchase(url, 1, key) })));
+  }
+
+  /**
+   * A burst of 40 concurrent purchases, and a bigger one if the first went out as single reserves
+   * only, so that the ticket service is seen to coalesce: the proxy saw at least one batch.
+   */
+  async function burstUntilBatched(url: string, label: string): Promise<BurstPurchase[]> {
+    const purchases: BurstPurchase[] = [];
+    for (const size of [40, 160]) {
+      purchases.push(...(await burst(url, size, `${label}-${size}`)));
+      if (proxy.batches.length > 0) break;
+    }
+    expect(
+      proxy.batches.length,
+      `no batch among ${purchases.length} concurrent purchases (${proxy.reserves.length} single reserves)`,
+    ).toBeGreaterThan(0);
+    return purchases;
+  }
+
+  /** The key the ticket service sends to vacancy for a purchase under the caller's `key`. */
+  function reserveKey(key: string): string {
+    return `purchase:${key}`;
+  }
+
+  /** A batch item vacancy decided (status 200), as a reserve's answer. */
+  function decided(result: BatchItemResult | undefined): PurchaseBody & { status: 200; replayed: boolean } {
+    expect(result, JSON.stringify(result)).toMatchObject({ status: 200 });
+    return result as PurchaseBody & { status: 200; replayed: boolean };
+  }
+
+  /**
+   * The tickets of these sales, all together, are exactly the `count` tickets after `soldBefore`,
+   * each once: no ticket went to two purchases, none was skipped.
+   */
+  function expectTicketsExactly(sales: Array<PurchaseBody | undefined>, soldBefore: number, count: number): void {
+    const numbers = sales
+      .flatMap((sale) => {
+        const tickets = sale?.tickets;
+        if (!tickets) return [];
+        return Array.from({ length: tickets.last - tickets.first + 1 }, (_, index) => tickets.first + index);
+      })
+      .sort((a, b) => a - b);
+    expect(numbers).toEqual(Array.from({ length: count }, (_, index) => soldBefore + 1 + index));
+  }
+
+  /** The first batch the proxy saw: the one the armed fault hit. It carried more than one purchase. */
+  function firstBatch(): SeenBatch {
+    const batch = proxy.batches[0]!;
+    expect(batch.keys.length, 'a batch carries more than one reserve').toBeGreaterThan(1);
+    expect(batch.qtys).toEqual(batch.keys.map(() => 1));
+    expect(batch.headerKey, 'a batch has no Idempotency-Key of its own: each item carries its key').toBeUndefined();
+    return batch;
+  }
+
+  /** The batch after `first` that carries the same keys: the ticket service's retry of it. */
+  function retryOf(first: SeenBatch): SeenBatch {
+    const retry = proxy.batches.slice(1).find((batch) => batch.keys.includes(first.keys[0]!));
+    expect(retry, `no retry of the first batch among ${JSON.stringify(proxy.batches.map((batch) => batch.keys))}`).toBeDefined();
+    expect(retry!.keys, 'the retry carries the same keys, in the same order').toEqual(first.keys);
+    expect(retry!.qtys).toEqual(first.qtys);
+    return retry!;
+  }
+
+  it('coalesces concurrent purchases, retries a batch whose answer was lost with the same keys, and sells each once', async () => {
+    const before = await vacancyStock();
+    proxy.arm('drop-first-batch-response');
+
+    const purchases = await burstUntilBatched(ticket.url, 'batch-drop');
+    for (const { reply } of purchases) {
+      expect(reply.status, reply.text).toBe(200);
+      expect(reply.body).toMatchObject({ success: true, message: 'Purchased 1 ticket' });
+      // Every caller sent a fresh key: these are first answers, not replays.
+      expect(reply.headers.get('idempotent-replayed')).toBeNull();
+    }
+    expect(await vacancyStock(), 'each purchase sold once').toEqual({
+      available: before.available - purchases.length,
+      sold: before.sold + purchases.length,
+    });
+    expectTicketsExactly(
+      purchases.map(({ reply }) => reply.body),
+      before.sold,
+      purchases.length,
+    );
+
+    const lost = firstBatch();
+    expect(lost).toMatchObject({ forwarded: true, dropped: true, status: 200 });
+    expect(lost.results).toHaveLength(lost.keys.length);
+    const retry = retryOf(lost);
+    expect(retry).toMatchObject({ forwarded: true, dropped: false, status: 200 });
+    expect(retry.results).toHaveLength(lost.keys.length);
+    const replies = new Map(purchases.map(({ key, reply }) => [reserveKey(key), reply]));
+    lost.keys.forEach((key, index) => {
+      const made = decided(lost.results![index]);
+      expect(made).toMatchObject({ success: true, replayed: false });
+      // Vacancy replays the decision it recorded for each item instead of selling again ...
+      const replayed = decided(retry.results![index]);
+      expect(replayed, key).toMatchObject({ success: true, replayed: true });
+      expectSameSale(made, replayed);
+      // ... and the purchase answers with the sale made by the attempt whose answer was lost.
+      expect(replies.has(key), `${key} is one of the burst's purchases`).toBe(true);
+      expectSameSale(made, replies.get(key)!.body);
+    });
+
+    // Every purchase reached vacancy under its own key, in a batch or alone.
+    const sent = new Set([...proxy.reserves.map((seen) => seen.key), ...proxy.batches.flatMap((batch) => batch.keys)]);
+    expect(sent).toEqual(new Set(replies.keys()));
+  });
+
+  it('retries a coalesced batch answered 503 and sells each purchase once', async () => {
+    const before = await vacancyStock();
+    proxy.arm('first-batch-503');
+
+    const purchases = await burstUntilBatched(ticket.url, 'batch-503');
+    for (const { reply } of purchases) {
+      expect(reply.status, reply.text).toBe(200);
+      expect(reply.body).toMatchObject({ success: true, message: 'Purchased 1 ticket' });
+      expect(reply.headers.get('idempotent-replayed')).toBeNull();
+    }
+    expect(await vacancyStock(), 'each purchase sold once').toEqual({
+      available: before.available - purchases.length,
+      sold: before.sold + purchases.length,
+    });
+    expectTicketsExactly(
+      purchases.map(({ reply }) => reply.body),
+      before.sold,
+      purchases.length,
+    );
+
+    const refused = firstBatch();
+    expect(refused).toMatchObject({ forwarded: false, dropped: false });
+    const retry = retryOf(refused);
+    expect(retry).toMatchObject({ forwarded: true, dropped: false, status: 200 });
+    const replies = new Map(purchases.map(({ key, reply }) => [reserveKey(key), reply]));
+    retry.keys.forEach((key, index) => {
+      // Vacancy never saw the refused attempt, so each item of the retry is a first decision.
+      const made = decided(retry.results![index]);
+      expect(made, key).toMatchObject({ success: true, replayed: false });
+      expectSameSale(made, replies.get(key)?.body);
+    });
+  });
+
+  it('with VACANCY_RETRIES=0 answers a lost batch\'s purchases 503 with outcomeUnknown, and each caller\'s retry gets its sale', async () => {
+    const before = await vacancyStock();
+    proxy.arm('drop-first-batch-response');
+
+    const purchases = await burstUntilBatched(ticketNoRetry.url, 'batch-no-retry');
+    const lost = firstBatch();
+    expect(lost).toMatchObject({ forwarded: true, dropped: true, status: 200 });
+    const lostKeys = new Set(lost.keys);
+    const failed = purchases.filter(({ key }) => lostKeys.has(reserveKey(key)));
+    expect(failed, 'every item of the lost batch is one of the burst\'s purchases').toHaveLength(lost.keys.length);
+    for (const { key, reply } of purchases) {
+      if (!lostKeys.has(reserveKey(key))) {
+        expect(reply.status, reply.text).toBe(200);
+        expect(reply.body).toMatchObject({ success: true, message: 'Purchased 1 ticket' });
+        continue;
+      }
+      expect(reply.status, reply.text).toBe(503);
+      expect(reply.headers.get('content-type')).toMatch(/^application\/problem\+json/);
+      expect(reply.headers.get('retry-after')).toMatch(/^\d+$/);
+      expect(reply.body).toMatchObject({ status: 503, type: expect.stringContaining('service-unavailable'), outcomeUnknown: true });
+      const detail = (reply.body as unknown as { detail: string }).detail;
+      expect(detail, 'the outcome is unknown, so the problem must not claim that nothing was sold').not.toMatch(/nothing was sold/i);
+    }
+    // Without retries, none of the lost batch's reserves went to vacancy again.
+    const resent = [...proxy.reserves.map((seen) => seen.key), ...proxy.batches.slice(1).flatMap((batch) => batch.keys)];
+    expect(resent.filter((key) => key !== undefined && lostKeys.has(key))).toEqual([]);
+
+    // Vacancy did sell every one: the answers were lost, not the sales.
+    expect(await vacancyStock()).toEqual({ available: before.available - purchases.length, sold: before.sold + purchases.length });
+    const sales = new Map(lost.keys.map((key, index) => [key, decided(lost.results![index])]));
+    expectTicketsExactly(
+      [...purchases.filter(({ reply }) => reply.status === 200).map(({ reply }) => reply.body), ...sales.values()],
+      before.sold,
+      purchases.length,
+    );
+
+    // The callers retry with their keys: one alone (a single reserve, replayed from the record the
+    // batch made), then the others at once (coalesced again); each gets the sale vacancy recorded.
+    proxy.arm('none');
+    const [alone, ...together] = failed;
+    const retried = [
+      { key: alone!.key, again: await purchase(ticketNoRetry.url, 1, alone!.key) },
+      ...(await Promise.all(together.map(async ({ key }) => ({ key, again: await purchase(ticketNoRetry.url, 1, key) })))),
+    ];
+    expect(proxy.reserves[0]).toMatchObject({ key: reserveKey(alone!.key), status: 200, replayed: 'true' });
+    for (const { key, again } of retried) {
+      expect(again.status, again.text).toBe(200);
+      expect(again.headers.get('idempotent-replayed'), key).toBe('true');
+      expect(again.body).toMatchObject({ success: true, message: 'Purchased 1 ticket' });
+      expectSameSale(sales.get(reserveKey(key)), again.body);
+    }
+    expect(await vacancyStock(), 'the retries sold nothing more').toEqual({
+      available: before.available - purchases.length,
+      sold: before.sold + purchases.length,
+    });
+  });
+
+  it('with VACANCY_BATCH_MAX=1 sends every reserve of a burst on its own', async () => {
+    const unbatched = await startService(ticketEnv({ VACANCY_RETRIES: '2', VACANCY_BATCH_MAX: '1' }));
+    try {
+      const before = await vacancyStock();
+      proxy.arm('none');
+
+      const purchases = await burst(unbatched.url, 40, 'unbatched');
+      for (const { reply } of purchases) {
+        expect(reply.status, reply.text).toBe(200);
+        expect(reply.body).toMatchObject({ success: true, message: 'Purchased 1 ticket' });
+      }
+      expect(proxy.batches, 'no reserve travelled in a batch').toEqual([]);
+      expect(new Set(proxy.reserves.map((seen) => seen.key))).toEqual(new Set(purchases.map(({ key }) => reserveKey(key))));
+      expect(await vacancyStock()).toEqual({ available: before.available - purchases.length, sold: before.sold + purchases.length });
+      expectTicketsExactly(
+        purchases.map(({ reply }) => reply.body),
+        before.sold,
+        purchases.length,
+      );
+    } finally {
+      await unbatched.stop();
+    }
   });
 
   it('keeps the sales and the keys when vacancy is killed and restarted on the same DATA_DIR', async () => {

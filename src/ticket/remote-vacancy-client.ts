@@ -63,11 +63,13 @@ export class VacancyProtocolError extends Error {
 export class RemoteVacancyClient implements VacancyClient {
   readonly #replicas: Array<{ baseUrl: string; http: KyInstance }>;
   readonly #timeoutMs: number;
+  readonly #retries: number;
   readonly #reserves: Coalescer<PendingReserve, ReserveResult> | undefined;
   #turn = 0;
 
   constructor(options: RemoteVacancyClientOptions) {
     this.#timeoutMs = options.timeoutMs;
+    this.#retries = options.retries ?? 2;
     const baseUrls = typeof options.baseUrl === 'string' ? [options.baseUrl] : [...options.baseUrl];
     if (baseUrls.length === 0) throw new Error('RemoteVacancyClient needs at least one vacancy URL');
     this.#replicas = baseUrls.map((baseUrl) => ({ baseUrl, http: this.#createHttp(baseUrl, options) }));
@@ -124,17 +126,49 @@ export class RemoteVacancyClient implements VacancyClient {
     return this.#reserves ? this.#reserves.submit(item) : this.#reserveOne(item);
   }
 
-  /** Reserves that meet in one coalescer send: one alone keeps the single-reserve protocol. */
+  /**
+   * Reserves that meet in one coalescer send: one alone keeps the single-reserve protocol.
+   * A batched reserve that vacancy answers 409 (its key still in flight, e.g. an earlier attempt
+   * of this very batch) or 503 is sent again under its key, as a single reserve's call would be,
+   * while retries and the time budget last.
+   */
   async #sendReserves(items: PendingReserve[]): Promise<Array<ReserveResult | Error>> {
     if (items.length === 1) return [await this.#reserveOne(items[0]!)];
-    const { body, maybeMade } = await this.#postReserve('reserve/batch', {
-      reserves: items.map(({ qty, key, requestId }) => ({ qty, key, ...(requestId === undefined ? {} : { requestId }) })),
-    });
-    const results = isRecord(body) && Array.isArray(body.results) ? body.results : undefined;
-    if (!results || results.length !== items.length) {
-      throw new VacancyProtocolError(`vacancy answered a batch of ${items.length} reserves without one result each`);
+    const deadline = Date.now() + this.#timeoutMs;
+    const results: Array<ReserveResult | Error> = new Array<ReserveResult | Error>(items.length);
+    let pending = items.map((item, index) => ({ item, index, maybeMade: false }));
+    for (let attempt = 0; pending.length > 0; attempt++) {
+      const { body, maybeMade } = await this.#postReserve(
+        'reserve/batch',
+        {
+          reserves: pending.map(({ item: { qty, key, requestId } }) => ({
+            qty,
+            key,
+            ...(requestId === undefined ? {} : { requestId }),
+          })),
+        },
+        {},
+        Math.max(1, deadline - Date.now()),
+      );
+      const answers = isRecord(body) && Array.isArray(body.results) ? body.results : undefined;
+      if (!answers || answers.length !== pending.length) {
+        throw new VacancyProtocolError(`vacancy answered a batch of ${pending.length} reserves without one result each`);
+      }
+      const again: typeof pending = [];
+      const mayRetry = attempt < this.#retries && Date.now() < deadline;
+      pending.forEach((entry, position) => {
+        const answer = answers[position];
+        const landed = entry.maybeMade || maybeMade || (isRecord(answer) && answer.outcomeUnknown === true);
+        if (mayRetry && isRecord(answer) && (answer.status === 409 || answer.status === 503)) {
+          again.push({ ...entry, maybeMade: landed });
+        } else {
+          results[entry.index] = batchResult(answer, entry.item, landed);
+        }
+      });
+      pending = again;
+      if (pending.length > 0) await sleep(Math.min(250, 25 * 2 ** attempt));
     }
-    return items.map((item, index) => batchResult(results[index], item, maybeMade));
+    return results;
   }
 
   async #reserveOne(item: PendingReserve): Promise<ReserveResult> {
@@ -159,6 +193,7 @@ export class RemoteVacancyClient implements VacancyClient {
     path: string,
     json: unknown,
     requestHeaders: Record<string, string> = {},
+    budgetMs = this.#timeoutMs,
   ): Promise<{ body: unknown; replayed: boolean; maybeMade: boolean }> {
     let replayed = false;
     let maybeMade = false;
@@ -181,6 +216,7 @@ export class RemoteVacancyClient implements VacancyClient {
         return response.json();
       },
       () => maybeMade,
+      budgetMs,
     );
     return { body, replayed, maybeMade };
   }
@@ -209,11 +245,12 @@ export class RemoteVacancyClient implements VacancyClient {
     what: string,
     send: (http: KyInstance, signal: AbortSignal) => Promise<unknown>,
     earlierAttemptMayHaveLanded = () => false,
+    budgetMs = this.#timeoutMs,
   ): Promise<unknown> {
     const replicas = this.#order();
     for (const [index, { baseUrl, http }] of replicas.entries()) {
       try {
-        return await withDeadline(this.#timeoutMs, (signal) => send(http, signal));
+        return await withDeadline(budgetMs, (signal) => send(http, signal));
       } catch (error) {
         // Refused by every attempt: nothing reached this replica, so the next one may take the call.
         const refusedOnly = !earlierAttemptMayHaveLanded() && !mayHaveReachedVacancy(error) && !(error instanceof HTTPError);
@@ -282,6 +319,10 @@ function batchResult(entry: unknown, item: PendingReserve, maybeMade: boolean): 
     });
   }
   return new VacancyProtocolError(`vacancy refused a batched reserve with status ${String(entry.status)}: ${detail}`);
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
 function headers(context: CallContext): Record<string, string> {
