@@ -1,3 +1,4 @@
+import { httpInstrumentationMiddleware } from '@hono/otel';
 import { OpenAPIHono } from '@hono/zod-openapi';
 import { swaggerUI } from '@hono/swagger-ui';
 import type { Context, MiddlewareHandler } from 'hono';
@@ -7,6 +8,9 @@ import { secureHeaders } from 'hono/secure-headers';
 import packageJson from '../package.json' with { type: 'json' };
 import type { Config } from './config.ts';
 import { apiHeaders } from './lib/api-headers.ts';
+import { requireBearerToken } from './lib/bearer-token.ts';
+import { rateLimit, requestTimeout } from './lib/limits.ts';
+import { Metrics } from './lib/metrics.ts';
 import { silentLogger, type Logger } from './lib/logger.ts';
 import { errorToProblem, problemResponse, validationHook } from './lib/problem.ts';
 import { toProblemError } from './domain-problems.ts';
@@ -31,6 +35,14 @@ export interface AppDependencies {
   vacancyClientDescription?: string;
   logger?: Logger;
   lifecycle?: Lifecycle;
+  /** Where the app counts what it does; GET /metrics exports it. A fresh one when not given. */
+  metrics?: Metrics;
+  /**
+   * Open an OpenTelemetry server span per request (continuing an incoming
+   * traceparent). On when the runtime edge has started a tracer provider
+   * (src/node/tracing.ts); spans go nowhere without one.
+   */
+  traceRequests?: boolean;
 }
 
 /**
@@ -53,10 +65,19 @@ export function createApp(deps: AppDependencies): OpenAPIHono {
   if (ownsStock && !deps.actor) throw new Error(`MODE=${mode} needs a stock actor`);
   if (sells && !deps.vacancyClient) throw new Error(`MODE=${mode} needs a vacancy client`);
 
+  const metrics = deps.metrics ?? new Metrics();
+  if (!deps.metrics && deps.actor) metrics.watchStock(deps.actor);
+
   const app = new OpenAPIHono({ defaultHook: validationHook });
 
+  if (deps.traceRequests) app.use(httpInstrumentationMiddleware({ serviceName: config.SERVICE_NAME, serviceVersion: VERSION }));
+  app.use(metrics.middleware());
   app.use(apiHeaders(lifecycle));
   if (logger.isLevelEnabled('info')) app.use(requestLog(logger));
+  if (config.RATE_LIMIT > 0) {
+    app.use(rateLimit({ limit: config.RATE_LIMIT, windowSeconds: config.RATE_LIMIT_WINDOW, trustProxy: config.TRUST_PROXY }));
+  }
+  if (config.REQUEST_TIMEOUT > 0) app.use('/api/*', requestTimeout(config.REQUEST_TIMEOUT));
   if (config.CORS_ORIGINS.length > 0) {
     const anyOrigin = config.CORS_ORIGINS[0] === '*';
     app.use(
@@ -79,7 +100,12 @@ export function createApp(deps: AppDependencies): OpenAPIHono {
   if (ownsStock && deps.actor) {
     app.route(
       '/',
-      createVacancyRouter({ actor: deps.actor, bodyLimitBytes: config.BODY_LIMIT, internalToken: config.INTERNAL_TOKEN }),
+      createVacancyRouter({
+        actor: deps.actor,
+        bodyLimitBytes: config.BODY_LIMIT,
+        internalToken: config.INTERNAL_TOKEN,
+        metrics,
+      }),
     );
     if (config.ADMIN_TOKEN) {
       app.route(
@@ -95,6 +121,7 @@ export function createApp(deps: AppDependencies): OpenAPIHono {
       createTicketRouter({
         tickets: new TicketService(deps.vacancyClient),
         bodyLimitBytes: config.BODY_LIMIT,
+        metrics,
         serveAvailability: mode === 'ticket',
       }),
     );
@@ -121,6 +148,11 @@ export function createApp(deps: AppDependencies): OpenAPIHono {
     },
   });
   app.get('/docs', swaggerUI({ url: '/openapi.json' }));
+
+  if (config.METRICS_TOKEN) app.use('/metrics', requireBearerToken(config.METRICS_TOKEN, 'metrics'));
+  app.get('/metrics', async (c) =>
+    c.body(await metrics.registry.metrics(), 200, { 'Content-Type': metrics.registry.contentType }),
+  );
 
   app.notFound((c) => problemResponse(c, 'notFound', `No route for ${c.req.method} ${c.req.path}`));
   app.onError((error, c) => {

@@ -26,6 +26,17 @@ const seconds = (what: string, max = 3600) =>
     .transform(Number)
     .pipe(z.number().positive(`expected ${what}`).max(max, `expected ${what}`));
 
+const secondsOrOff = (what: string, max = 3600) =>
+  z
+    .string()
+    .trim()
+    .regex(/^\d+(\.\d+)?$/, `expected ${what}`)
+    .transform(Number)
+    .pipe(z.number().min(0, `expected ${what}`).max(max, `expected ${what}`));
+
+/** Variables whose values are secrets: a wrong one is named in errors, never echoed. */
+const SECRET_VARIABLES = new Set(['INTERNAL_TOKEN', 'ADMIN_TOKEN', 'METRICS_TOKEN', 'REDIS_URL']);
+
 const port = (fallback: number) =>
   integer(1, 65_535, 'a TCP port number between 1 and 65535').default(fallback);
 
@@ -87,6 +98,15 @@ export const configSchema = z.object({
     .min(16, 'expected at least 16 characters (or leave it unset to leave service-to-service calls open)')
     .optional(),
   ADMIN_TOKEN: z.string().trim().min(16, 'expected at least 16 characters (or leave it unset to turn the admin API off)').optional(),
+  METRICS_TOKEN: z
+    .string()
+    .trim()
+    .min(16, 'expected at least 16 characters (or leave it unset to leave GET /metrics open)')
+    .optional(),
+  RATE_LIMIT: integer(0, 1_000_000, 'a whole number of requests between 0 (off) and 1000000').default(0),
+  RATE_LIMIT_WINDOW: seconds('a positive number of seconds, at most 3600').default(60),
+  TRUST_PROXY: z.stringbool({ error: 'expected true or false' }).default(false),
+  REQUEST_TIMEOUT: secondsOrOff('0 (off) or a positive number of seconds, at most 3600').default(0),
   IDEMPOTENCY_TTL: seconds('a positive number of seconds, at most 2592000 (30 days)', 30 * 24 * 3600).default(86_400),
   IDEMPOTENCY_MAX_KEYS: integer(1, 100_000_000, 'a whole number of keys between 1 and 100000000').default(1_000_000),
   VACANCY_URL: z
@@ -168,7 +188,8 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
     for (const issue of result.error.issues) {
       const variable = String(issue.path[0] ?? '(environment)');
       if (!firstIssuePerVariable.has(variable)) {
-        firstIssuePerVariable.set(variable, { variable, message: issue.message, received: input[variable] });
+        const received = SECRET_VARIABLES.has(variable) ? undefined : input[variable];
+        firstIssuePerVariable.set(variable, { variable, message: issue.message, received });
       }
     }
     throw new ConfigError([...firstIssuePerVariable.values()]);

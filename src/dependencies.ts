@@ -1,7 +1,9 @@
 import type { AppDependencies } from './app.ts';
 import type { Config } from './config.ts';
 import type { Logger } from './lib/logger.ts';
+import { Metrics } from './lib/metrics.ts';
 import { LocalVacancyClient } from './ticket/local-vacancy-client.ts';
+import { MeasuredVacancyClient } from './ticket/measured-vacancy-client.ts';
 import { RemoteVacancyClient } from './ticket/remote-vacancy-client.ts';
 import { StockActor } from './vacancy/stock-actor.ts';
 import { DEFAULT_INVENTORY, MemoryStockStore, type StockStore } from './vacancy/stock-store.ts';
@@ -30,6 +32,7 @@ export async function buildDependencies(
   } = {},
 ): Promise<BuiltDependencies> {
   const mode = config.MODE;
+  const metrics = new Metrics();
   let actor: StockActor | undefined;
   if (mode === 'monolith' || mode === 'vacancy') {
     let store = options.store;
@@ -42,7 +45,9 @@ export async function buildDependencies(
     actor = await StockActor.start(store, new Map([[DEFAULT_INVENTORY, config.INITIAL_STOCK]]), {
       idempotencyTtlMs: config.IDEMPOTENCY_TTL * 1000,
       maxKeys: config.IDEMPOTENCY_MAX_KEYS,
+      observer: metrics.actorObserver,
     });
+    metrics.watchStock(actor);
   }
 
   let vacancyClient: AppDependencies['vacancyClient'];
@@ -51,7 +56,7 @@ export async function buildDependencies(
     vacancyClient = new LocalVacancyClient(actor);
     vacancyClientDescription = 'local (in-process actor)';
   } else if (mode === 'ticket') {
-    vacancyClient = new RemoteVacancyClient({
+    const remote = new RemoteVacancyClient({
       baseUrl: config.VACANCY_URL.split(','),
       timeoutMs: Math.round(config.VACANCY_TIMEOUT * 1000),
       retries: config.VACANCY_RETRIES,
@@ -59,6 +64,7 @@ export async function buildDependencies(
       internalToken: config.INTERNAL_TOKEN,
       fetch: options.fetch,
     });
+    vacancyClient = new MeasuredVacancyClient(remote, metrics);
     vacancyClientDescription = `remote ${config.VACANCY_URL}`;
   }
 
@@ -67,6 +73,7 @@ export async function buildDependencies(
     actor,
     vacancyClient,
     vacancyClientDescription,
+    metrics,
     logger: options.logger,
     async close() {
       await vacancyClient?.close();

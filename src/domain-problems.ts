@@ -1,3 +1,4 @@
+import { RequestTimedOutError } from './lib/limits.ts';
 import { ProblemError } from './lib/problem.ts';
 import { VacancyProtocolError } from './ticket/remote-vacancy-client.ts';
 import { VacancyUnavailableError } from './ticket/vacancy-client.ts';
@@ -12,6 +13,7 @@ import {
 
 /** Maps the domain's failures to the problem a caller sees. */
 export function toProblemError(error: Error): Error {
+  if (error instanceof RequestTimedOutError) return error.problem;
   if (error instanceof VacancyUnavailableError) {
     const consequence = error.outcomeUnknown
       ? 'the purchase may or may not have been made; retry with the same Idempotency-Key to get its outcome without buying twice'

@@ -57,6 +57,7 @@ export const problemTypes = {
     type: `${PROBLEM_BASE}idempotency-key-reused`,
     title: 'Idempotency-Key reused with a different request',
   },
+  tooManyRequests: { status: 429, type: `${PROBLEM_BASE}too-many-requests`, title: 'Too many requests' },
   internal: { status: 500, type: `${PROBLEM_BASE}internal-error`, title: 'Internal server error' },
   badGateway: { status: 502, type: `${PROBLEM_BASE}bad-gateway`, title: 'Bad gateway' },
   serviceUnavailable: {

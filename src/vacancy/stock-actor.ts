@@ -36,6 +36,15 @@ export interface StockActorOptions {
   maxKeys?: number;
   /** The clock keys expire by (ms since the epoch); tests pass their own. */
   now?: () => number;
+  /** Told of every batch and every store commit (metrics). */
+  observer?: ActorObserver;
+}
+
+/** What the actor reports as it works: batch sizes and how long the store took. */
+export interface ActorObserver {
+  batch(size: number): void;
+  /** Seconds one `commit` (or, on a shared store, one `decide`) took, and whether it failed. */
+  commit(seconds: number, failed: boolean): void;
 }
 
 /** The same idempotency key came with a different request. */
@@ -129,6 +138,7 @@ export class StockActor {
   readonly #ttlMs: number;
   readonly #maxKeys: number;
   readonly #now: () => number;
+  readonly #observer: ActorObserver | undefined;
   #mailbox: Message[] = [];
   #draining = false;
   #closed = false;
@@ -145,6 +155,7 @@ export class StockActor {
     this.#ttlMs = options.idempotencyTtlMs ?? 24 * 60 * 60 * 1000;
     this.#maxKeys = options.maxKeys ?? 1_000_000;
     this.#now = options.now ?? Date.now;
+    this.#observer = options.observer;
   }
 
   /** Opens the store and starts an actor on what it holds. */
@@ -224,6 +235,20 @@ export class StockActor {
   }
 
   /** Refuses new messages, answers every queued one, then closes the store. */
+  /** Runs a store call, telling the observer how long it took. */
+  async #timed<T>(call: () => Promise<T>): Promise<T> {
+    if (!this.#observer) return call();
+    const started = performance.now();
+    let failed = true;
+    try {
+      const result = await call();
+      failed = false;
+      return result;
+    } finally {
+      this.#observer.commit((performance.now() - started) / 1000, failed);
+    }
+  }
+
   async close(): Promise<void> {
     this.#closed = true;
     await this.#idle;
@@ -249,6 +274,7 @@ export class StockActor {
       const batch = this.#mailbox;
       this.#mailbox = [];
       this.#lastBatchSize = batch.length;
+      this.#observer?.batch(batch.length);
       await this.#process(batch);
     }
     this.#draining = false;
@@ -337,7 +363,7 @@ export class StockActor {
 
     if (events.length > 0) {
       try {
-        await this.store.commit(events);
+        await this.#timed(() => this.store.commit(events));
       } catch (error) {
         // Nothing of this batch happened. Reserves fail; reads answer from the committed state.
         const failure = new StoreUnavailableError(error);
@@ -374,7 +400,7 @@ export class StockActor {
     );
     let decisions: StockDecision[];
     try {
-      decisions = await decide(commands, { idempotencyTtlMs: this.#ttlMs });
+      decisions = await this.#timed(() => decide(commands, { idempotencyTtlMs: this.#ttlMs }));
     } catch (error) {
       const failure = new StoreUnavailableError(error);
       for (const message of batch) message.settle.reject(failure);

@@ -7,6 +7,7 @@ import { ProblemError, problemTypes } from '../lib/problem.ts';
 import { QtyRequestSchema, ReserveBatchRequestSchema } from '../lib/schemas.ts';
 import { toProblemError } from '../domain-problems.ts';
 import { INSUFFICIENT_INVENTORY } from '../ticket/ticket-service.ts';
+import type { Metrics } from '../lib/metrics.ts';
 import type { ReserveResult, StockActor } from './stock-actor.ts';
 import { availableRoute, reserveBatchRoute, reserveRoute } from './vacancy.routes.ts';
 
@@ -15,6 +16,8 @@ export interface VacancyRouterOptions {
   bodyLimitBytes: number;
   /** When set, POST /api/v1/reserve (a service-to-service call) needs `Authorization: Bearer <token>`. */
   internalToken?: string;
+  /** Counts reserves by outcome. */
+  metrics: Metrics;
 }
 
 /**
@@ -23,7 +26,7 @@ export interface VacancyRouterOptions {
  * @example
  * app.route('/', createVacancyRouter({ actor, bodyLimitBytes: 1024 * 1024 }));
  */
-export function createVacancyRouter({ actor, bodyLimitBytes, internalToken }: VacancyRouterOptions) {
+export function createVacancyRouter({ actor, bodyLimitBytes, internalToken, metrics }: VacancyRouterOptions) {
   const router = createRouter();
   const inFlight = new InFlightKeys();
   if (internalToken) {
@@ -39,12 +42,20 @@ export function createVacancyRouter({ actor, bodyLimitBytes, internalToken }: Va
   const readReserve = keyedJsonReader(QtyRequestSchema, bodyLimitBytes);
   router.openAPIRegistry.registerPath(reserveRoute);
   router.post(reserveRoute.path, async (c) => {
-    const { body, idempotencyKey: key } = await readReserve(c);
-    const { qty } = body;
-    // Reserve keys live apart from the purchase keys the monolith records in the same actor.
-    const result = await inFlight.run(key, () =>
-      actor.reserve(qty, { idempotencyKey: key === undefined ? undefined : `reserve:${key}` }),
-    );
+    let qty: number;
+    let result: ReserveResult;
+    try {
+      const { body, idempotencyKey: key } = await readReserve(c);
+      qty = body.qty;
+      // Reserve keys live apart from the purchase keys the monolith records in the same actor.
+      result = await inFlight.run(key, () =>
+        actor.reserve(body.qty, { idempotencyKey: key === undefined ? undefined : `reserve:${key}` }),
+      );
+    } catch (error) {
+      metrics.reservation('rejected');
+      throw error;
+    }
+    metrics.reservation(reservationOutcome(result));
     return jsonResponse(
       c,
       reserveAnswer(qty, result),
@@ -64,8 +75,10 @@ export function createVacancyRouter({ actor, bodyLimitBytes, internalToken }: Va
       reserves.map(async ({ qty, key }) => {
         try {
           const result = await inFlight.run(key, () => actor.reserve(qty, { idempotencyKey: `reserve:${key}` }));
+          metrics.reservation(reservationOutcome(result));
           return { status: 200, ...reserveAnswer(qty, result), replayed: result.replayed };
         } catch (error) {
+          metrics.reservation('rejected');
           return batchItemProblem(error);
         }
       }),
@@ -74,6 +87,10 @@ export function createVacancyRouter({ actor, bodyLimitBytes, internalToken }: Va
   });
 
   return router;
+}
+
+function reservationOutcome(result: ReserveResult) {
+  return result.replayed ? 'replayed' : result.success ? 'sold' : 'insufficient';
 }
 
 function reserveAnswer(qty: number, result: ReserveResult) {

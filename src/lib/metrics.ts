@@ -1,0 +1,274 @@
+import type { Context, MiddlewareHandler } from 'hono';
+import { routePath } from 'hono/route';
+import { Gauge, Histogram, Registry } from 'prom-client';
+import type { ActorObserver, StockActor } from '../vacancy/stock-actor.ts';
+
+export type PurchaseOutcome = 'sold' | 'insufficient' | 'replayed' | 'rejected';
+
+/** Latency buckets in seconds, from a fast in-memory answer to a vacancy call at its deadline. */
+const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+
+/**
+ * Every metric the service exports on GET /metrics, in one prom-client
+ * registry per app (so tests and several apps in one process never mix
+ * their counts). Hot-path updates go through cached label children: one
+ * map lookup and an addition per request.
+ *
+ * @example
+ * const metrics = new Metrics();
+ * metrics.purchase('sold');
+ * await metrics.registry.metrics(); // Prometheus text format
+ */
+export class Metrics {
+  readonly registry = new Registry();
+
+  readonly #http = new HistogramFamily(
+    'http_request_duration_seconds',
+    'Time from a request reaching the app to its answer, by method, route pattern and status',
+    LATENCY_BUCKETS,
+    { name: 'http_requests_total', help: 'HTTP requests answered, by method, route pattern and status' },
+  );
+  readonly #purchases = new CounterFamily(
+    'ticket_purchases_total',
+    'Purchases by outcome: sold, insufficient (not enough stock), replayed (Idempotency-Key), rejected (any error answer)',
+  );
+  readonly #reservations = new CounterFamily(
+    'ticket_reservations_total',
+    'Reserves decided by the stock (POST /api/v1/reserve and each reserve of a batch), by outcome',
+  );
+  readonly #ticketsSold = new CounterFamily(
+    'ticket_tickets_sold_total',
+    'Tickets sold by the purchases this process answered (replays not counted again)',
+  );
+  readonly #vacancyCalls = new HistogramFamily(
+    'ticket_vacancy_call_duration_seconds',
+    'Time a call from the ticket service to vacancy took as its caller saw it (waiting to be coalesced and retries included), by operation and result',
+    LATENCY_BUCKETS,
+  );
+  readonly #vacancyFailures = new CounterFamily(
+    'ticket_vacancy_call_failures_total',
+    'Calls to vacancy that failed, by operation and reason (unavailable, outcome_unknown, protocol, refused)',
+  );
+  readonly #batchSize = new Histogram({
+    name: 'ticket_actor_batch_size',
+    help: 'Messages the stock actor decided in one batch',
+    buckets: [1, 2, 5, 10, 25, 50, 100, 250, 500, 1000],
+    registers: [this.registry],
+  });
+  readonly #commitDuration = new Histogram({
+    name: 'ticket_store_commit_duration_seconds',
+    help: "Time the stock store took to make one batch durable (file, memory) or to decide it (redis), by result",
+    labelNames: ['result'] as const,
+    buckets: LATENCY_BUCKETS,
+    registers: [this.registry],
+  });
+  readonly #httpSeries = new Map<string, Series>();
+  readonly #outcomes = new Map<string, Series>();
+
+  constructor() {
+    for (const family of [this.#http, this.#purchases, this.#reservations, this.#ticketsSold, this.#vacancyCalls, this.#vacancyFailures]) {
+      family.register(this.registry);
+    }
+  }
+
+  /** Exports the stock level, mailbox depth and idempotency keys of `actor`, read at each scrape. */
+  watchStock(actor: StockActor): void {
+    const gauge = (name: string, help: string, read: () => number | undefined) =>
+      new Gauge({
+        name,
+        help,
+        registers: [this.registry],
+        collect() {
+          const value = read();
+          if (value !== undefined) this.set(value);
+        },
+      });
+    gauge('ticket_stock_remaining', 'Tickets left in the stock this process owns', () => actor.snapshot()?.remaining);
+    gauge('ticket_stock_sold', 'Tickets sold from the stock this process owns, over its whole life', () => actor.snapshot()?.sold);
+    gauge('ticket_actor_mailbox_depth', 'Messages waiting for the stock actor', () => actor.stats().mailboxDepth);
+    gauge('ticket_idempotency_keys', 'Idempotency keys the stock remembers', () => actor.stats().idempotencyKeys);
+  }
+
+  /** What the stock actor reports: batch sizes and commit latency. */
+  readonly actorObserver: ActorObserver = {
+    batch: (size) => this.#batchSize.observe(size),
+    commit: (seconds, failed) => this.#commitDuration.observe({ result: failed ? 'error' : 'ok' }, seconds),
+  };
+
+  purchase(outcome: PurchaseOutcome, qty = 0): void {
+    this.#cached(this.#purchases, 'p', outcome, () => ({ outcome })).add(1);
+    if (outcome === 'sold') this.#cached(this.#ticketsSold, 't', '', () => ({})).add(qty);
+  }
+
+  reservation(outcome: PurchaseOutcome): void {
+    this.#cached(this.#reservations, 'r', outcome, () => ({ outcome })).add(1);
+  }
+
+  vacancyCall(operation: string, seconds: number, failure?: string): void {
+    const result = failure === undefined ? 'ok' : 'error';
+    this.#cached(this.#vacancyCalls, 'c', `${operation} ${result}`, () => ({ operation, result })).add(seconds);
+    if (failure !== undefined) {
+      this.#cached(this.#vacancyFailures, 'f', `${operation} ${failure}`, () => ({ operation, reason: failure })).add(1);
+    }
+  }
+
+  #cached(family: CounterFamily | HistogramFamily, kind: string, id: string, labels: () => Labels): Series {
+    const key = `${kind} ${id}`;
+    let series = this.#outcomes.get(key);
+    if (!series) {
+      series = family.series(labels());
+      this.#outcomes.set(key, series);
+    }
+    return series;
+  }
+
+  /** Counts and times every request, labelled with the route pattern that answered it. */
+  middleware(): MiddlewareHandler {
+    return async (c, next) => {
+      const started = performance.now();
+      try {
+        await next();
+      } finally {
+        const seconds = (performance.now() - started) / 1000;
+        this.#httpSeriesOf(c.req.method, routeOf(c), c.res.status).add(seconds);
+      }
+    };
+  }
+
+  #httpSeriesOf(method: string, route: string, status: number): Series {
+    const id = `${method} ${status} ${route}`;
+    let series = this.#httpSeries.get(id);
+    if (!series) {
+      series = this.#http.series({ method, route, status: String(status) });
+      this.#httpSeries.set(id, series);
+    }
+    return series;
+  }
+}
+
+/** The pattern of the route that answered, or `unmatched` (so that unknown paths cannot grow the label set). */
+function routeOf(c: Context): string {
+  const pattern = routePath(c, -1);
+  return pattern === '' || pattern.endsWith('*') ? 'unmatched' : pattern;
+}
+
+type Labels = Record<string, string>;
+
+/** One labelled series: `add` counts one observation (histograms) or adds to the total (counters). */
+interface Series {
+  add(value: number): void;
+}
+
+/** What prom-client's registry reads from a metric at scrape time. */
+interface MetricValue {
+  value: number;
+  labels: Labels;
+  metricName?: string;
+}
+
+/**
+ * A counter whose update is one addition on a series object the caller
+ * keeps: prom-client's own counters hash and validate their labels on every
+ * increment, which costs a request more than everything else it measures.
+ * Scraped through prom-client's registry like any of its metrics.
+ */
+class CounterFamily {
+  readonly #series: Array<{ labels: Labels; total: number }> = [];
+
+  constructor(
+    readonly name: string,
+    readonly help: string,
+  ) {}
+
+  series(labels: Labels): Series {
+    const entry = { labels, total: 0 };
+    this.#series.push(entry);
+    return { add: (value) => void (entry.total += value) };
+  }
+
+  register(registry: Registry): void {
+    registry.registerMetric(this.#metric() as never);
+  }
+
+  #metric() {
+    return {
+      name: this.name,
+      help: this.help,
+      type: 'counter',
+      get: () => ({
+        name: this.name,
+        help: this.help,
+        type: 'counter',
+        aggregator: 'sum',
+        values: this.#series.map(({ labels, total }): MetricValue => ({ labels, value: total })),
+      }),
+    };
+  }
+}
+
+/** A histogram with the same cheap update as CounterFamily; optionally also exported as a request counter. */
+class HistogramFamily {
+  readonly #series: Array<{ labels: Labels; buckets: Float64Array; sum: number; count: number }> = [];
+
+  constructor(
+    readonly name: string,
+    readonly help: string,
+    readonly bounds: readonly number[],
+    readonly countAlso?: { name: string; help: string },
+  ) {}
+
+  series(labels: Labels): Series {
+    const entry = { labels, buckets: new Float64Array(this.bounds.length), sum: 0, count: 0 };
+    this.#series.push(entry);
+    const bounds = this.bounds;
+    return {
+      add: (value) => {
+        entry.sum += value;
+        entry.count += 1;
+        for (let i = 0; i < bounds.length; i++) {
+          if (value <= bounds[i]!) {
+            entry.buckets[i]! += 1;
+            break;
+          }
+        }
+      },
+    };
+  }
+
+  register(registry: Registry): void {
+    registry.registerMetric({
+      name: this.name,
+      help: this.help,
+      type: 'histogram',
+      get: () => ({ name: this.name, help: this.help, type: 'histogram', aggregator: 'sum', values: this.#values() }),
+    } as never);
+    const countAlso = this.countAlso;
+    if (countAlso) {
+      registry.registerMetric({
+        ...countAlso,
+        type: 'counter',
+        get: () => ({
+          ...countAlso,
+          type: 'counter',
+          aggregator: 'sum',
+          values: this.#series.map(({ labels, count }): MetricValue => ({ labels, value: count })),
+        }),
+      } as never);
+    }
+  }
+
+  #values(): MetricValue[] {
+    const values: MetricValue[] = [];
+    for (const { labels, buckets, sum, count } of this.#series) {
+      let cumulative = 0;
+      this.bounds.forEach((bound, index) => {
+        cumulative += buckets[index]!;
+        values.push({ metricName: `${this.name}_bucket`, labels: { ...labels, le: String(bound) }, value: cumulative });
+      });
+      values.push({ metricName: `${this.name}_bucket`, labels: { ...labels, le: '+Inf' }, value: count });
+      values.push({ metricName: `${this.name}_sum`, labels, value: sum });
+      values.push({ metricName: `${this.name}_count`, labels, value: count });
+    }
+    return values;
+  }
+}

@@ -1,0 +1,53 @@
+import type { Metrics } from '../lib/metrics.ts';
+import { IdempotencyKeyInFlightError, IdempotencyKeyReusedError, type ReserveResult } from '../vacancy/stock-actor.ts';
+import { VacancyProtocolError } from './remote-vacancy-client.ts';
+import { VacancyUnavailableError, type CallContext, type VacancyClient, type VacancyProbe } from './vacancy-client.ts';
+
+/**
+ * A vacancy client that reports each call's latency and failures to the
+ * metrics, as the purchase calling it sees them.
+ *
+ * @example
+ * const client = new MeasuredVacancyClient(new RemoteVacancyClient({ baseUrl, timeoutMs }), metrics);
+ */
+export class MeasuredVacancyClient implements VacancyClient {
+  constructor(
+    private readonly inner: VacancyClient,
+    private readonly metrics: Metrics,
+  ) {}
+
+  available(context?: CallContext): Promise<number> {
+    return this.#measure('available', () => this.inner.available(context));
+  }
+
+  reserve(qty: number, context?: CallContext): Promise<ReserveResult> {
+    return this.#measure('reserve', () => this.inner.reserve(qty, context));
+  }
+
+  probe(context?: CallContext): Promise<VacancyProbe> {
+    return this.#measure('probe', () => this.inner.probe(context));
+  }
+
+  close(): Promise<void> {
+    return this.inner.close();
+  }
+
+  async #measure<T>(operation: string, call: () => Promise<T>): Promise<T> {
+    const started = performance.now();
+    try {
+      const result = await call();
+      this.metrics.vacancyCall(operation, (performance.now() - started) / 1000);
+      return result;
+    } catch (error) {
+      this.metrics.vacancyCall(operation, (performance.now() - started) / 1000, failureReason(error));
+      throw error;
+    }
+  }
+}
+
+function failureReason(error: unknown): string {
+  if (error instanceof VacancyUnavailableError) return error.outcomeUnknown ? 'outcome_unknown' : 'unavailable';
+  if (error instanceof VacancyProtocolError) return 'protocol';
+  if (error instanceof IdempotencyKeyInFlightError || error instanceof IdempotencyKeyReusedError) return 'refused';
+  return 'error';
+}
