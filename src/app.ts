@@ -71,7 +71,7 @@ export function createApp(deps: AppDependencies): OpenAPIHono {
   const app = new OpenAPIHono({ defaultHook: validationHook });
 
   if (deps.traceRequests) app.use(httpInstrumentationMiddleware({ serviceName: config.SERVICE_NAME, serviceVersion: VERSION }));
-  app.use(metrics.middleware());
+  if (config.METRICS) app.use(metrics.middleware());
   app.use(apiHeaders(lifecycle));
   if (logger.isLevelEnabled('info')) app.use(requestLog(logger));
   if (config.RATE_LIMIT > 0) {
@@ -149,10 +149,12 @@ export function createApp(deps: AppDependencies): OpenAPIHono {
   });
   app.get('/docs', swaggerUI({ url: '/openapi.json' }));
 
-  if (config.METRICS_TOKEN) app.use('/metrics', requireBearerToken(config.METRICS_TOKEN, 'metrics'));
-  app.get('/metrics', async (c) =>
-    c.body(await metrics.registry.metrics(), 200, { 'Content-Type': metrics.registry.contentType }),
-  );
+  if (config.METRICS) {
+    if (config.METRICS_TOKEN) app.use('/metrics', requireBearerToken(config.METRICS_TOKEN, 'metrics'));
+    app.get('/metrics', async (c) =>
+      c.body(await metrics.registry.metrics(), 200, { 'Content-Type': metrics.registry.contentType }),
+    );
+  }
 
   app.notFound((c) => problemResponse(c, 'notFound', `No route for ${c.req.method} ${c.req.path}`));
   app.onError((error, c) => {

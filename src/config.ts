@@ -98,6 +98,7 @@ export const configSchema = z.object({
     .min(16, 'expected at least 16 characters (or leave it unset to leave service-to-service calls open)')
     .optional(),
   ADMIN_TOKEN: z.string().trim().min(16, 'expected at least 16 characters (or leave it unset to turn the admin API off)').optional(),
+  METRICS: z.stringbool({ error: 'expected true or false' }).default(true),
   METRICS_TOKEN: z
     .string()
     .trim()

@@ -15,7 +15,7 @@ async function monolith(env: Record<string, string> = {}) {
 
 type App = Awaited<ReturnType<typeof monolith>>['app'];
 
-function purchase(app: App, body = '{"qty":1}', headers: Record<string, string> = {}, env?: unknown) {
+function purchase(app: App, body = '{"qty":1}', headers: Record<string, string> = {}, env?: object) {
   return app.request('/api/v1/purchase', { method: 'POST', body, headers: { 'Content-Type': 'application/json', ...headers } }, env);
 }
 
@@ -122,6 +122,12 @@ describe('GET /metrics', () => {
     expect(value(samples, 'ticket_purchases_total{outcome="rejected"}')).toBe(1);
   });
 
+  it('is absent with METRICS=false (404), and the service works without it', async () => {
+    const { app } = await monolith({ METRICS: 'false' });
+    expect((await purchase(app)).status).toBe(200);
+    expect((await app.request('/metrics')).status).toBe(404);
+  });
+
   it('needs METRICS_TOKEN when one is set: 401 problem without it', async () => {
     const { app } = await monolith({ METRICS_TOKEN });
     for (const authorization of [undefined, 'Bearer wrong-token-0123456789', METRICS_TOKEN]) {
@@ -197,7 +203,7 @@ describe('REQUEST_TIMEOUT', () => {
 
   it('is off by default', async () => {
     const app = createApp({ config: parseConfig({ MODE: 'ticket' }), vacancyClient: hanging });
-    const outcome = await Promise.race([purchase(app).then(() => 'answered'), new Promise((r) => setTimeout(() => r('still waiting'), 400))]);
+    const outcome = await Promise.race([Promise.resolve(purchase(app)).then(() => 'answered'), new Promise((r) => setTimeout(() => r('still waiting'), 400))]);
     expect(outcome).toBe('still waiting');
   });
 });

@@ -5,7 +5,15 @@
  */
 import { parseArgs } from 'node:util';
 
-export const TARGETS = ['baseline', 'monolith-memory', 'monolith-file', 'micro', 'monolith-deno', 'monolith-bun'] as const;
+export const TARGETS = [
+  'baseline',
+  'monolith-memory',
+  'monolith-file',
+  'micro',
+  'monolith-deno',
+  'monolith-bun',
+  'monolith-no-metrics',
+] as const;
 export type TargetName = (typeof TARGETS)[number];
 /** What a run measures unless --targets says otherwise; the Deno and Bun monoliths are `npm run bench:runtimes`. */
 export const DEFAULT_TARGETS: readonly TargetName[] = ['baseline', 'monolith-memory', 'monolith-file', 'micro'];

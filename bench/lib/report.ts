@@ -167,6 +167,7 @@ const COLORS: Record<TargetName, string> = {
   micro: '#2ca02c',
   'monolith-deno': '#9467bd',
   'monolith-bun': '#d62728',
+  'monolith-no-metrics': '#17becf',
 };
 
 /** Escapes text for XML content and attribute values. */

@@ -155,6 +155,7 @@ export async function startTarget(
       };
     }
     case 'monolith-memory':
+    case 'monolith-no-metrics':
     case 'monolith-file': {
       const dataDir = name === 'monolith-file' ? await mkdtemp(join(tmpdir(), 'ticket-bench-data-')) : undefined;
       const service = await startService({
@@ -162,6 +163,8 @@ export async function startTarget(
         MODE: 'monolith',
         STOCK_STORE: dataDir ? 'file' : 'memory',
         ...(dataDir ? { DATA_DIR: dataDir } : {}),
+        // The cost of metrics: the memory-store monolith without them, beside the one with them.
+        ...(name === 'monolith-no-metrics' ? { METRICS: 'false' } : {}),
       });
       return {
         ...base,
