@@ -479,6 +479,22 @@ describe('infra/k8s', () => {
       }
     });
 
+    it('annotates every app pod for Prometheus: scrape, the port of its MODE, a /metrics that answers 200 without a token', async () => {
+      expect(apps.length).toBeGreaterThan(0);
+      for (const { workload, container, env, config } of apps) {
+        const where = label(workload, container);
+        const annotations = (podTemplateOf(workload)?.metadata as { annotations?: Record<string, unknown> } | undefined)?.annotations ?? {};
+        // Annotation values are strings: the API server refuses an unquoted `true` or port number.
+        expect(annotations['prometheus.io/scrape'], `${where} prometheus.io/scrape`).toBe('true');
+        expect(annotations['prometheus.io/port'], `${where} prometheus.io/port is the port of MODE=${config.MODE}`).toBe(String(config.port));
+        const path = annotations['prometheus.io/path'];
+        expect(path, `${where} prometheus.io/path`).toBe('/metrics');
+        // Annotation-based scraping sends no Authorization header: METRICS on (404 otherwise), METRICS_TOKEN unset (401 otherwise).
+        const route = await routeExists(env, String(path));
+        expect(route.statuses, `${where}: GET ${String(path)} on MODE=${config.MODE} as Prometheus scrapes it, without a token`).toBe('GET 200');
+      }
+    });
+
     it('names only variables src/config.ts knows, from ConfigMaps and Secrets that exist', () => {
       for (const workload of workloads) {
         for (const container of containersOf(workload).filter((c) => c.image === APP_IMAGE)) {
@@ -610,7 +626,7 @@ describe('infra/k8s', () => {
       if (overlay === 'redis') expect(byKind('HorizontalPodAutoscaler').map((h) => h.metadata.name)).toContain('ticket');
     });
 
-    it('exposes through the nginx Ingress only the public service, and not reserve or admin', async () => {
+    it('exposes through the nginx Ingress only the public service, and not reserve, admin or metrics', async () => {
       const ingresses = byKind('Ingress');
       expect(ingresses).toHaveLength(1);
       expect((ingresses[0]?.spec as { ingressClassName?: string }).ingressClassName).toBe('nginx');
@@ -630,7 +646,7 @@ describe('infra/k8s', () => {
         }
       }
       // Internal endpoints: if a rule would forward them, the app behind it must not serve them.
-      for (const internal of ['/api/v1/reserve', '/api/v1/admin/stock']) {
+      for (const internal of ['/api/v1/reserve', '/api/v1/admin/stock', '/metrics']) {
         for (const { service } of backends.filter((b) => ingressPathMatches(b, internal))) {
           const target = find('Service', service);
           for (const app of apps.filter((a) => target && selectedWorkloads(target).includes(a.workload))) {
