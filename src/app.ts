@@ -24,6 +24,9 @@ import { createVacancyRouter } from './vacancy/vacancy.router.ts';
 
 export const VERSION: string = packageJson.version;
 
+/** Kubernetes probes and Prometheus scrapes: frequent, and of no interest in a trace. */
+const UNTRACED_PATHS = new Set(['/api/v1/health', '/api/v1/ready', '/metrics']);
+
 /** What an app is built from; the entrypoint makes these, tests make their own. */
 export interface AppDependencies {
   config: Config;
@@ -70,7 +73,11 @@ export function createApp(deps: AppDependencies): OpenAPIHono {
 
   const app = new OpenAPIHono({ defaultHook: validationHook });
 
-  if (deps.traceRequests) app.use(httpInstrumentationMiddleware({ serviceName: config.SERVICE_NAME, serviceVersion: VERSION }));
+  if (deps.traceRequests) {
+    // The service's name and version are on the tracer's resource; probes and scrapes are not traced.
+    const traced = httpInstrumentationMiddleware();
+    app.use(async (c, next) => (UNTRACED_PATHS.has(c.req.path) ? next() : traced(c, next)));
+  }
   if (config.METRICS) app.use(metrics.middleware());
   app.use(apiHeaders(lifecycle));
   if (logger.isLevelEnabled('info')) app.use(requestLog(logger));

@@ -3,7 +3,8 @@
  * The Node entrypoint: prepares the app for MODE (see node/bootstrap.ts),
  * serves it with @hono/node-server, and shuts down gracefully on SIGTERM /
  * SIGINT. The ticket service reaches vacancy through an undici keep-alive
- * pool sized by HTTP_MAX_CONNECTIONS.
+ * pool sized by HTTP_MAX_CONNECTIONS. With OTEL_* set, it traces (see
+ * node/tracing.ts).
  */
 import type { Server } from 'node:http';
 import { serve } from '@hono/node-server';
@@ -16,6 +17,7 @@ import {
   prepare,
   shutdownOnSignals,
 } from './node/bootstrap.ts';
+import { startTracing } from './node/tracing.ts';
 
 async function main(): Promise<void> {
   const config = loadConfigOrExit();
@@ -35,7 +37,7 @@ async function main(): Promise<void> {
     ? (input, init) => fetch(input, { ...init, dispatcher: pool } as RequestInit)
     : undefined;
 
-  const started = await prepare(config, process.argv.slice(2), pooledFetch);
+  const started = await prepare(config, process.argv.slice(2), pooledFetch, { startTracing });
   const { logger, app } = started;
 
   const server = serve({ fetch: app.fetch, port: config.port, hostname: config.HOST }) as Server;
@@ -59,7 +61,11 @@ async function main(): Promise<void> {
         server.closeIdleConnections();
       }),
     force: () => server.closeAllConnections(),
-    release: async () => pool?.close(),
+    release: async () => {
+      await pool?.close();
+      // Last, so that the spans of the last requests are sent too.
+      await started.tracing?.shutdown();
+    },
   });
 }
 

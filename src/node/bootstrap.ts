@@ -14,6 +14,7 @@ import type { Lifecycle } from '../system/system.router.ts';
 import { MemoryStockStore, type StockStore } from '../vacancy/stock-store.ts';
 import { FileStockStore } from './file-stock-store.ts';
 import { RedisStockStore } from './redis-stock-store.ts';
+import type { Tracing } from './tracing.ts';
 
 /** Keep-alive longer than common load balancers' idle timeouts (AWS ALB 60 s, nginx 75 s). */
 export const KEEP_ALIVE_TIMEOUT_MS = 76_000;
@@ -73,25 +74,41 @@ export interface Started {
   deps: BuiltDependencies;
   lifecycle: Lifecycle;
   app: ReturnType<typeof createApp>;
+  /** Tracing, when the entry started it (Node with OTEL_* set); the entry shuts it down last. */
+  tracing?: Tracing;
+}
+
+/** What only some runtimes' entries bring to {@link prepare}. */
+export interface EntryExtras {
+  /** Starts tracing if configured (src/node/tracing.ts); the app then opens a server span per request. */
+  startTracing?: (config: Config, logger: PinoLogger) => Promise<Tracing | undefined>;
 }
 
 /**
  * Everything up to serving, from the configuration (see
  * {@link loadConfigOrExit}): the `healthcheck` subcommand (exits 0/1),
- * logger, store, dependencies and the app. `fetch` is what the ticket
- * service calls vacancy through.
+ * logger, tracing (if the entry brings it and OTEL_* ask for it), store,
+ * dependencies and the app. `fetch` is what the ticket service calls vacancy
+ * through.
  */
-export async function prepare(config: Config, args: readonly string[], fetch?: typeof globalThis.fetch): Promise<Started> {
+export async function prepare(
+  config: Config,
+  args: readonly string[],
+  fetch?: typeof globalThis.fetch,
+  extras: EntryExtras = {},
+): Promise<Started> {
   if (args[0] === 'healthcheck') await healthcheck(config);
   if (args[0] !== undefined) {
     process.stderr.write(`unknown command ${JSON.stringify(args[0])}; the only command is healthcheck\n`);
     process.exit(2);
   }
   const logger = createLogger(config);
+  // Before anything is fetched, so that the first call to vacancy is traced too.
+  const tracing = await extras.startTracing?.(config, logger);
   const deps = await buildDependencies(config, { logger, fetch, store: createStore(config, logger) });
   const lifecycle: Lifecycle = { shuttingDown: false };
-  const app = createApp({ ...deps, logger, lifecycle });
-  return { config, logger, deps, lifecycle, app };
+  const app = createApp({ ...deps, logger, lifecycle, traceRequests: tracing !== undefined });
+  return { config, logger, deps, lifecycle, app, tracing };
 }
 
 /** Logs that the service listens, with what it runs on. */

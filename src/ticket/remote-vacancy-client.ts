@@ -1,3 +1,4 @@
+import { ROOT_CONTEXT, SpanKind, SpanStatusCode, context as otelContext, trace, type Link, type SpanContext } from '@opentelemetry/api';
 import ky, { HTTPError, TimeoutError, type KyInstance } from 'ky';
 import { IdempotencyKeyInFlightError, IdempotencyKeyReusedError, type ReserveResult } from '../vacancy/stock-actor.ts';
 import type { TicketRange } from '../vacancy/stock-store.ts';
@@ -122,6 +123,8 @@ export class RemoteVacancyClient implements VacancyClient {
       key: context.idempotencyKey ?? `purchase:${crypto.randomUUID()}`,
       callerKeyed: context.idempotencyKey !== undefined,
       requestId: context.requestId,
+      // The purchase's span; undefined, at no cost, unless a tracer provider is registered.
+      span: trace.getActiveSpan()?.spanContext(),
     };
     return this.#reserves ? this.#reserves.submit(item) : this.#reserveOne(item);
   }
@@ -133,7 +136,12 @@ export class RemoteVacancyClient implements VacancyClient {
    * while retries and the time budget last.
    */
   async #sendReserves(items: PendingReserve[]): Promise<Array<ReserveResult | Error>> {
-    if (items.length === 1) return [await this.#reserveOne(items[0]!)];
+    if (items.length === 1) return [await inTraceOf(items[0]!, () => this.#reserveOne(items[0]!))];
+    return inBatchSpan(items, () => this.#sendBatch(items));
+  }
+
+  /** Two or more reserves in POST /api/v1/reserve/batch, sent again as described above. */
+  async #sendBatch(items: PendingReserve[]): Promise<Array<ReserveResult | Error>> {
     const deadline = Date.now() + this.#timeoutMs;
     const results: Array<ReserveResult | Error> = new Array<ReserveResult | Error>(items.length);
     let pending = items.map((item, index) => ({ item, index, maybeMade: false }));
@@ -289,6 +297,43 @@ interface PendingReserve {
   /** Whether the key is the caller's (a replay is then the caller's to see) or made for this purchase. */
   callerKeyed: boolean;
   requestId: string | undefined;
+  /** The span of the purchase that made this reserve, when tracing. */
+  span: SpanContext | undefined;
+}
+
+const tracer = trace.getTracer('ticket-system');
+
+/**
+ * A lone reserve's call in its purchase's trace. The coalescer sends in the
+ * async context of whichever purchase started its current run of sends (a
+ * send made as another ends inherits that one's context), so the purchase's
+ * own span is put back.
+ */
+function inTraceOf<T>(item: PendingReserve, call: () => Promise<T>): Promise<T> {
+  return item.span ? otelContext.with(trace.setSpanContext(ROOT_CONTEXT, item.span), call) : call();
+}
+
+/**
+ * A batch's call under a span of its own, in a trace of its own: it belongs to
+ * every purchase it carries, not to the one whose turn sent it, so it starts
+ * from the root context and links to each purchase's span. Without tracing
+ * (no purchase has a span), no span.
+ */
+function inBatchSpan<T>(items: PendingReserve[], call: () => Promise<T>): Promise<T> {
+  const links: Link[] = [];
+  for (const { span } of items) if (span) links.push({ context: span });
+  if (links.length === 0) return call();
+  const options = { kind: SpanKind.INTERNAL, links, attributes: { 'vacancy.reserve.batch_size': items.length } };
+  return tracer.startActiveSpan('vacancy reserve batch', options, ROOT_CONTEXT, async (span) => {
+    try {
+      return await call();
+    } catch (error) {
+      span.setStatus({ code: SpanStatusCode.ERROR, message: error instanceof Error ? error.message : String(error) });
+      throw error;
+    } finally {
+      span.end();
+    }
+  });
 }
 
 /** The fields of a reserve's answer, or undefined when they are not there. */
