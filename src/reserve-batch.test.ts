@@ -139,7 +139,7 @@ describe('RemoteVacancyClient with VACANCY_BATCH_MAX', () => {
     const viaApp: typeof fetch = async (input, init) => {
       const request = new Request(input, init);
       const path = new URL(request.url).pathname;
-      const body = (await request.clone().json()) as { reserves?: unknown[] };
+      const body = (request.method === 'POST' ? await request.clone().json() : {}) as { reserves?: unknown[] };
       calls.push({ path, items: body.reserves?.length ?? 1 });
       return app.fetch(request);
     };
@@ -170,11 +170,30 @@ describe('RemoteVacancyClient with VACANCY_BATCH_MAX', () => {
     expect(actor.snapshot()).toEqual({ remaining: 60, sold: 40 });
   });
 
+  it('shares availability reads among concurrent callers, never answering a level older than the read', async () => {
+    const { app } = await vacancy({ INITIAL_STOCK: '100' });
+    const { client, calls } = clientOf(app, 50);
+    const levels = await Promise.all(Array.from({ length: 40 }, () => client.available()));
+    expect(levels).toEqual(levels.map(() => 100));
+    const reads = calls.filter((call) => call.path === '/api/v1/available').length;
+    expect(reads).toBeGreaterThanOrEqual(1);
+    expect(reads).toBeLessThan(40);
+    // A read asked after a reserve was answered sees it, even while an older read is still under way.
+    const older = client.available();
+    await client.reserve(7);
+    expect(await client.available()).toBe(93);
+    expect([100, 93]).toContain(await older);
+  });
+
   it('sends every reserve alone with VACANCY_BATCH_MAX=1', async () => {
     const { app } = await vacancy({ INITIAL_STOCK: '100' });
     const { client, calls } = clientOf(app, 1);
     await Promise.all(Array.from({ length: 10 }, () => client.reserve(1)));
-    expect(calls).toEqual(Array.from({ length: 10 }, () => ({ path: '/api/v1/reserve', items: 1 })));
+    await Promise.all(Array.from({ length: 5 }, () => client.available()));
+    expect(calls).toEqual([
+      ...Array.from({ length: 10 }, () => ({ path: '/api/v1/reserve', items: 1 })),
+      ...Array.from({ length: 5 }, () => ({ path: '/api/v1/available', items: 1 })),
+    ]);
   });
 
   it('sends batched reserves answered 409 (key still in flight) again under the same keys, and sells each once', async () => {

@@ -28,7 +28,8 @@ export interface RemoteVacancyClientOptions {
   /**
    * Up to how many concurrent purchases' reserves travel in one call
    * (POST /api/v1/reserve/batch) once RESERVE_CALLS_IN_FLIGHT calls are
-   * under way; 1 sends every reserve on its own. Default 1.
+   * under way; 1 sends every reserve on its own. Above 1, concurrent
+   * availability reads share calls too. Default 1.
    */
   batchMax?: number;
 }
@@ -66,6 +67,7 @@ export class RemoteVacancyClient implements VacancyClient {
   readonly #timeoutMs: number;
   readonly #retries: number;
   readonly #reserves: Coalescer<PendingReserve, ReserveResult> | undefined;
+  readonly #reads: Coalescer<CallContext, number> | undefined;
   #turn = 0;
 
   constructor(options: RemoteVacancyClientOptions) {
@@ -78,6 +80,16 @@ export class RemoteVacancyClient implements VacancyClient {
     this.#reserves =
       batchMax > 1
         ? new Coalescer((items) => this.#sendReserves(items), { maxItems: batchMax, maxInFlight: RESERVE_CALLS_IN_FLIGHT })
+        : undefined;
+    this.#reads =
+      batchMax > 1
+        ? new Coalescer(
+            async (contexts: CallContext[]) => {
+              const qty = await this.#availableOnce(contexts[0]!);
+              return contexts.map(() => qty);
+            },
+            { maxItems: Number.MAX_SAFE_INTEGER, maxInFlight: 1 },
+          )
         : undefined;
   }
 
@@ -108,7 +120,16 @@ export class RemoteVacancyClient implements VacancyClient {
     return [...this.#replicas.slice(start), ...this.#replicas.slice(0, start)];
   }
 
+  /**
+   * With coalescing on, reads that arrive while one is under way share the
+   * next one (sent after they arrived, so none gets a level older than its
+   * request): one call per round trip however many buyers ask.
+   */
   async available(context: CallContext = {}): Promise<number> {
+    return this.#reads ? this.#reads.submit(context) : this.#availableOnce(context);
+  }
+
+  async #availableOnce(context: CallContext): Promise<number> {
     const body = await this.#call('available', (http, signal) =>
       http.get('available', { headers: headers(context), signal }).json(),
     );
