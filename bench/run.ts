@@ -137,15 +137,14 @@ function describeRun(run: RunRecord): string {
 
 async function measure(plan: Plan, targets: Target[], signal: AbortSignal, runs: RunRecord[]): Promise<void> {
   if (plan.warmupSeconds > 0) {
-    // Unmeasured, so all at once: it only has to get the hot paths compiled before the first round.
-    log(`warming up every target at once (${plan.warmupSeconds} s of purchases at 100 connections each)`);
-    await Promise.all(
-      targets.map((target) =>
-        runLoad({ url: target.url, scenario: 'purchase', connections: 100, durationSeconds: plan.warmupSeconds, signal }).then(() =>
-          drained(target),
-        ),
-      ),
-    );
+    // Unmeasured, one target at a time so that each gets the machine to itself, as in a round: the
+    // hot paths (and, between services, the coalescing path that only load takes) must be compiled
+    // before the first round, or the first rounds of the slowest-warming target measure the JIT.
+    log(`warming up each target in turn (${plan.warmupSeconds} s of purchases at 100 connections)`);
+    for (const target of targets) {
+      await runLoad({ url: target.url, scenario: 'purchase', connections: 100, durationSeconds: plan.warmupSeconds, signal });
+      await drained(target);
+    }
   }
   // The stock after a target's last run is the stock before its next one (only these runs change it).
   const lastStock = new Map<Target, StockReading>();

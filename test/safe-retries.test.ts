@@ -453,6 +453,27 @@ describe('ticket → vacancy over a lossy link: retries never sell twice', () =>
     return batch;
   }
 
+  /** Every purchase of the burst answered as a first sale (fresh keys: no replays), and the stock moved by exactly one each. */
+  async function expectEachSoldOnce(
+    purchases: Awaited<ReturnType<typeof burstUntilBatched>>,
+    before: Awaited<ReturnType<typeof vacancyStock>>,
+  ): Promise<void> {
+    for (const { reply } of purchases) {
+      expect(reply.status, reply.text).toBe(200);
+      expect(reply.body).toMatchObject({ success: true, message: 'Purchased 1 ticket' });
+      expect(reply.headers.get('idempotent-replayed')).toBeNull();
+    }
+    expect(await vacancyStock(), 'each purchase sold once').toEqual({
+      available: before.available - purchases.length,
+      sold: before.sold + purchases.length,
+    });
+    expectTicketsExactly(
+      purchases.map(({ reply }) => reply.body),
+      before.sold,
+      purchases.length,
+    );
+  }
+
   /** The batch after `first` that carries the same keys: the ticket service's retry of it. */
   function retryOf(first: SeenBatch): SeenBatch {
     const retry = proxy.batches.slice(1).find((batch) => batch.keys.includes(first.keys[0]!));
@@ -467,21 +488,7 @@ describe('ticket → vacancy over a lossy link: retries never sell twice', () =>
     proxy.arm('drop-first-batch-response');
 
     const purchases = await burstUntilBatched(ticket.url, 'batch-drop');
-    for (const { reply } of purchases) {
-      expect(reply.status, reply.text).toBe(200);
-      expect(reply.body).toMatchObject({ success: true, message: 'Purchased 1 ticket' });
-      // Every caller sent a fresh key: these are first answers, not replays.
-      expect(reply.headers.get('idempotent-replayed')).toBeNull();
-    }
-    expect(await vacancyStock(), 'each purchase sold once').toEqual({
-      available: before.available - purchases.length,
-      sold: before.sold + purchases.length,
-    });
-    expectTicketsExactly(
-      purchases.map(({ reply }) => reply.body),
-      before.sold,
-      purchases.length,
-    );
+    await expectEachSoldOnce(purchases, before);
 
     const lost = firstBatch();
     expect(lost).toMatchObject({ forwarded: true, dropped: true, status: 200 });
@@ -512,20 +519,7 @@ describe('ticket → vacancy over a lossy link: retries never sell twice', () =>
     proxy.arm('first-batch-503');
 
     const purchases = await burstUntilBatched(ticket.url, 'batch-503');
-    for (const { reply } of purchases) {
-      expect(reply.status, reply.text).toBe(200);
-      expect(reply.body).toMatchObject({ success: true, message: 'Purchased 1 ticket' });
-      expect(reply.headers.get('idempotent-replayed')).toBeNull();
-    }
-    expect(await vacancyStock(), 'each purchase sold once').toEqual({
-      available: before.available - purchases.length,
-      sold: before.sold + purchases.length,
-    });
-    expectTicketsExactly(
-      purchases.map(({ reply }) => reply.body),
-      before.sold,
-      purchases.length,
-    );
+    await expectEachSoldOnce(purchases, before);
 
     const refused = firstBatch();
     expect(refused).toMatchObject({ forwarded: false, dropped: false });

@@ -63,7 +63,8 @@ export const HUGE_STOCK = 1_000_000_000_000;
 
 const PROFILE_DEFAULTS: Record<Profile, { cells: Cell[]; rounds: number; durationSeconds: number; checks: Check[]; warmupSeconds: number }> = {
   // < 2 minutes wall-clock on 2 busy cores: 28 runs of 2.5 s (4 targets × (3 + 3 rounds at 100 connections,
-  // 1 pass at 1000)) take ~85 s with their set-up; start-up, warm-up and the sell-out check ~15 s.
+  // 1 pass at 1000)) take ~85 s with their set-up; start-up, warm-up (2 s per target, one at a time)
+  // and the sell-out check ~20 s.
   quick: {
     cells: [
       { scenario: 'purchase', connections: 100, rounds: 3, durationSeconds: 2.5 },
@@ -73,7 +74,7 @@ const PROFILE_DEFAULTS: Record<Profile, { cells: Cell[]; rounds: number; duratio
     rounds: 3,
     durationSeconds: 2.5,
     checks: ['sellout'],
-    warmupSeconds: 1,
+    warmupSeconds: 2,
   },
   // Everything: 3 scenarios × 3 connection counts × 5 rounds × 8 s × 4 targets (~25 min) plus the memory check.
   full: {
@@ -83,7 +84,7 @@ const PROFILE_DEFAULTS: Record<Profile, { cells: Cell[]; rounds: number; duratio
     rounds: 5,
     durationSeconds: 8,
     checks: ['sellout', 'memory'],
-    warmupSeconds: 2,
+    warmupSeconds: 4,
   },
 };
 
