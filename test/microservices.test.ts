@@ -64,6 +64,17 @@ async function tryBuy(ticket: Service, qty: number, headers: Record<string, stri
   }
 }
 
+/** A GET that is a result (status 0) when left without an answer. */
+async function tryGet(url: string, giveUpAfterMs = UNANSWERED_AFTER_MS) {
+  const started = performance.now();
+  try {
+    const response = await fetch(url, { signal: AbortSignal.timeout(giveUpAfterMs) });
+    return { status: response.status, text: await response.text(), elapsedMs: performance.now() - started };
+  } catch (error) {
+    return { status: 0, text: String(error), elapsedMs: performance.now() - started };
+  }
+}
+
 async function vacancyStock(vacancy: Service): Promise<{ available: number; sold: number }> {
   const [available, health] = await Promise.all([
     getJson<{ qty: number }>(`${vacancy.url}/api/v1/available`),
@@ -457,5 +468,9 @@ describe('when vacancy is too slow', () => {
       expect(problem.outcomeUnknown).toBe(true);
       expect(purchase.elapsedMs, `503 within VACANCY_TIMEOUT + ${MARGIN_MS} ms`).toBeLessThan(bound);
     }
+    // Its /ready stalls mid-body too: that is not ready.
+    const ready = await tryGet(`${ticket.url}/api/v1/ready`);
+    expect(ready.status, ready.text).toBe(503);
+    expect(ready.elapsedMs, `ready 503 within VACANCY_TIMEOUT + ${MARGIN_MS} ms`).toBeLessThan(bound);
   });
 });

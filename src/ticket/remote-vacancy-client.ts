@@ -255,7 +255,8 @@ export class RemoteVacancyClient implements VacancyClient {
     const probes = await Promise.all(
       this.#replicas.map(async ({ baseUrl, http }) => {
         try {
-          await withDeadline(this.#timeoutMs, (signal) => http.get('ready', { headers: headers(context), signal }));
+          // The whole answer, not just its headers: a vacancy that stalls mid-body is not ready.
+          await withDeadline(this.#timeoutMs, (signal) => http.get('ready', { headers: headers(context), signal }).text());
           return { ready: true, detail: `vacancy at ${baseUrl} is ready` };
         } catch (error) {
           return { ready: false, detail: describeFailure(error, baseUrl, this.#timeoutMs) };
