@@ -185,6 +185,17 @@ describe('RemoteVacancyClient with VACANCY_BATCH_MAX', () => {
     expect([100, 93]).toContain(await older);
   });
 
+  it("splits a batch vacancy refuses as larger than its BODY_LIMIT, and sells each reserve once", async () => {
+    const { app, actor } = await vacancy({ INITIAL_STOCK: '100', BODY_LIMIT: '400' });
+    const { client, calls } = clientOf(app, 50);
+    const outcomes = await Promise.all(Array.from({ length: 24 }, () => client.reserve(1)));
+    expect(outcomes.every((outcome) => outcome.success)).toBe(true);
+    expect(new Set(outcomes.map((outcome) => outcome.tickets!.first)).size).toBe(24);
+    expect(actor.snapshot()).toEqual({ remaining: 76, sold: 24 });
+    expect(calls[0]).toEqual({ path: '/api/v1/reserve/batch', items: 24 });
+    expect(calls.some((call) => call.path === '/api/v1/reserve/batch' && call.items < 24)).toBe(true);
+  });
+
   it('sends every reserve alone with VACANCY_BATCH_MAX=1', async () => {
     const { app } = await vacancy({ INITIAL_STOCK: '100' });
     const { client, calls } = clientOf(app, 1);

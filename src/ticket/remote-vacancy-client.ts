@@ -158,7 +158,19 @@ export class RemoteVacancyClient implements VacancyClient {
    */
   async #sendReserves(items: PendingReserve[]): Promise<Array<ReserveResult | Error>> {
     if (items.length === 1) return [await inTraceOf(items[0]!, () => this.#reserveOne(items[0]!))];
-    return inBatchSpan(items, () => this.#sendBatch(items));
+    try {
+      return await inBatchSpan(items, () => this.#sendBatch(items));
+    } catch (error) {
+      // Vacancy's BODY_LIMIT is its own, and it refuses a body over it before deciding anything:
+      // a batch too large for it goes again in halves (a lone reserve's body is a few bytes).
+      if (!refusedAsTooLarge(error)) throw error;
+      const half = Math.ceil(items.length / 2);
+      const [first, second] = await Promise.all([
+        this.#sendReserves(items.slice(0, half)),
+        this.#sendReserves(items.slice(half)),
+      ]);
+      return [...first, ...second];
+    }
   }
 
   /** Two or more reserves in POST /api/v1/reserve/batch, sent again as described above. */
@@ -386,6 +398,10 @@ function batchResult(entry: unknown, item: PendingReserve, maybeMade: boolean): 
     });
   }
   return new VacancyProtocolError(`vacancy refused a batched reserve with status ${String(entry.status)}: ${detail}`);
+}
+
+function refusedAsTooLarge(error: unknown): boolean {
+  return error instanceof VacancyProtocolError && error.cause instanceof HTTPError && error.cause.response.status === 413;
 }
 
 function sleep(ms: number): Promise<void> {
