@@ -157,6 +157,20 @@ describe('statistics', () => {
   });
 });
 
+/** A sell-out check that went as it must: 200 tickets, 500 purchases, exactly 200 sold. */
+const sellout = {
+  target: 'micro' as const,
+  initialStock: 200,
+  requests: 500,
+  connections: 100,
+  succeeded: 200,
+  refused: 300,
+  errors: 0,
+  non2xx: 0,
+  after: { sold: 200, remaining: 0 },
+  availableAfter: 0,
+};
+
 describe('checks', () => {
   const purchases = (succeeded: number, extra: Partial<{ answered2xx: number; refused: number }> = {}) => ({
     answered2xx: succeeded,
@@ -191,18 +205,6 @@ describe('checks', () => {
     expect(refused.problems.join()).toMatch(/2 of 12 2xx purchase answers were not a success/);
   });
 
-  const sellout = {
-    target: 'micro' as const,
-    initialStock: 200,
-    requests: 500,
-    connections: 100,
-    succeeded: 200,
-    refused: 300,
-    errors: 0,
-    non2xx: 0,
-    after: { sold: 200, remaining: 0 },
-    availableAfter: 0,
-  };
 
   it('sell-out: exactly the stock sold and answered, the rest refused, nothing left', () => {
     expect(checkSellout(sellout)).toMatchObject({ ok: true, problems: [] });
@@ -375,18 +377,7 @@ describe('markdown', () => {
       ],
       summary,
       sellout: [
-        checkSellout({
-          target: 'baseline',
-          initialStock: 200,
-          requests: 500,
-          connections: 100,
-          succeeded: 200,
-          refused: 300,
-          errors: 0,
-          non2xx: 0,
-          after: { sold: 200, remaining: 0 },
-          availableAfter: 0,
-        }),
+        checkSellout({ ...sellout, target: 'baseline' }),
       ],
       memory: checkMemory({
         target: 'monolith-memory',

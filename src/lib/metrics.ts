@@ -62,8 +62,6 @@ export class Metrics {
     buckets: LATENCY_BUCKETS,
     registers: [this.registry],
   });
-  readonly #httpSeries = new Map<string, Series>();
-  readonly #outcomes = new Map<string, Series>();
 
   constructor() {
     for (const family of [this.#http, this.#purchases, this.#reservations, this.#ticketsSold, this.#vacancyCalls, this.#vacancyFailures]) {
@@ -96,30 +94,20 @@ export class Metrics {
   };
 
   purchase(outcome: PurchaseOutcome, qty = 0): void {
-    this.#cached(this.#purchases, 'p', outcome, () => ({ outcome })).add(1);
-    if (outcome === 'sold') this.#cached(this.#ticketsSold, 't', '', () => ({})).add(qty);
+    this.#purchases.series(outcome, () => ({ outcome })).add(1);
+    if (outcome === 'sold') this.#ticketsSold.series('', () => ({})).add(qty);
   }
 
   reservation(outcome: PurchaseOutcome): void {
-    this.#cached(this.#reservations, 'r', outcome, () => ({ outcome })).add(1);
+    this.#reservations.series(outcome, () => ({ outcome })).add(1);
   }
 
   vacancyCall(operation: string, seconds: number, failure?: string): void {
     const result = failure === undefined ? 'ok' : 'error';
-    this.#cached(this.#vacancyCalls, 'c', `${operation} ${result}`, () => ({ operation, result })).add(seconds);
+    this.#vacancyCalls.series(`${operation} ${result}`, () => ({ operation, result })).add(seconds);
     if (failure !== undefined) {
-      this.#cached(this.#vacancyFailures, 'f', `${operation} ${failure}`, () => ({ operation, reason: failure })).add(1);
+      this.#vacancyFailures.series(`${operation} ${failure}`, () => ({ operation, reason: failure })).add(1);
     }
-  }
-
-  #cached(family: CounterFamily | HistogramFamily, kind: string, id: string, labels: () => Labels): Series {
-    const key = `${kind} ${id}`;
-    let series = this.#outcomes.get(key);
-    if (!series) {
-      series = family.series(labels());
-      this.#outcomes.set(key, series);
-    }
-    return series;
   }
 
   /** Counts and times every request, labelled with the route pattern that answered it. */
@@ -130,19 +118,12 @@ export class Metrics {
         await next();
       } finally {
         const seconds = (performance.now() - started) / 1000;
-        this.#httpSeriesOf(c.req.method, routeOf(c), c.res.status).add(seconds);
+        const method = c.req.method;
+        const route = routeOf(c);
+        const status = c.res.status;
+        this.#http.series(`${method} ${status} ${route}`, () => ({ method, route, status: String(status) })).add(seconds);
       }
     };
-  }
-
-  #httpSeriesOf(method: string, route: string, status: number): Series {
-    const id = `${method} ${status} ${route}`;
-    let series = this.#httpSeries.get(id);
-    if (!series) {
-      series = this.#http.series({ method, route, status: String(status) });
-      this.#httpSeries.set(id, series);
-    }
-    return series;
   }
 }
 
@@ -166,60 +147,69 @@ interface MetricValue {
   metricName?: string;
 }
 
+/** A prom-client metric object that reports `values()` as a counter at scrape time. */
+function counterMetric(name: string, help: string, values: () => MetricValue[]) {
+  return { name, help, type: 'counter', get: () => ({ name, help, type: 'counter', aggregator: 'sum', values: values() }) };
+}
+
 /**
- * A counter whose update is one addition on a series object the caller
- * keeps: prom-client's own counters hash and validate their labels on every
+ * Metrics whose update is one addition on a series object, kept per label
+ * set: prom-client's own counters hash and validate their labels on every
  * increment, which costs a request more than everything else it measures.
  * Scraped through prom-client's registry like any of its metrics.
  */
-class CounterFamily {
-  readonly #series: Array<{ labels: Labels; total: number }> = [];
+abstract class Family<Entry extends { labels: Labels }> {
+  protected readonly entries: Entry[] = [];
+  readonly #byId = new Map<string, Series>();
 
   constructor(
     readonly name: string,
     readonly help: string,
   ) {}
 
-  series(labels: Labels): Series {
+  /** The series of one label set, named by `id`; `labels` is asked the first time only. */
+  series(id: string, labels: () => Labels): Series {
+    let series = this.#byId.get(id);
+    if (!series) {
+      series = this.create(labels());
+      this.#byId.set(id, series);
+    }
+    return series;
+  }
+
+  protected abstract create(labels: Labels): Series;
+
+  abstract register(registry: Registry): void;
+}
+
+class CounterFamily extends Family<{ labels: Labels; total: number }> {
+  protected create(labels: Labels): Series {
     const entry = { labels, total: 0 };
-    this.#series.push(entry);
+    this.entries.push(entry);
     return { add: (value) => void (entry.total += value) };
   }
 
   register(registry: Registry): void {
-    registry.registerMetric(this.#metric() as never);
-  }
-
-  #metric() {
-    return {
-      name: this.name,
-      help: this.help,
-      type: 'counter',
-      get: () => ({
-        name: this.name,
-        help: this.help,
-        type: 'counter',
-        aggregator: 'sum',
-        values: this.#series.map(({ labels, total }): MetricValue => ({ labels, value: total })),
-      }),
-    };
+    registry.registerMetric(
+      counterMetric(this.name, this.help, () => this.entries.map(({ labels, total }) => ({ labels, value: total }))) as never,
+    );
   }
 }
 
-/** A histogram with the same cheap update as CounterFamily; optionally also exported as a request counter. */
-class HistogramFamily {
-  readonly #series: Array<{ labels: Labels; buckets: Float64Array; sum: number; count: number }> = [];
-
+/** A histogram with the same cheap update; optionally also exported as a counter of its observations. */
+class HistogramFamily extends Family<{ labels: Labels; buckets: Float64Array; sum: number; count: number }> {
   constructor(
-    readonly name: string,
-    readonly help: string,
+    name: string,
+    help: string,
     readonly bounds: readonly number[],
     readonly countAlso?: { name: string; help: string },
-  ) {}
+  ) {
+    super(name, help);
+  }
 
-  series(labels: Labels): Series {
+  protected create(labels: Labels): Series {
     const entry = { labels, buckets: new Float64Array(this.bounds.length), sum: 0, count: 0 };
-    this.#series.push(entry);
+    this.entries.push(entry);
     const bounds = this.bounds;
     return {
       add: (value) => {
@@ -242,24 +232,15 @@ class HistogramFamily {
       type: 'histogram',
       get: () => ({ name: this.name, help: this.help, type: 'histogram', aggregator: 'sum', values: this.#values() }),
     } as never);
-    const countAlso = this.countAlso;
-    if (countAlso) {
-      registry.registerMetric({
-        ...countAlso,
-        type: 'counter',
-        get: () => ({
-          ...countAlso,
-          type: 'counter',
-          aggregator: 'sum',
-          values: this.#series.map(({ labels, count }): MetricValue => ({ labels, value: count })),
-        }),
-      } as never);
+    if (this.countAlso) {
+      const { name, help } = this.countAlso;
+      registry.registerMetric(counterMetric(name, help, () => this.entries.map(({ labels, count }) => ({ labels, value: count }))) as never);
     }
   }
 
   #values(): MetricValue[] {
     const values: MetricValue[] = [];
-    for (const { labels, buckets, sum, count } of this.#series) {
+    for (const { labels, buckets, sum, count } of this.entries) {
       let cumulative = 0;
       this.bounds.forEach((bound, index) => {
         cumulative += buckets[index]!;
