@@ -7,6 +7,7 @@ import { pathToFileURL } from 'node:url';
 import { crc32 } from 'node:zlib';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { IdempotencyRecord, KeyRecorded, StockEvent, StockLevel, StockReserved, StockState } from '../vacancy/stock-store.ts';
+import { KeyTable } from '../vacancy/key-table.ts';
 import { FileStockStore, type FileStockStoreOptions } from './file-stock-store.ts';
 
 // ---- helpers ---------------------------------------------------------------------------------
@@ -337,7 +338,7 @@ describe('FileStockStore', () => {
     it('refuses a gap in seq', async () => {
       const dir = await tempDir();
       await writeFile(snapshotPath(dir), encodeSnapshot(0, { default: { remaining: 10, sold: 0 } }));
-      const seller = new Seller({ levels: new Map([['default', { remaining: 10, sold: 0 }]]), keys: new Map() });
+      const seller = new Seller({ levels: new Map([['default', { remaining: 10, sold: 0 }]]), keys: new KeyTable() });
       const first = encodeRecord(1, [seller.sell('default', 1)]);
       await writeFile(journalPath(dir), first + encodeRecord(3, [seller.sell('default', 1)]));
       await expect(makeStore(dir).store.open(seed({}), NOW)).rejects.toThrow(
@@ -348,7 +349,7 @@ describe('FileStockStore', () => {
     it('refuses a journal that starts past the snapshot', async () => {
       const dir = await tempDir();
       await writeFile(snapshotPath(dir), encodeSnapshot(5, { default: { remaining: 10, sold: 0 } }));
-      const seller = new Seller({ levels: new Map([['default', { remaining: 10, sold: 0 }]]), keys: new Map() });
+      const seller = new Seller({ levels: new Map([['default', { remaining: 10, sold: 0 }]]), keys: new KeyTable() });
       await writeFile(journalPath(dir), encodeRecord(7, [seller.sell('default', 1)]));
       await expect(makeStore(dir).store.open(seed({}), NOW)).rejects.toThrow(/byte offset 0 \(line 1\).*seq 7.*seq 5/);
     });
@@ -382,7 +383,7 @@ describe('FileStockStore', () => {
 
     it('skips journal records the snapshot already holds (renamed, journal not yet emptied)', async () => {
       const dir = await tempDir();
-      const seller = new Seller({ levels: new Map([['default', { remaining: 100, sold: 0 }]]), keys: new Map() });
+      const seller = new Seller({ levels: new Map([['default', { remaining: 100, sold: 0 }]]), keys: new KeyTable() });
       const journal = [1, 2, 3].map((seq) => encodeRecord(seq, [seller.sell('default', 1), keyEvent(`k${seq}`, NOW + 60_000)]));
       await writeFile(journalPath(dir), journal.join(''));
       // Deliberately different from what the records say, so applying them again would show.
@@ -401,7 +402,7 @@ describe('FileStockStore', () => {
 
     it('replays only the records past the snapshot when the journal holds both', async () => {
       const dir = await tempDir();
-      const seller = new Seller({ levels: new Map([['default', { remaining: 100, sold: 0 }]]), keys: new Map() });
+      const seller = new Seller({ levels: new Map([['default', { remaining: 100, sold: 0 }]]), keys: new KeyTable() });
       const journal = [1, 2, 3, 4].map((seq) => encodeRecord(seq, [keyEvent(`k${seq}`, NOW + 60_000), seller.sell('default', seq)]));
       await writeFile(journalPath(dir), journal.join(''));
       await writeFile(snapshotPath(dir), encodeSnapshot(2, { default: { remaining: 97, sold: 3 } }, [keyEvent('k2', NOW + 60_000).record]));
@@ -488,7 +489,7 @@ describe('FileStockStore', () => {
       const goodSize = await fileSize(journalPath(dir));
 
       store.failWrites = 1;
-      const lost = new Seller({ levels: new Map(seller.levels), keys: new Map() });
+      const lost = new Seller({ levels: new Map(seller.levels), keys: new KeyTable() });
       await expect(store.commit([lost.sell('default', 40), keyEvent('lost', NOW + 60_000)])).rejects.toThrow(/ENOSPC/);
       expect(store.health()).toMatchObject({ writable: false, error: expect.stringContaining('ENOSPC') });
       expect(await fileSize(journalPath(dir))).toBeGreaterThan(goodSize); // half a record sits there
@@ -515,8 +516,8 @@ describe('FileStockStore', () => {
 
       store.failWrites = 1;
       store.failTruncates = 1;
-      await expect(store.commit([new Seller({ levels: new Map(seller.levels), keys: new Map() }).sell('default', 5)])).rejects.toThrow(/ENOSPC/);
-      await expect(store.commit([new Seller({ levels: new Map(seller.levels), keys: new Map() }).sell('default', 6)])).rejects.toThrow(/EIO/);
+      await expect(store.commit([new Seller({ levels: new Map(seller.levels), keys: new KeyTable() }).sell('default', 5)])).rejects.toThrow(/ENOSPC/);
+      await expect(store.commit([new Seller({ levels: new Map(seller.levels), keys: new KeyTable() }).sell('default', 6)])).rejects.toThrow(/EIO/);
       expect(store.health()).toMatchObject({ writable: false, error: expect.stringContaining('EIO') });
       expect(await fileSize(journalPath(dir))).toBeGreaterThan(goodSize);
 

@@ -1,9 +1,9 @@
 import { mkdir, open, readFile, rename, rm, unlink, type FileHandle } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { crc32 } from 'node:zlib';
+import { KeyTable } from '../vacancy/key-table.ts';
 import {
   applyEvent,
-  pruneKeys,
   type IdempotencyRecord,
   type StockEvent,
   type StockLevel,
@@ -151,7 +151,7 @@ function isAlive(pid: number): boolean {
 }
 
 function cloneState(state: StockState): StockState {
-  return structuredClone(state);
+  return { levels: structuredClone(state.levels), keys: state.keys.clone() };
 }
 
 /**
@@ -191,7 +191,7 @@ export class FileStockStore implements StockStore {
   #journal: FileHandle | undefined;
   #state: 'new' | 'opening' | 'open' | 'closed' = 'new';
   /** What every committed batch added up to: the source of the next snapshot. */
-  #mirror: StockState = { levels: new Map(), keys: new Map() };
+  #mirror: StockState = { levels: new Map(), keys: new KeyTable() };
   /** The seq of the last committed batch. */
   #seq = 0;
   /** The journal's length up to the end of its last committed record. */
@@ -398,7 +398,7 @@ export class FileStockStore implements StockStore {
    * journal, or the new snapshot and a journal whose records it already holds.
    */
   async #writeSnapshot(): Promise<void> {
-    pruneKeys(this.#mirror.keys, Date.now(), this.#maxKeys);
+    this.#mirror.keys.prune(Date.now(), this.#maxKeys);
     const body = JSON.stringify({
       version: SNAPSHOT_VERSION,
       seq: this.#seq,
@@ -537,7 +537,7 @@ export class FileStockStore implements StockStore {
     );
 
     const snapshot = await this.#readSnapshot();
-    const state: StockState = snapshot?.state ?? { levels: new Map(), keys: new Map() };
+    const state: StockState = snapshot?.state ?? { levels: new Map(), keys: new KeyTable() };
     const snapshotSeq = snapshot?.seq ?? 0;
 
     let journalBytes: Buffer;
@@ -596,7 +596,7 @@ export class FileStockStore implements StockStore {
       }
     }
     for (const [key, record] of state.keys) if (record.expiresAt <= now) state.keys.delete(key);
-    pruneKeys(state.keys, now, this.#maxKeys);
+    state.keys.prune(now, this.#maxKeys);
 
     this.#mirror = state;
     this.#seq = seq;
@@ -645,7 +645,7 @@ export class FileStockStore implements StockStore {
       if (!isLevel(level)) throw damaged(`the level of inventory ${JSON.stringify(id)} is malformed`);
       levels.set(id, { remaining: level.remaining, sold: level.sold });
     }
-    const keys = new Map<string, IdempotencyRecord>();
+    const keys = new KeyTable();
     for (const record of parsed.keys as unknown[]) {
       if (!isIdempotencyRecord(record)) throw damaged('an idempotency key record is malformed');
       keys.set(record.key, record);

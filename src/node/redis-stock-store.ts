@@ -9,6 +9,7 @@ import type {
   StoreHealth,
 } from '../vacancy/stock-store.ts';
 import { reservationIdOf } from '../vacancy/stock-store.ts';
+import { KeyTable } from '../vacancy/key-table.ts';
 
 export interface RedisStockStoreOptions {
   /** e.g. `redis://127.0.0.1:6379/0` */
@@ -188,7 +189,7 @@ export class RedisStockStore implements StockStore {
       levels.set(inventoryId, { remaining: Number(remaining), sold: Number(sold) });
     }
     this.#lastCommitAt = Date.now();
-    return { levels, keys: new Map() };
+    return { levels, keys: new KeyTable() };
   }
 
   /** Never called: this store decides batches itself. */

@@ -1,7 +1,6 @@
 import {
   DEFAULT_INVENTORY,
   outcomeOf,
-  pruneKeys,
   reservationIdOf,
   type IdempotencyRecord,
   type ReserveOutcome,
@@ -377,12 +376,9 @@ export class StockActor {
         return;
       }
       for (const [id, level] of levels) this.#state.levels.set(id, level);
-      for (const [key, record] of keys) {
-        this.#state.keys.delete(key);
-        this.#state.keys.set(key, record);
-      }
+      for (const [key, record] of keys) this.#state.keys.set(key, record);
     }
-    pruneKeys(this.#state.keys, now, this.#maxKeys);
+    this.#state.keys.prune(now, this.#maxKeys);
     for (const answer of answers) answer();
   }
 

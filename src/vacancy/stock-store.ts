@@ -1,3 +1,5 @@
+import { KeyTable } from './key-table.ts';
+
 /** The inventory the 1.0.0 paths (/api/v1/available, /reserve, /purchase) sell from. */
 export const DEFAULT_INVENTORY = 'default';
 
@@ -111,7 +113,7 @@ export type StockDecision =
 export type StockState = {
   levels: Map<string, StockLevel>;
   /** In insertion order, which is also expiry order (one TTL for all). */
-  keys: Map<string, IdempotencyRecord>;
+  keys: KeyTable;
 };
 
 /** What a store tells health checks about itself. */
@@ -171,20 +173,7 @@ export function applyEvent(state: StockState, event: StockEvent): void {
   if (event.type === 'reserved' || event.type === 'adjusted') {
     state.levels.set(event.inventoryId, { ...event.level });
   } else {
-    state.keys.delete(event.record.key);
     state.keys.set(event.record.key, event.record);
-  }
-}
-
-/**
- * Drops keys that expired before `now`, then the oldest keys beyond `maxKeys`.
- * Keys are kept in insertion order, which with one TTL is expiry order, so
- * this only ever looks at the front of the map.
- */
-export function pruneKeys(keys: Map<string, IdempotencyRecord>, now: number, maxKeys: number): void {
-  for (const [key, record] of keys) {
-    if (record.expiresAt > now && keys.size <= maxKeys) break;
-    keys.delete(key);
   }
 }
 
@@ -192,7 +181,7 @@ export function pruneKeys(keys: Map<string, IdempotencyRecord>, now: number, max
 export function seededState(seed: ReadonlyMap<string, number>): StockState {
   return {
     levels: new Map([...seed].map(([id, initial]) => [id, { remaining: initial, sold: 0 }])),
-    keys: new Map(),
+    keys: new KeyTable(),
   };
 }
 
