@@ -50,11 +50,11 @@ export function createLogger(config: Config): PinoLogger {
 }
 
 /** The store of the modes that own stock, as STOCK_STORE says. */
-export function createStore(config: Config, logger: PinoLogger): StockStore | undefined {
+export async function createStore(config: Config, logger: PinoLogger): Promise<StockStore | undefined> {
   if (config.MODE === 'ticket') return undefined;
   if (config.STOCK_STORE === 'memory') return new MemoryStockStore();
   if (config.STOCK_STORE === 'redis') {
-    return new RedisStockStore({
+    return RedisStockStore.create({
       url: config.REDIS_URL,
       keyPrefix: config.REDIS_KEY_PREFIX,
       timeoutMs: Math.round(config.REDIS_TIMEOUT * 1000),
@@ -105,7 +105,7 @@ export async function prepare(
   const logger = createLogger(config);
   // Before anything is fetched, so that the first call to vacancy is traced too.
   const tracing = await extras.startTracing?.(config, logger);
-  const deps = await buildDependencies(config, { logger, fetch, store: createStore(config, logger) });
+  const deps = await buildDependencies(config, { logger, fetch, store: await createStore(config, logger) });
   const lifecycle: Lifecycle = { shuttingDown: false };
   const app = createApp({ ...deps, logger, lifecycle, traceRequests: tracing !== undefined });
   return { config, logger, deps, lifecycle, app, tracing };

@@ -50,7 +50,7 @@ async function replica(
   options: { url?: string; keyPrefix: string; timeoutMs?: number; initial: number } & StockActorOptions,
 ): Promise<{ actor: StockActor; store: RedisStockStore }> {
   const { url = gate.url, keyPrefix, timeoutMs = 5_000, initial, ...actorOptions } = options;
-  const store = new RedisStockStore({ url, keyPrefix, timeoutMs });
+  const store = await RedisStockStore.create({ url, keyPrefix, timeoutMs });
   const actor = await StockActor.start(store, seed(initial), actorOptions);
   opened.push(actor);
   return { actor, store };
@@ -274,7 +274,7 @@ describe.skipIf(gate.skip)(`RedisStockStore on a real Redis (seed ${SEED})`, () 
 
   it('with no Redis listening, open rejects with a message naming REDIS_URL', async () => {
     const port = await freePort();
-    const store = new RedisStockStore({ url: `redis://127.0.0.1:${port}/0`, keyPrefix: `${PREFIX}-nowhere`, timeoutMs: 300 });
+    const store = await RedisStockStore.create({ url: `redis://127.0.0.1:${port}/0`, keyPrefix: `${PREFIX}-nowhere`, timeoutMs: 300 });
     const started = performance.now();
     const opening = settle(StockActor.start(store, seed(10)));
     const { error } = await opening;

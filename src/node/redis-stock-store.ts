@@ -1,4 +1,4 @@
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
 import type {
   ReserveOutcome,
   StockCommand,
@@ -133,8 +133,11 @@ const OP_CODES = { reserve: 'r', level: 'l', set: 's', add: 'a' } as const;
  * All keys of one stock share the hash tag `{prefix:inventory}`, so the
  * script runs on Redis Cluster too.
  *
+ * ioredis is loaded by {@link RedisStockStore.create}, so processes on the
+ * other stores never load it (about 12 MB of memory).
+ *
  * @example
- * const store = new RedisStockStore({ url: 'redis://127.0.0.1:6379', keyPrefix: 'tickets', timeoutMs: 500 });
+ * const store = await RedisStockStore.create({ url: 'redis://127.0.0.1:6379', keyPrefix: 'tickets', timeoutMs: 500 });
  * const actor = await StockActor.start(store, new Map([['default', 1000]]));
  */
 export class RedisStockStore implements StockStore {
@@ -148,12 +151,17 @@ export class RedisStockStore implements StockStore {
   #failure: string | null = null;
   #lastCommitAt: number | null = null;
 
-  constructor(options: RedisStockStoreOptions) {
+  static async create(options: RedisStockStoreOptions): Promise<RedisStockStore> {
+    const { Redis } = await import('ioredis');
+    return new RedisStockStore(options, Redis);
+  }
+
+  private constructor(options: RedisStockStoreOptions, RedisClient: typeof Redis) {
     this.#prefix = options.keyPrefix;
     this.#timeoutMs = options.timeoutMs;
     const url = new URL(options.url);
     this.#location = `${url.protocol}//${url.host}${url.pathname === '/' ? '' : url.pathname}`;
-    this.#redis = new Redis(options.url, {
+    this.#redis = new RedisClient(options.url, {
       lazyConnect: true,
       // Fail closed and fast: no command waits for a reconnect, none is retried, each has a timeout.
       enableOfflineQueue: false,
