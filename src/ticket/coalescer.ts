@@ -1,3 +1,5 @@
+import { nextTurn } from '../lib/next-turn.ts';
+
 /**
  * Group commit for calls: items submitted while `maxInFlight` sends are
  * already under way wait, and go together in the next send, up to
@@ -68,8 +70,3 @@ export class Coalescer<Item, Result> {
     }
   }
 }
-
-// After the I/O of this turn of the event loop, so that purchases read from many sockets at once
-// meet; setImmediate where the runtime has it (Node, Bun), else a zero timeout.
-const nextTurn: (callback: () => void) => void =
-  typeof globalThis.setImmediate === 'function' ? (callback) => globalThis.setImmediate(callback) : (callback) => setTimeout(callback, 0);
