@@ -249,6 +249,24 @@ describe('FileStockStore', () => {
     expect((await readSnapshot(dir)).seq).toBe(6);
   });
 
+  it('writes a snapshot of many keys in pieces that add up to exactly the format, checksum included', async () => {
+    const dir = await tempDir();
+    const { store } = makeStore(dir, { snapshotEvery: 2 });
+    const seller = new Seller(await store.open(seed({ default: 1_000_000 }), NOW));
+    // About 1.3 MB of text: several pieces, with multi-byte characters (é, ключ, 🎟) on their edges.
+    const keys = Array.from({ length: 12_000 }, (_, i) => keyEvent(`${['é', 'ключ', '🎟', 'k'][i % 4]}-${i}-${'x'.repeat(i % 50)}`, NOW + 60_000 + i, i));
+    await store.commit([seller.sell('default', 7), ...keys.slice(0, 6_000)]);
+    await store.commit(keys.slice(6_000));
+
+    const text = await readFile(snapshotPath(dir), 'utf8');
+    expect(text).toBe(encodeSnapshot(2, { default: { remaining: 999_993, sold: 7 } }, keys.map((k) => k.record)));
+    await store.close();
+    const { store: reopened } = makeStore(dir);
+    const state = await reopened.open(seed({ default: 1_000_000 }), NOW);
+    expect(plain(state).keys).toEqual(keys.map((k) => k.record));
+    await reopened.close();
+  });
+
   it('prunes keys to maxKeys in snapshots and at open', async () => {
     const dir = await tempDir();
     const { store } = makeStore(dir, { snapshotEvery: 2, maxKeys: 2 });

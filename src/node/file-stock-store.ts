@@ -150,6 +150,38 @@ function isAlive(pid: number): boolean {
   }
 }
 
+/** Text is written out in pieces of about this many characters. */
+const SNAPSHOT_CHUNK_CHARS = 256 * 1024;
+
+/**
+ * Writes the snapshot text, `{"version":1,"seq":n,"levels":{...},"keys":[...],"crc":"xxxxxxxx"}\n`,
+ * in pieces as it goes, with the CRC-32 carried from piece to piece: with a
+ * million keys the whole text is about 150 MB, which as one string (and the
+ * array of records behind it) took about 2 GB of memory at once.
+ */
+async function writeSnapshotText(file: FileHandle, seq: number, state: StockState): Promise<void> {
+  let crc = 0;
+  let pending = '';
+  const flush = async () => {
+    const bytes = Buffer.from(pending, 'utf8');
+    pending = '';
+    crc = crc32(bytes, crc);
+    await file.write(bytes);
+  };
+  pending = `{"version":${SNAPSHOT_VERSION},"seq":${seq},"levels":${JSON.stringify(Object.fromEntries(state.levels))},"keys":[`;
+  let first = true;
+  for (const record of state.keys.values()) {
+    pending += (first ? '' : ',') + JSON.stringify(record);
+    first = false;
+    if (pending.length >= SNAPSHOT_CHUNK_CHARS) await flush();
+  }
+  pending += ']';
+  await flush();
+  // The checksum covers the text as if it ended right here, with its closing brace.
+  const checksum = crc32('}', crc).toString(16).padStart(8, '0');
+  await file.write(`,"crc":"${checksum}"}\n`);
+}
+
 function cloneState(state: StockState): StockState {
   return { levels: structuredClone(state.levels), keys: state.keys.clone() };
 }
@@ -399,17 +431,9 @@ export class FileStockStore implements StockStore {
    */
   async #writeSnapshot(): Promise<void> {
     this.#mirror.keys.prune(Date.now(), this.#maxKeys);
-    const body = JSON.stringify({
-      version: SNAPSHOT_VERSION,
-      seq: this.#seq,
-      levels: Object.fromEntries(this.#mirror.levels),
-      keys: [...this.#mirror.keys.values()],
-    });
-    const text = `${body.slice(0, -1)},"crc":"${crcHex(body)}"}\n`;
-
     const tmp = await open(this.#snapshotTmpPath, 'w');
     try {
-      await tmp.writeFile(text, 'utf8');
+      await writeSnapshotText(tmp, this.#seq, this.#mirror);
       await tmp.datasync();
     } finally {
       await tmp.close();
