@@ -388,6 +388,17 @@ describe('FileStockStore', () => {
     });
   });
 
+  it.each<[string, string, RegExp]>([
+    ['a record missing its qty', '{"key":"a","inventoryId":"default","success":true,"remaining":1,"firstTicket":1,"expiresAt":1}', /an idempotency key record is malformed/],
+    ['a record that is not JSON', '{"key":"a",qty:1}', /its checksum matches but it is not valid JSON/],
+    ['two records without a comma', '{"key":"a"}{"key":"b"}', /its checksum matches but it is not valid JSON/],
+  ])('refuses a snapshot whose checksum matches but which holds %s', async (_name, keysText, why) => {
+    const dir = await tempDir();
+    const body = `{"version":1,"seq":0,"levels":{"default":{"remaining":5,"sold":0}},"keys":[${keysText}]}`;
+    await writeFile(snapshotPath(dir), `${body.slice(0, -1)},"crc":"${crc32(body).toString(16).padStart(8, '0')}"}\n`);
+    await expect(makeStore(dir).store.open(seed({ default: 5 }), NOW)).rejects.toThrow(why);
+  });
+
   describe('a crash in the middle of a snapshot', () => {
     it('ignores and removes a half-written snapshot.json.tmp', async () => {
       const dir = await tempDir();

@@ -2,6 +2,7 @@ import { mkdir, open, readFile, rename, rm, unlink, type FileHandle } from 'node
 import { join, resolve } from 'node:path';
 import { crc32 } from 'node:zlib';
 import { KeyTable } from '../vacancy/key-table.ts';
+import { scanSnapshot } from './snapshot-scan.ts';
 import {
   applyEvent,
   type IdempotencyRecord,
@@ -34,8 +35,6 @@ const SNAPSHOT_FILE = 'snapshot.json';
 const SNAPSHOT_TMP_FILE = 'snapshot.json.tmp';
 const SNAPSHOT_VERSION = 1;
 const NEWLINE = 0x0a;
-/** The crc trailer that closes every snapshot: `,"crc":"xxxxxxxx"}`. */
-const SNAPSHOT_TRAILER = /,"crc":"([0-9a-f]{8})"\}\n?$/;
 /**
  * After ENOSPC, readiness comes back once a probe of this size can be written
  * and synced: a real write, so the answer holds on any size of volume.
@@ -638,24 +637,34 @@ export class FileStockStore implements StockStore {
   }
 
   async #readSnapshot(): Promise<{ seq: number; state: StockState } | null> {
-    let text: string;
-    try {
-      text = await readFile(this.#snapshotPath, 'utf8');
-    } catch (error) {
-      if (errorCode(error) === 'ENOENT') return null;
-      throw error;
-    }
     const damaged = (why: string) =>
       new Error(
         `The snapshot ${this.#snapshotPath} is damaged (${why}). The file store refuses to guess at the stock: restore ${SNAPSHOT_FILE} from a backup, or investigate the data directory before starting again.`,
       );
-    const trailer = SNAPSHOT_TRAILER.exec(text);
-    if (!trailer) throw damaged('it does not end with its crc member');
-    const body = `${text.slice(0, trailer.index)}}`;
-    if (crcHex(body) !== trailer[1]) throw damaged(`checksum mismatch: expected ${trailer[1]}, computed ${crcHex(body)}`);
+    // Records go into the table as they are read; if anything turns out damaged, the table is dropped.
+    const keys = new KeyTable();
+    let recordSyntaxError: string | null = null;
+    let malformedRecord = false;
+    const scan = await scanSnapshot(this.#snapshotPath, (text) => {
+      if (recordSyntaxError !== null || malformedRecord) return;
+      let record: unknown;
+      try {
+        record = JSON.parse(text);
+      } catch (error) {
+        recordSyntaxError = describeError(error);
+        return;
+      }
+      if (isIdempotencyRecord(record)) keys.set(record.key, record);
+      else malformedRecord = true;
+    });
+    if (scan === null) return null;
+    if (!scan.trailer) throw damaged('it does not end with its crc member');
+    if (scan.computedCrc !== scan.expectedCrc) throw damaged(`checksum mismatch: expected ${scan.expectedCrc}, computed ${scan.computedCrc}`);
     let parsed: unknown;
     try {
-      parsed = JSON.parse(body);
+      const syntaxError = scan.syntaxError ?? recordSyntaxError;
+      if (syntaxError !== null) throw new Error(syntaxError);
+      parsed = JSON.parse(scan.skeleton);
     } catch (error) {
       throw damaged(`its checksum matches but it is not valid JSON: ${describeError(error)}`);
     }
@@ -669,11 +678,7 @@ export class FileStockStore implements StockStore {
       if (!isLevel(level)) throw damaged(`the level of inventory ${JSON.stringify(id)} is malformed`);
       levels.set(id, { remaining: level.remaining, sold: level.sold });
     }
-    const keys = new KeyTable();
-    for (const record of parsed.keys as unknown[]) {
-      if (!isIdempotencyRecord(record)) throw damaged('an idempotency key record is malformed');
-      keys.set(record.key, record);
-    }
+    if (malformedRecord) throw damaged('an idempotency key record is malformed');
     return { seq: parsed.seq, state: { levels, keys } };
   }
 
