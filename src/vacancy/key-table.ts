@@ -88,7 +88,8 @@ class Page {
     if (this.flags[offset]! & WIDE) {
       for (let i = 0; i < length; i++) key += String.fromCharCode(arena[at + 2 * i]! | (arena[at + 2 * i + 1]! << 8));
     } else {
-      for (let i = 0; i < length; i++) key += String.fromCharCode(arena[at + i]!);
+      // One call for the whole key: a byte per character is exactly Latin-1.
+      key = String.fromCharCode.apply(null, arena.subarray(at, at + length) as unknown as number[]);
     }
     return key;
   }
