@@ -12,6 +12,7 @@
  * Replay a failing run with TEST_SEED=<seed printed in the failure>.
  */
 import { existsSync, readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import {
@@ -255,7 +256,7 @@ describe('file store: SIGKILL under concurrent purchases', () => {
     expect(second.stderr).toContain(String(first.pid));
 
     // The refused process took nothing: the lock is still the first's, and the first still sells.
-    expect(readFileSync(join(DATA_DIR, 'LOCK'), 'utf8').trim()).toBe(String(first.pid));
+    expect(readFileSync(join(DATA_DIR, 'LOCK'), 'utf8')).toBe(`${first.pid} ${hostname()}\n`);
     const key = `after-lock-${crypto.randomUUID()}`;
     const reply = await purchase(first.url, 1, key);
     expect(reply.status, reply.text).toBe(200);

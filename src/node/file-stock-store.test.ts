@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { appendFile, mkdtemp, open, readFile, readdir, rm, stat, writeFile, type FileHandle } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { appendFile, mkdtemp, open, readFile, readdir, rm, stat, utimes, writeFile, type FileHandle } from 'node:fs/promises';
+import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { crc32 } from 'node:zlib';
@@ -462,7 +462,7 @@ describe('FileStockStore', () => {
       }
       const { store, logger } = makeStore(dir);
       await store.open(seed({ default: 1 }), NOW);
-      expect(await readFile(join(dir, 'LOCK'), 'utf8')).toBe(`${process.pid}\n`);
+      expect(await readFile(join(dir, 'LOCK'), 'utf8')).toBe(`${process.pid} ${hostname()}\n`);
       expect(logger.infos.some((entry) => /stale lock/.test(entry.msg ?? ''))).toBe(true);
       await store.close();
       expect(await readdir(dir)).not.toContain('LOCK');
@@ -476,6 +476,54 @@ describe('FileStockStore', () => {
       await expect(makeStore(dir).store.open(seed({ default: 1 }), NOW)).rejects.toThrow(/already has DATA_DIR .* open/);
       await store.close();
       await makeStore(dir).store.open(seed({ default: 1 }), NOW);
+    });
+  });
+
+  describe('the lock on a volume shared between hosts', () => {
+    const OTHER_HOST = 'vacancy-7f9c4b-other';
+
+    it('refuses a DATA_DIR whose LOCK another host keeps touching, whatever pid it names', async () => {
+      const dir = await tempDir();
+      // Pid 1, this process's pid: on another host neither says anything about who is alive here.
+      for (const pid of [1, process.pid]) {
+        await writeFile(join(dir, 'LOCK'), `${pid} ${OTHER_HOST}\n`);
+        const refused = makeStore(dir, { lockHeartbeatMs: 60_000 }).store.open(seed({ default: 1 }), NOW);
+        await expect(refused).rejects.toThrow(`Another process (pid ${pid} on host ${OTHER_HOST}) holds DATA_DIR ${dir}`);
+        await expect(refused).rejects.toThrow(/untouched for 300000 ms/);
+        expect(await readFile(join(dir, 'LOCK'), 'utf8')).toBe(`${pid} ${OTHER_HOST}\n`);
+      }
+    });
+
+    it('takes over a LOCK from another host once it has gone untouched for five heartbeats', async () => {
+      const dir = await tempDir();
+      await writeFile(join(dir, 'LOCK'), `1 ${OTHER_HOST}\n`);
+      const longAgo = new Date(Date.now() - 6 * 1_000);
+      await utimes(join(dir, 'LOCK'), longAgo, longAgo);
+      const { store, logger } = makeStore(dir, { lockHeartbeatMs: 1_000 });
+      await store.open(seed({ default: 1 }), NOW);
+      expect(await readFile(join(dir, 'LOCK'), 'utf8')).toBe(`${process.pid} ${hostname()}\n`);
+      expect(logger.infos.some((entry) => entry.msg?.includes(`from host ${OTHER_HOST}, untouched for 6 s`))).toBe(true);
+    });
+
+    it('touches its LOCK while open and stops when closed', async () => {
+      const dir = await tempDir();
+      const { store } = makeStore(dir, { lockHeartbeatMs: 20 });
+      await store.open(seed({ default: 1 }), NOW);
+      const longAgo = new Date(Date.now() - 60_000);
+      await utimes(join(dir, 'LOCK'), longAgo, longAgo);
+      const deadline = Date.now() + 5_000;
+      while ((await stat(join(dir, 'LOCK'))).mtimeMs < longAgo.getTime() + 1_000 && Date.now() < deadline) await new Promise((done) => setTimeout(done, 10));
+      expect((await stat(join(dir, 'LOCK'))).mtimeMs, 'the heartbeat moved the mtime forward').toBeGreaterThan(Date.now() - 5_000);
+      await store.close();
+      expect(await readdir(dir)).not.toContain('LOCK');
+    });
+
+    it('still reads a LOCK with a pid alone, as earlier versions wrote it', async () => {
+      const dir = await tempDir();
+      await writeFile(join(dir, 'LOCK'), `${process.pid}\n`);
+      const { store } = makeStore(dir);
+      await store.open(seed({ default: 1 }), NOW);
+      expect(await readFile(join(dir, 'LOCK'), 'utf8')).toBe(`${process.pid} ${hostname()}\n`);
     });
   });
 

@@ -1,4 +1,5 @@
-import { mkdir, open, readFile, rename, rm, unlink, type FileHandle } from 'node:fs/promises';
+import { mkdir, open, readFile, rename, rm, stat, unlink, utimes, type FileHandle } from 'node:fs/promises';
+import { hostname } from 'node:os';
 import { join, resolve } from 'node:path';
 import { crc32 } from 'node:zlib';
 import { KeyTable } from '../vacancy/key-table.ts';
@@ -26,6 +27,11 @@ export interface FileStockStoreOptions {
   snapshotEvery?: number;
   /** At most this many idempotency keys are kept in a snapshot (oldest go first). Default 1,000,000. */
   maxKeys?: number;
+  /**
+   * How often the holder touches LOCK, in ms. A LOCK from another host untouched
+   * for five of these is taken to be left by a holder that is gone. Default 2,000.
+   */
+  lockHeartbeatMs?: number;
   logger?: StoreLogger;
 }
 
@@ -41,6 +47,12 @@ const NEWLINE = 0x0a;
  */
 const WRITE_PROBE_BYTES = 64 * 1024;
 const WRITE_PROBE_FILE = 'write-probe.tmp';
+
+/** A LOCK from another host is stale once untouched for this many heartbeats. */
+const LOCK_STALE_HEARTBEATS = 5;
+
+/** Who holds a data directory: `<pid> <hostname>` in LOCK (older versions wrote only the pid). */
+type LockHolder = { pid: number; host: string | null };
 
 /** Data directories this process holds open: the pid in LOCK cannot tell two stores of one process apart. */
 const openInThisProcess = new Set<string>();
@@ -139,6 +151,11 @@ async function syncDirectory(dir: string): Promise<void> {
   }
 }
 
+function describeHolder(holder: LockHolder | null): string {
+  if (holder === null) return 'unknown';
+  return holder.host === null ? `pid ${holder.pid}` : `pid ${holder.pid} on host ${holder.host}`;
+}
+
 function isAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
@@ -191,7 +208,10 @@ function cloneState(state: StockState): StockState {
  * snapshot every `snapshotEvery` batches that lets the journal start over.
  *
  * On disk, in `dataDir`:
- * - `LOCK`: the pid of the one process that writes here.
+ * - `LOCK`: `<pid> <hostname>` of the one process that writes here, touched
+ *   every `lockHeartbeatMs` while it does. On the same host a holder's pid is
+ *   checked for life; a holder on another host (a container on a shared
+ *   volume) counts as gone only once LOCK has gone untouched for five beats.
  * - `journal.log`: lines `<crc32 of json, 8 lowercase hex> {"seq":n,"events":[...]}\n`,
  *   seq going up by one per batch, across restarts and snapshots.
  * - `snapshot.json`: `{"version":1,"seq":n,"levels":{...},"keys":[...],"crc":"xxxxxxxx"}` where
@@ -217,7 +237,9 @@ export class FileStockStore implements StockStore {
   readonly #snapshotTmpPath: string;
   readonly #snapshotEvery: number;
   readonly #maxKeys: number;
+  readonly #lockHeartbeatMs: number;
   readonly #logger: StoreLogger;
+  #lockHeartbeat: ReturnType<typeof setInterval> | undefined;
 
   #journal: FileHandle | undefined;
   #state: 'new' | 'opening' | 'open' | 'closed' = 'new';
@@ -244,12 +266,16 @@ export class FileStockStore implements StockStore {
     this.#snapshotTmpPath = join(this.#dataDir, SNAPSHOT_TMP_FILE);
     this.#snapshotEvery = options.snapshotEvery ?? 10_000;
     this.#maxKeys = options.maxKeys ?? 1_000_000;
+    this.#lockHeartbeatMs = options.lockHeartbeatMs ?? 2_000;
     this.#logger = options.logger ?? consoleLogger;
     if (!Number.isSafeInteger(this.#snapshotEvery) || this.#snapshotEvery < 1) {
       throw new RangeError(`snapshotEvery must be a positive integer, got ${options.snapshotEvery}`);
     }
     if (!Number.isSafeInteger(this.#maxKeys) || this.#maxKeys < 0) {
       throw new RangeError(`maxKeys must be a non-negative integer, got ${options.maxKeys}`);
+    }
+    if (!Number.isSafeInteger(this.#lockHeartbeatMs) || this.#lockHeartbeatMs < 1) {
+      throw new RangeError(`lockHeartbeatMs must be a positive integer, got ${options.lockHeartbeatMs}`);
     }
   }
 
@@ -471,35 +497,61 @@ export class FileStockStore implements StockStore {
     }
     openInThisProcess.add(this.#dataDir);
     try {
-      if (await this.#createLock()) return;
-      const holder = await this.#readLockPid();
-      if (holder !== null && holder !== process.pid && isAlive(holder)) {
-        throw new Error(
-          `Another process (pid ${holder}) holds DATA_DIR ${this.#dataDir} (lock file ${this.#lockPath}); two writers can never share a journal. Stop that process or give this one another DATA_DIR.`,
-        );
-      }
-      this.#logger.info(
-        { lock: this.#lockPath, previousPid: holder },
-        holder === process.pid
-          ? 'file store: taking over a lock left with this pid by an earlier run (pid reuse)'
-          : 'file store: taking over a stale lock from a process that is gone',
-      );
-      await unlink(this.#lockPath).catch((error: unknown) => {
-        if (errorCode(error) !== 'ENOENT') throw error;
-      });
       if (!(await this.#createLock())) {
-        const now = await this.#readLockPid();
-        throw new Error(
-          `Another process (pid ${now ?? 'unknown'}) took DATA_DIR ${this.#dataDir} (lock file ${this.#lockPath}) while this one was starting; two writers can never share a journal.`,
-        );
+        const holder = await this.#readLock();
+        const takeOver = await this.#mayTakeOver(holder);
+        this.#logger.info({ lock: this.#lockPath, previousPid: holder?.pid ?? null, previousHost: holder?.host ?? null }, takeOver);
+        await unlink(this.#lockPath).catch((error: unknown) => {
+          if (errorCode(error) !== 'ENOENT') throw error;
+        });
+        if (!(await this.#createLock())) {
+          const now = await this.#readLock();
+          throw new Error(
+            `Another process (${describeHolder(now)}) took DATA_DIR ${this.#dataDir} (lock file ${this.#lockPath}) while this one was starting; two writers can never share a journal.`,
+          );
+        }
       }
+      this.#lockHeartbeat = setInterval(() => void this.#touchLock(), this.#lockHeartbeatMs);
+      this.#lockHeartbeat.unref();
     } catch (error) {
       openInThisProcess.delete(this.#dataDir);
       throw error;
     }
   }
 
-  /** Creates LOCK with this pid; false if it already exists. */
+  /** Why the lock left by `holder` may be taken over (for the log); throws if it may not. */
+  async #mayTakeOver(holder: LockHolder | null): Promise<string> {
+    if (holder === null) return 'file store: taking over a lock that names no process (a start cut short)';
+    const host = hostname();
+    if (holder.host === null || holder.host === host) {
+      if (holder.pid === process.pid) return 'file store: taking over a lock left with this pid by an earlier run (pid reuse)';
+      if (!isAlive(holder.pid)) return 'file store: taking over a stale lock from a process that is gone';
+      throw new Error(
+        `Another process (pid ${holder.pid}) holds DATA_DIR ${this.#dataDir} (lock file ${this.#lockPath}); two writers can never share a journal. Stop that process or give this one another DATA_DIR.`,
+      );
+    }
+    // Another host (or container) on a shared volume: its pid means nothing here, its heartbeat does.
+    const staleAfterMs = LOCK_STALE_HEARTBEATS * this.#lockHeartbeatMs;
+    const touchedAgoMs = Date.now() - (await stat(this.#lockPath)).mtimeMs;
+    if (touchedAgoMs > staleAfterMs) {
+      return `file store: taking over a lock from host ${holder.host}, untouched for ${Math.round(touchedAgoMs / 1000)} s`;
+    }
+    throw new Error(
+      `Another process (pid ${holder.pid} on host ${holder.host}) holds DATA_DIR ${this.#dataDir} (lock file ${this.#lockPath}, touched ${Math.max(0, Math.round(touchedAgoMs))} ms ago); two writers can never share a journal. Stop that process or give this one another DATA_DIR; a lock left by a host that is gone is taken over once untouched for ${staleAfterMs} ms.`,
+    );
+  }
+
+  /** The heartbeat: a newer mtime on LOCK tells other hosts that its holder still writes here. */
+  async #touchLock(): Promise<void> {
+    try {
+      const now = new Date();
+      await utimes(this.#lockPath, now, now);
+    } catch (error) {
+      this.#logger.warn({ err: describeError(error), lock: this.#lockPath }, 'file store: could not touch the lock');
+    }
+  }
+
+  /** Creates LOCK naming this process and host; false if it already exists. */
   async #createLock(): Promise<boolean> {
     let handle: FileHandle;
     try {
@@ -509,15 +561,15 @@ export class FileStockStore implements StockStore {
       throw error;
     }
     try {
-      await handle.writeFile(`${process.pid}\n`, 'utf8');
+      await handle.writeFile(`${process.pid} ${hostname()}\n`, 'utf8');
     } finally {
       await handle.close();
     }
     return true;
   }
 
-  /** The pid in LOCK, or null if it holds none (a starter killed between create and write). */
-  async #readLockPid(): Promise<number | null> {
+  /** Who LOCK names, or null if it names no one (a starter killed between create and write). */
+  async #readLock(): Promise<LockHolder | null> {
     for (let attempt = 0; attempt < 2; attempt++) {
       let text: string;
       try {
@@ -526,20 +578,23 @@ export class FileStockStore implements StockStore {
         if (errorCode(error) === 'ENOENT') return null;
         throw error;
       }
-      if (/^\s*\d+\s*$/.test(text)) {
-        const pid = Number(text.trim());
-        return pid > 0 && Number.isSafeInteger(pid) ? pid : null;
+      const match = /^\s*(\d+)(?:[ \t]+(\S+))?\s*$/.exec(text);
+      if (match) {
+        const pid = Number(match[1]);
+        return pid > 0 && Number.isSafeInteger(pid) ? { pid, host: match[2] ?? null } : null;
       }
-      // Maybe another starter is between creating LOCK and writing its pid: look once more.
+      // Maybe another starter is between creating LOCK and writing to it: look once more.
       await new Promise((done) => setTimeout(done, 50));
     }
     return null;
   }
 
   async #releaseLock(): Promise<void> {
+    clearInterval(this.#lockHeartbeat);
+    this.#lockHeartbeat = undefined;
     try {
-      const holder = await this.#readLockPid();
-      if (holder === process.pid) await unlink(this.#lockPath);
+      const holder = await this.#readLock();
+      if (holder?.pid === process.pid && (holder.host === null || holder.host === hostname())) await unlink(this.#lockPath);
     } catch (error) {
       if (errorCode(error) !== 'ENOENT') {
         this.#logger.warn({ err: describeError(error), lock: this.#lockPath }, 'file store: could not remove the lock');
