@@ -1,4 +1,5 @@
 import { mkdir, open, readFile, rename, rm, stat, unlink, utimes, type FileHandle } from 'node:fs/promises';
+import { constants as fsConstants } from 'node:fs';
 import { hostname } from 'node:os';
 import { join, resolve } from 'node:path';
 import { crc32 } from 'node:zlib';
@@ -35,6 +36,8 @@ export interface FileStockStoreOptions {
   logger?: StoreLogger;
 }
 
+/** O_DSYNC where the platform has it (0 elsewhere: the journal then syncs with fdatasync after each write). */
+const JOURNAL_DSYNC = typeof fsConstants.O_DSYNC === 'number' ? fsConstants.O_DSYNC : 0;
 const LOCK_FILE = 'LOCK';
 const JOURNAL_FILE = 'journal.log';
 const SNAPSHOT_FILE = 'snapshot.json';
@@ -204,7 +207,7 @@ function cloneState(state: StockState): StockState {
 
 /**
  * The durable default store: an append-only journal, one checksummed line per
- * committed batch, made durable with one write and one fdatasync, plus a
+ * committed batch, made durable with one O_DSYNC write, plus a
  * snapshot every `snapshotEvery` batches that lets the journal start over.
  *
  * On disk, in `dataDir`:
@@ -356,9 +359,11 @@ export class FileStockStore implements StockStore {
   }
 
   /**
-   * Appends one record and makes it durable: one write, one fdatasync. A hook so
-   * tests can stand in for a disk that fails half-way; it must throw if the record
-   * may not be durable.
+   * Appends one record and makes it durable: one write to a journal opened
+   * with O_DSYNC (each write returns once its data is on disk, as after an
+   * fdatasync), or one write and one fdatasync where the platform has no
+   * O_DSYNC. A hook so tests can stand in for a disk that fails half-way; it
+   * must throw if the record may not be durable.
    */
   protected async writeRecord(handle: FileHandle, record: Buffer): Promise<void> {
     let written = 0;
@@ -368,7 +373,7 @@ export class FileStockStore implements StockStore {
       if (bytesWritten <= 0) throw Object.assign(new Error('the journal write made no progress'), { code: 'EIO' });
       written += bytesWritten;
     }
-    await handle.datasync();
+    if (JOURNAL_DSYNC === 0) await handle.datasync();
   }
 
   /** Cuts the journal to `size` bytes and makes that durable. A hook for tests, like writeRecord. */
@@ -648,7 +653,8 @@ export class FileStockStore implements StockStore {
       seq = record.seq;
     }
 
-    const journal = await open(this.#journalPath, 'a');
+    // O_DSYNC: the sync rides on the write, one trip to the thread pool per batch instead of two.
+    const journal = await open(this.#journalPath, fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_APPEND | JOURNAL_DSYNC);
     this.#journal = journal;
     await syncDirectory(this.#dataDir); // journal.log may have just been created
     let keepBytes = goodEnd;
