@@ -134,7 +134,7 @@ const OP_CODES = { reserve: 'r', level: 'l', set: 's', add: 'a' } as const;
  * script runs on Redis Cluster too.
  *
  * ioredis is loaded by {@link RedisStockStore.create}, so processes on the
- * other stores never load it (about 12 MB of memory).
+ * other stores never load it (about 10 MB of memory).
  *
  * @example
  * const store = await RedisStockStore.create({ url: 'redis://127.0.0.1:6379', keyPrefix: 'tickets', timeoutMs: 500 });
