@@ -1,4 +1,3 @@
-import { httpInstrumentationMiddleware } from '@hono/otel';
 import { OpenAPIHono } from '@hono/zod-openapi';
 import { swaggerUI } from '@hono/swagger-ui';
 import type { Context, MiddlewareHandler } from 'hono';
@@ -41,11 +40,12 @@ export interface AppDependencies {
   /** Where the app counts what it does; GET /metrics exports it. A fresh one when not given. */
   metrics?: Metrics;
   /**
-   * Open an OpenTelemetry server span per request (continuing an incoming
-   * traceparent). On when the runtime edge has started a tracer provider
-   * (src/node/tracing.ts); spans go nowhere without one.
+   * Opens an OpenTelemetry server span per request (continuing an incoming
+   * traceparent): @hono/otel's middleware, which the runtime edge hands over
+   * once it has started a tracer provider (src/node/tracing.ts), so that
+   * processes without tracing never load it.
    */
-  traceRequests?: boolean;
+  traceRequests?: MiddlewareHandler;
 }
 
 /**
@@ -75,7 +75,7 @@ export function createApp(deps: AppDependencies): OpenAPIHono {
 
   if (deps.traceRequests) {
     // The service's name and version are on the tracer's resource; probes and scrapes are not traced.
-    const traced = httpInstrumentationMiddleware();
+    const traced = deps.traceRequests;
     app.use(async (c, next) => (UNTRACED_PATHS.has(c.req.path) ? next() : traced(c, next)));
   }
   if (config.METRICS) app.use(metrics.middleware());

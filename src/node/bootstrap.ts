@@ -107,7 +107,7 @@ export async function prepare(
   const tracing = await extras.startTracing?.(config, logger);
   const deps = await buildDependencies(config, { logger, fetch, store: await createStore(config, logger) });
   const lifecycle: Lifecycle = { shuttingDown: false };
-  const app = createApp({ ...deps, logger, lifecycle, traceRequests: tracing !== undefined });
+  const app = createApp({ ...deps, logger, lifecycle, traceRequests: tracing?.requestMiddleware });
   return { config, logger, deps, lifecycle, app, tracing };
 }
 

@@ -10,6 +10,7 @@
  * start-up that a process without tracing should not pay.
  */
 import process from 'node:process';
+import type { MiddlewareHandler } from 'hono';
 import type { Config } from '../config.ts';
 import type { Logger } from '../lib/logger.ts';
 import { VERSION } from '../app.ts';
@@ -20,6 +21,8 @@ export interface Tracing {
   readonly serviceName: string;
   /** Where spans are sent (without any credentials in the URL). */
   readonly endpoint: string;
+  /** The app's server span per request (@hono/otel), for createApp's `traceRequests`. */
+  readonly requestMiddleware: MiddlewareHandler;
   /** Exports the spans still buffered and stops; never rejects, gives up after {@link FLUSH_LIMIT_MS}. */
   shutdown(): Promise<void>;
 }
@@ -68,7 +71,7 @@ export async function startTracing(config: Config, logger: Logger): Promise<Trac
   const env = process.env;
   if (!tracingConfigured(env)) return undefined;
 
-  const [{ diag, DiagLogLevel }, sdk, { OTLPTraceExporter }, { registerInstrumentations }, { UndiciInstrumentation }, resources] =
+  const [{ diag, DiagLogLevel }, sdk, { OTLPTraceExporter }, { registerInstrumentations }, { UndiciInstrumentation }, resources, honoOtel] =
     await Promise.all([
       import('@opentelemetry/api'),
       import('@opentelemetry/sdk-trace-node'),
@@ -76,6 +79,7 @@ export async function startTracing(config: Config, logger: Logger): Promise<Trac
       import('@opentelemetry/instrumentation'),
       import('@opentelemetry/instrumentation-undici'),
       import('@opentelemetry/resources'),
+      import('@hono/otel'),
     ]);
 
   // The SDK's own complaints (an unreachable collector, a bad OTEL_* value) go to our log, at warn.
@@ -125,6 +129,7 @@ export async function startTracing(config: Config, logger: Logger): Promise<Trac
   return {
     serviceName,
     endpoint,
+    requestMiddleware: honoOtel.httpInstrumentationMiddleware(),
     shutdown() {
       stopped ??= (async () => {
         unregister();
