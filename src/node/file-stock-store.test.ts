@@ -190,15 +190,17 @@ describe('FileStockStore', () => {
     expect(state.keys.get('k3')).toEqual(keyEvent('k3', NOW + 60_000).record);
   });
 
-  it('returns a fresh state the caller may mutate without touching the store', async () => {
+  it('returns levels the caller may change without touching the store, and the key table it records committed keys in', async () => {
     const dir = await tempDir();
     const { store } = makeStore(dir, { snapshotEvery: 1 });
+    expect(store.recordsKeys).toBe(true);
     const state = await store.open(seed({ default: 10 }), NOW);
     state.levels.set('default', { remaining: 0, sold: 10 });
-    state.keys.set('bogus', keyEvent('bogus', NOW + 60_000).record);
-    await store.commit([keyEvent('real', NOW + 60_000)]); // snapshot after this batch, from the store's own copy
+    await store.commit([keyEvent('real', NOW + 60_000)]); // snapshot after this batch
     expect((await readSnapshot(dir)).levels).toEqual({ default: { remaining: 10, sold: 0 } });
     expect((await readSnapshot(dir)).keys.map((k) => k.key)).toEqual(['real']);
+    // One table: the caller sees the committed key without adding it (the actor leaves that to the store).
+    expect([...state.keys.keys()]).toEqual(['real']);
   });
 
   it('writes one journal line with one write per commit to a journal opened O_DSYNC, seq going up by one', async () => {
@@ -578,7 +580,8 @@ describe('FileStockStore', () => {
     it('rejects the failed batch, repairs the journal before the next write, and replays only committed batches', async () => {
       const dir = await tempDir();
       const store = flaky(dir);
-      const seller = new Seller(await store.open(seed({ default: 100 }), NOW));
+      const opened = await store.open(seed({ default: 100 }), NOW);
+      const seller = new Seller(opened);
       await store.commit([seller.sell('default', 1)]);
       const goodSize = await fileSize(journalPath(dir));
 
@@ -587,8 +590,10 @@ describe('FileStockStore', () => {
       await expect(store.commit([lost.sell('default', 40), keyEvent('lost', NOW + 60_000)])).rejects.toThrow(/ENOSPC/);
       expect(store.health()).toMatchObject({ writable: false, error: expect.stringContaining('ENOSPC') });
       expect(await fileSize(journalPath(dir))).toBeGreaterThan(goodSize); // half a record sits there
+      expect(opened.keys.has('lost'), 'a failed batch adds no key to the shared table').toBe(false);
 
       await store.commit([seller.sell('default', 2), keyEvent('kept', NOW + 60_000)]);
+      expect([...opened.keys.keys()]).toEqual(['kept']);
       expect(store.health().writable).toBe(true);
       expect(store.health().error).toBeUndefined();
       const records = await readJournal(dir);

@@ -201,8 +201,9 @@ async function writeSnapshotText(file: FileHandle, seq: number, state: StockStat
   await file.write(`,"crc":"${checksum}"}\n`);
 }
 
-function cloneState(state: StockState): StockState {
-  return { levels: structuredClone(state.levels), keys: state.keys.clone() };
+/** Fresh levels for the caller; the key table is the one the store records committed keys in. */
+function callerState(state: StockState): StockState {
+  return { levels: structuredClone(state.levels), keys: state.keys };
 }
 
 /**
@@ -232,6 +233,7 @@ function cloneState(state: StockState): StockState {
 export class FileStockStore implements StockStore {
   readonly kind = 'file';
   readonly durable = true;
+  readonly recordsKeys = true;
 
   readonly #dataDir: string;
   readonly #lockPath: string;
@@ -246,7 +248,10 @@ export class FileStockStore implements StockStore {
 
   #journal: FileHandle | undefined;
   #state: 'new' | 'opening' | 'open' | 'closed' = 'new';
-  /** What every committed batch added up to: the source of the next snapshot. */
+  /**
+   * What every committed batch added up to: the source of the next snapshot.
+   * Its key table is also the caller's (see `recordsKeys`); its levels are not.
+   */
   #mirror: StockState = { levels: new Map(), keys: new KeyTable() };
   /** The seq of the last committed batch. */
   #seq = 0;
@@ -694,7 +699,7 @@ export class FileStockStore implements StockStore {
       { dataDir: this.#dataDir, snapshotSeq, seq, replayed: seq - Math.min(seq, snapshotSeq), inventories: state.levels.size, keys: state.keys.size },
       'file store: recovered',
     );
-    return cloneState(state);
+    return callerState(state);
   }
 
   async #readSnapshot(): Promise<{ seq: number; state: StockState } | null> {

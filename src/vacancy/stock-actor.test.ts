@@ -268,3 +268,40 @@ describe('StockActor', () => {
     });
   });
 });
+
+describe('StockActor with a store that records keys itself', () => {
+  /** Like the file store: adds each committed key record to the table open() returned, after the batch is durable. */
+  class KeyRecordingStore extends RecordingStore {
+    readonly recordsKeys = true;
+    state: StockState | undefined;
+    override async open(seed: ReadonlyMap<string, number>): Promise<StockState> {
+      this.state = await super.open(seed);
+      return this.state;
+    }
+    override async commit(events: readonly StockEvent[]): Promise<void> {
+      await super.commit(events);
+      for (const event of events) if (event.type === 'key') this.state!.keys.set(event.record.key, event.record);
+    }
+  }
+
+  it('leaves adding keys to the store, and replays from the one table', async () => {
+    const store = new KeyRecordingStore();
+    const actor = await StockActor.start(store, seed(10));
+    const keys = store.state!.keys;
+    let sets = 0;
+    const set = keys.set.bind(keys);
+    keys.set = (key, record) => {
+      sets += 1;
+      return set(key, record);
+    };
+
+    const first = await actor.reserve(3, { idempotencyKey: 'k1' });
+    expect(sets, 'the store added the key once; the actor did not add it again').toBe(1);
+    expect(await actor.reserve(3, { idempotencyKey: 'k1' })).toEqual({ ...first, replayed: true });
+    store.failNext = true;
+    await expect(actor.reserve(1, { idempotencyKey: 'k2' })).rejects.toThrow(StoreUnavailableError);
+    expect(keys.has('k2')).toBe(false);
+    expect(sets).toBe(1);
+    await actor.close();
+  });
+});

@@ -379,7 +379,7 @@ export class StockActor {
         return;
       }
       for (const [id, level] of levels) this.#state.levels.set(id, level);
-      for (const [key, record] of keys) this.#state.keys.set(key, record);
+      if (!this.store.recordsKeys) for (const [key, record] of keys) this.#state.keys.set(key, record);
     }
     this.#state.keys.prune(now, this.#maxKeys);
     for (const answer of answers) answer();

@@ -157,6 +157,14 @@ export interface StockStore {
    */
   decide?(commands: readonly StockCommand[], options: { idempotencyTtlMs: number }): Promise<StockDecision[]>;
   /**
+   * True when the store itself adds each committed key record to the `keys`
+   * table of the state `open` returned (once the batch is durable, never for
+   * a batch that failed), so that one table serves both: the actor reads it
+   * and prunes it, and leaves adding to the store. With a million keys that
+   * is about 100 MB not held twice.
+   */
+  readonly recordsKeys?: boolean;
+  /**
    * Re-checks a store that failed to write (repairing what it can), so that
    * readiness recovers without waiting for traffic. Stores that cannot fail
    * to write leave it out.
