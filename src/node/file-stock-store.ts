@@ -635,11 +635,11 @@ export class FileStockStore implements StockStore {
       if (errorCode(error) !== 'ENOENT') throw error;
       journalBytes = Buffer.alloc(0);
     }
-    const { records, goodEnd } = this.#scanJournal(journalBytes);
-
     let seq = snapshotSeq;
-    let previous: { seq: number; offset: number; line: number } | null = null;
-    for (const { record, offset, line } of records) {
+    type Previous = { seq: number; offset: number; line: number } | null;
+    let previous = null as Previous; // assigned in the callback below, which TypeScript does not follow
+    // Each record is checked and applied as it is read, so that only one is ever parsed at a time.
+    const { records, goodEnd } = this.#scanJournal(journalBytes, (record, offset, line) => {
       if (previous !== null && record.seq !== previous.seq + 1) {
         throw this.#corrupt(offset, line, `its seq ${record.seq} does not follow seq ${previous.seq} of the record before it`);
       }
@@ -653,10 +653,10 @@ export class FileStockStore implements StockStore {
         );
       }
       previous = { seq: record.seq, offset, line };
-      if (record.seq <= snapshotSeq) continue; // already in the snapshot (a crash before the journal was emptied)
+      if (record.seq <= snapshotSeq) return; // already in the snapshot (a crash before the journal was emptied)
       for (const event of record.events) applyEvent(state, event);
       seq = record.seq;
-    }
+    });
 
     // O_DSYNC: the sync rides on the write, one trip to the thread pool per batch instead of two.
     const journal = await open(this.#journalPath, fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_APPEND | JOURNAL_DSYNC);
@@ -690,8 +690,8 @@ export class FileStockStore implements StockStore {
     this.#mirror = state;
     this.#seq = seq;
     this.#goodSize = keepBytes;
-    this.#batchesSinceSnapshot = keepBytes === 0 ? 0 : records.length;
-    if ((snapshot === null && records.length === 0) || added) {
+    this.#batchesSinceSnapshot = keepBytes === 0 ? 0 : records;
+    if ((snapshot === null && records === 0) || added) {
       // A new data dir (or new inventories): make the seed itself durable before anything is sold.
       await this.#writeSnapshot();
     }
@@ -753,8 +753,11 @@ export class FileStockStore implements StockStore {
    * followed by NUL bytes) is a write cut short by a crash; anything bad before
    * the end is corruption, which is refused.
    */
-  #scanJournal(bytes: Buffer): { records: Array<{ record: JournalRecord; offset: number; line: number }>; goodEnd: number } {
-    const records: Array<{ record: JournalRecord; offset: number; line: number }> = [];
+  #scanJournal(
+    bytes: Buffer,
+    onRecord: (record: JournalRecord, offset: number, line: number) => void,
+  ): { records: number; goodEnd: number } {
+    let records = 0;
     let offset = 0;
     let line = 0;
     while (offset < bytes.length) {
@@ -765,7 +768,8 @@ export class FileStockStore implements StockStore {
         this.#checkTornTail(bytes, offset, line, parsed);
         return { records, goodEnd: offset };
       }
-      records.push({ record: parsed, offset, line });
+      onRecord(parsed, offset, line);
+      records += 1;
       offset = newline + 1;
     }
     return { records, goodEnd: offset };
