@@ -5,6 +5,7 @@ import { buildDependencies } from './dependencies.ts';
 import { PROBLEM_CONTENT_TYPE, problemTypes } from './lib/problem.ts';
 import type { CallContext, VacancyClient, VacancyProbe } from './ticket/vacancy-client.ts';
 import type { ReserveResult } from './vacancy/stock-actor.ts';
+import { parseScrape } from '../test/support/prometheus.ts';
 
 const METRICS_TOKEN = 'metrics-token-0123456789';
 
@@ -17,24 +18,6 @@ type App = Awaited<ReturnType<typeof monolith>>['app'];
 
 function purchase(app: App, body = '{"qty":1}', headers: Record<string, string> = {}, env?: object) {
   return app.request('/api/v1/purchase', { method: 'POST', body, headers: { 'Content-Type': 'application/json', ...headers } }, env);
-}
-
-/** Parses the Prometheus text format into `name{labels}` → value, failing on any line that is not a sample or a comment. */
-function parseScrape(text: string): Map<string, number> {
-  const samples = new Map<string, number>();
-  for (const line of text.split('\n')) {
-    if (line === '' || line.startsWith('# HELP ') || line.startsWith('# TYPE ')) continue;
-    const match = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})? (-?[0-9.e+-]+|NaN|\+Inf|-Inf)$/.exec(line);
-    if (!match) throw new Error(`not a Prometheus sample line: ${JSON.stringify(line)}`);
-    const labels = match[2] ? sortLabels(match[2]) : '';
-    samples.set(`${match[1]}${labels}`, Number(match[3]));
-  }
-  return samples;
-}
-
-function sortLabels(block: string): string {
-  const pairs = block.slice(1, -1).match(/[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\]|\\.)*"/g) ?? [];
-  return `{${pairs.sort().join(',')}}`;
 }
 
 async function scrape(app: App, headers: Record<string, string> = {}): Promise<Map<string, number>> {

@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { Agent } from 'undici';
 import { startService, stopAllServices } from './support/processes.ts';
+import { parseScrape } from './support/prometheus.ts';
 
 const dataDir = mkdtempSync(join(tmpdir(), 'ticket-system-batching-'));
 
@@ -23,9 +24,8 @@ const CONNECTIONS = 50;
 
 /** The histogram's sum (messages decided) and count (batches), from the Prometheus text. */
 async function batchSizes(url: string): Promise<{ messages: number; batches: number }> {
-  const text = await (await fetch(`${url}/metrics`)).text();
-  const value = (name: string) => Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(text)?.[1] ?? Number.NaN);
-  return { messages: value('ticket_actor_batch_size_sum'), batches: value('ticket_actor_batch_size_count') };
+  const samples = parseScrape(await (await fetch(`${url}/metrics`)).text());
+  return { messages: samples.get('ticket_actor_batch_size_sum') ?? Number.NaN, batches: samples.get('ticket_actor_batch_size_count') ?? Number.NaN };
 }
 
 describe.each(['memory', 'file'])('the stock actor on the %s store', (store) => {
