@@ -15,6 +15,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { makeTempDir, removeDir } from './support/http-json.ts';
 import { BUNDLE, childEnv, freePort, getStatus, sleep } from './support/processes.ts';
+import { IN_CI, warnSkipped } from './support/loud-skip.ts';
 import { NODE_24_VERSION, node24 } from './support/node24.ts';
 import { deleteKeysWithPrefix, redisGate, uniquePrefix } from './support/redis.ts';
 
@@ -25,9 +26,8 @@ const DENO = [BIN('deno'), 'run', '--allow-net', '--allow-env', '--allow-read', 
 const BUN = [BIN('bun'), resolve(ROOT, 'src/bun.ts')];
 const NODE_24 = await node24();
 if ('missing' in NODE_24) {
-  if (process.env.CI === 'true') throw new Error(`Node ${NODE_24_VERSION} is needed under CI=true: ${NODE_24.missing}`);
-  const bar = '!'.repeat(100);
-  console.warn(`\n${bar}\n!! SKIPPED the monolith on Node ${NODE_24_VERSION}\n!! ${NODE_24.missing}\n!! (under CI=true this is a failure, not a skip)\n${bar}\n`);
+  if (IN_CI) throw new Error(`Node ${NODE_24_VERSION} is needed under CI=true: ${NODE_24.missing}`);
+  warnSkipped(`the monolith on Node ${NODE_24_VERSION}`, NODE_24.missing);
 }
 
 const RUNTIMES: Record<string, readonly string[]> = {

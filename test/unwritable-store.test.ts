@@ -23,6 +23,7 @@ import { closeSync, existsSync, fsyncSync, openSync, unlinkSync, writeFileSync, 
 import { basename, join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it, type TestContext } from 'vitest';
 import { available, makeTempDir, purchase, removeDir, requestJson, stockHealth, type JsonReply } from './support/http-json.ts';
+import { IN_CI, warnSkipped } from './support/loud-skip.ts';
 import { freePort, runBundle, sleep, startService, stopAllServices, type Service } from './support/processes.ts';
 
 const INITIAL_STOCK = 100;
@@ -32,10 +33,8 @@ const mounts: string[] = [];
 
 /** Under CI=true a missing capability is a failure; elsewhere a loudly reported skip. */
 function unavailable(ctx: TestContext, reason: string): never {
-  if (process.env.CI === 'true') {
-    throw new Error(`${reason}. Under CI=true this test must run, not skip (CI runs it as root).`);
-  }
-  console.warn(`\n${'!'.repeat(100)}\n!! SKIPPED ${ctx.task.name}\n!! ${reason}\n!! (under CI=true this is a failure)\n${'!'.repeat(100)}\n`);
+  if (IN_CI) throw new Error(`${reason}. Under CI=true this test must run, not skip (CI runs it as root).`);
+  warnSkipped(ctx.task.name, reason);
   ctx.skip(reason);
 }
 

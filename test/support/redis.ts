@@ -20,12 +20,12 @@ import { connect, createServer, type AddressInfo, type Server, type Socket } fro
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
+import { IN_CI, warnSkipped } from './loud-skip.ts';
 import { freePort, sleep } from './processes.ts';
 
 /** The shared Redis the tests use: REDIS_URL, else the local default. */
 export const REDIS_URL = process.env.REDIS_URL?.trim() || 'redis://127.0.0.1:6379';
 
-const IN_CI = process.env.CI === 'true';
 
 export interface RedisGate {
   url: string;
@@ -37,11 +37,6 @@ export interface RedisGate {
   skip: boolean;
   /** Call in beforeAll: throws when Redis is unreachable (only reached when not skipped, i.e. under CI=true). */
   assertReachable(): void;
-}
-
-function warnLoudly(what: string, reason: string): void {
-  const bar = '!'.repeat(100);
-  console.warn(`\n${bar}\n!! SKIPPED ${what}\n!! ${reason}\n!! (under CI=true this is a failure, not a skip)\n${bar}\n`);
 }
 
 /**
@@ -68,7 +63,7 @@ export async function redisGate(
     }
   }
   const reachable = reason === undefined;
-  if (!reachable && !IN_CI) warnLoudly(what, reason as string);
+  if (!reachable && !IN_CI) warnSkipped(what, reason as string);
   return {
     url,
     reachable,
