@@ -684,7 +684,7 @@ export class FileStockStore implements StockStore {
         added = true;
       }
     }
-    for (const [key, record] of state.keys) if (record.expiresAt <= now) state.keys.delete(key);
+    state.keys.dropExpired(now);
     state.keys.prune(now, this.#maxKeys);
 
     this.#mirror = state;

@@ -251,6 +251,23 @@ export class KeyTable {
     if (this.#size === 0) this.clear();
   }
 
+  /**
+   * Drops every key that expired by `now`, wherever it is: after a change of
+   * TTL between runs, expiry order is no longer insertion order.
+   */
+  dropExpired(now: number): void {
+    for (let slot = this.#head; slot < this.#tail && this.#size > 0; slot++) {
+      const ring = (slot / this.#pageSlots) & (this.#pages.length - 1);
+      const page = this.#pages[ring];
+      const offset = slot & this.#offsetMask;
+      if (page === undefined || !(page.flags[offset]! & LIVE) || page.expiresAt[offset]! > now) continue;
+      this.#removeFromIndex(this.#positionOf(page.hashes[offset]!, (ring << this.#pageBits) | offset));
+      page.flags[offset] = 0;
+      this.#size -= 1;
+    }
+    if (this.#size === 0) this.clear();
+  }
+
   clear(): void {
     this.#pages = new Array<Page | undefined>(4);
     this.#index = new Int32Array(MIN_INDEX);
@@ -272,10 +289,6 @@ export class KeyTable {
 
   [Symbol.iterator](): IterableIterator<[string, IdempotencyRecord]> {
     return this.entries();
-  }
-
-  clone(): KeyTable {
-    return KeyTable.from(this.values(), { hash: this.#hash, pageBits: this.#pageBits });
   }
 
   *#liveSlots(): IterableIterator<[Page, number]> {
