@@ -241,9 +241,7 @@ export class KeyTable {
       const offset = this.#head & this.#offsetMask;
       if (page.flags[offset]! & LIVE) {
         if (page.expiresAt[offset]! > now && this.#size <= maxKeys) break;
-        this.#removeFromIndex(this.#positionOf(page.hashes[offset]!, (ring << this.#pageBits) | offset));
-        page.flags[offset] = 0;
-        this.#size -= 1;
+        this.#removeSlot(page, ring, offset);
       }
       this.#head += 1;
       if ((this.#head & this.#offsetMask) === 0) this.#pages[ring] = undefined;
@@ -261,9 +259,7 @@ export class KeyTable {
       const page = this.#pages[ring];
       const offset = slot & this.#offsetMask;
       if (page === undefined || !(page.flags[offset]! & LIVE) || page.expiresAt[offset]! > now) continue;
-      this.#removeFromIndex(this.#positionOf(page.hashes[offset]!, (ring << this.#pageBits) | offset));
-      page.flags[offset] = 0;
-      this.#size -= 1;
+      this.#removeSlot(page, ring, offset);
     }
     if (this.#size === 0) this.clear();
   }
@@ -311,6 +307,13 @@ export class KeyTable {
       if (page.hashes[offset] === hash && page.keyEquals(offset, key)) return i;
     }
     return -1;
+  }
+
+  /** Removes a live slot found by walking the pages (its index position is looked up from its hash). */
+  #removeSlot(page: Page, ring: number, offset: number): void {
+    this.#removeFromIndex(this.#positionOf(page.hashes[offset]!, (ring << this.#pageBits) | offset));
+    page.flags[offset] = 0;
+    this.#size -= 1;
   }
 
   #deleteAt(position: number): void {
