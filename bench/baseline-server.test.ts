@@ -4,7 +4,8 @@
  */
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createBaselineServer, decidePurchase } from './baseline-server.ts';
+import { createBaselineServer } from './baseline-server.ts';
+import { decidePurchase } from './purchase-decision.ts';
 
 describe('decidePurchase', () => {
   it('sells while the stock lasts, then answers 200 "Insufficient inventory" and changes nothing', () => {

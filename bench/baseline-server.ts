@@ -11,9 +11,9 @@
  *   GET  /api/v1/health               → 200 {status}          (readiness for the runner)
  *   GET  /stats                       → 200 {sold, remaining} (the stock invariant check)
  *
- * Self-contained (node:http only, erasable type annotations) so that the
- * runner can transpile it to one .mjs file and start it with plain `node`,
- * with no loader in the process whose memory is measured.
+ * node:http only: the runner bundles it (bench/lib/servers.ts) into one .mjs
+ * file and starts it with plain `node`, with no loader in the process whose
+ * memory is measured.
  *
  * @example
  * // INITIAL_STOCK=1000 PORT=9000 node baseline-server.mjs
@@ -22,6 +22,7 @@
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { pathToFileURL } from 'node:url';
+import { decidePurchase } from './purchase-decision.ts';
 
 const BODY_LIMIT = 1024 * 1024;
 /** Same keep-alive as the app (src/main.ts), so neither side pays for reconnects the other does not. */
@@ -35,26 +36,6 @@ function send(res: ServerResponse, status: number, body: unknown): void {
 
 function problem(res: ServerResponse, status: number, detail: string): void {
   send(res, status, { status, detail });
-}
-
-/** The purchase handler's decision, apart from I/O: what to answer for a parsed body. */
-export function decidePurchase(
-  stock: { remaining: number; sold: number },
-  body: unknown,
-): { status: number; body: Record<string, unknown> } {
-  const qty = typeof body === 'object' && body !== null ? (body as { qty?: unknown }).qty : undefined;
-  if (typeof qty !== 'number' || !Number.isSafeInteger(qty) || qty < 1) {
-    return { status: 422, body: { status: 422, detail: 'qty must be a positive whole number' } };
-  }
-  if (qty > stock.remaining) {
-    return { status: 200, body: { success: false, remaining: stock.remaining, message: 'Insufficient inventory' } };
-  }
-  stock.remaining -= qty;
-  stock.sold += qty;
-  return {
-    status: 200,
-    body: { success: true, remaining: stock.remaining, message: `Purchased ${qty} ticket${qty === 1 ? '' : 's'}` },
-  };
 }
 
 /** A server selling from `initialStock` tickets held in memory. Not listening yet. */

@@ -10,11 +10,10 @@
  * `tsx bench/run.ts --help` lists every option; bench/README.md explains the figures.
  */
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import ts from 'typescript';
 import { BUNDLE } from '../test/support/processes.ts';
 import { runLoad, sellsTickets } from './lib/load.ts';
 import { HUGE_STOCK, parsePlan, UsageError, USAGE, type Plan, type TargetName } from './lib/plan.ts';
@@ -30,6 +29,7 @@ import {
   type SelloutRecord,
 } from './lib/results.ts';
 import { round, rotate } from './lib/stats.ts';
+import { buildBenchServers, type BenchServers } from './lib/servers.ts';
 import { readPeakRssMb, resetPeakRss, startTarget, startTargets, type StockReading, type Target } from './lib/targets.ts';
 
 const ROOT = resolve(fileURLToPath(new URL('..', import.meta.url)));
@@ -68,18 +68,6 @@ function ensureBundle(force: boolean): void {
     stdio: 'inherit',
     timeout: 120_000,
   });
-}
-
-/** Transpiles bench/baseline-server.ts to a plain .mjs, so the baseline runs on bare node (no loader in its memory). */
-function buildBaseline(dir: string): string {
-  const source = readFileSync(join(ROOT, 'bench/baseline-server.ts'), 'utf8');
-  const { outputText } = ts.transpileModule(source, {
-    fileName: 'baseline-server.ts',
-    compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022, verbatimModuleSyntax: true },
-  });
-  const file = join(dir, 'baseline-server.mjs');
-  writeFileSync(file, outputText);
-  return file;
 }
 
 function gitDescribe(): string | null {
@@ -222,11 +210,11 @@ async function selloutCheck(plan: Plan, targets: Target[], signal: AbortSignal):
   return records;
 }
 
-async function memoryCheck(plan: Plan, baselineScript: string, signal: AbortSignal): Promise<MemoryRecord> {
+async function memoryCheck(plan: Plan, servers: BenchServers, signal: AbortSignal): Promise<MemoryRecord> {
   const name: TargetName = 'monolith-memory';
   const connections = 100;
   log(`memory check: ${plan.memoryRequests} purchases with unique Idempotency-Keys against a fresh ${name}`);
-  const target = await startTarget(name, { baselineScript, initialStock: HUGE_STOCK });
+  const target = await startTarget(name, { servers, initialStock: HUGE_STOCK });
   try {
     const result = await runLoad({ url: target.url, scenario: 'purchase', connections, amount: plan.memoryRequests, idempotencyKeys: true, signal });
     const stock = await settledStock(target).catch(() => null);
@@ -323,8 +311,8 @@ async function main(): Promise<number> {
   const workDir = mkdtempSync(join(tmpdir(), 'ticket-bench-'));
   try {
     ensureBundle(plan.rebuild);
-    const baselineScript = buildBaseline(workDir);
-    const startAll = (initialStock: number) => startTargets(plan.targets, { baselineScript, initialStock });
+    const servers = await buildBenchServers(workDir);
+    const startAll = (initialStock: number) => startTargets(plan.targets, { servers, initialStock });
     // Both sets start at once (start-up is most of a sell-out's time); the sell-out set idles until its turn.
     if (plan.cells.length > 0 || plan.checks.includes('sellout')) {
       log(`starting ${plan.targets.join(', ')}${plan.checks.includes('sellout') ? ' (and a fresh set for the sell-out check)' : ''}`);
@@ -340,7 +328,7 @@ async function main(): Promise<number> {
     } finally {
       await Promise.all([...measured, ...sellingOut].map((t) => t.stop()));
     }
-    if (plan.checks.includes('memory') && !abort.signal.aborted) memory = await memoryCheck(plan, baselineScript, abort.signal);
+    if (plan.checks.includes('memory') && !abort.signal.aborted) memory = await memoryCheck(plan, servers, abort.signal);
   } catch (error) {
     failure = error instanceof Error ? error.message : String(error);
     log(`failed: ${failure}`);

@@ -7,6 +7,7 @@ import { parseArgs } from 'node:util';
 
 export const TARGETS = [
   'baseline',
+  'hono-floor',
   'monolith-memory',
   'monolith-file',
   'micro',
@@ -15,7 +16,10 @@ export const TARGETS = [
   'monolith-no-metrics',
 ] as const;
 export type TargetName = (typeof TARGETS)[number];
-/** What a run measures unless --targets says otherwise; the Deno and Bun monoliths are `npm run bench:runtimes`. */
+/**
+ * What a run measures unless --targets says otherwise; the Hono floor and the Deno and Bun monoliths
+ * are `npm run bench:runtimes`.
+ */
 export const DEFAULT_TARGETS: readonly TargetName[] = ['baseline', 'monolith-memory', 'monolith-file', 'micro'];
 
 /** purchase: POST qty 1; availability: GET; mix: the 1.0.0 load test, half each, alternating per connection. */

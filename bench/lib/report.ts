@@ -162,6 +162,7 @@ export function renderMarkdown(report: BenchReport): string {
 
 const COLORS: Record<TargetName, string> = {
   baseline: '#7f7f7f',
+  'hono-floor': '#bcbd22',
   'monolith-memory': '#1f77b4',
   'monolith-file': '#ff7f0e',
   micro: '#2ca02c',

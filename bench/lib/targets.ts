@@ -1,6 +1,6 @@
 /**
  * The processes a benchmark measures, started from the built bundle (and the
- * transpiled baseline server) on free loopback ports, with what the runner
+ * bundled baseline and Hono floor servers, bench/lib/servers.ts) on free loopback ports, with what the runner
  * needs to read from them: the stock (for the invariant) and peak RSS.
  *
  * Bundle processes are started with test/support/processes.ts, the helper the
@@ -15,6 +15,7 @@ import { join, resolve as resolvePath } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { freePort, getStatus, sleep, startService, type Service } from '../../test/support/processes.ts';
 import type { TargetName } from './plan.ts';
+import type { BenchServers } from './servers.ts';
 
 /** One OS process of a target (micro has two). */
 export interface TargetProcess {
@@ -103,9 +104,9 @@ async function startChild(
   }
 }
 
-/** The baseline server (a transpiled .mjs) on plain node. */
-function startBaseline(script: string, initialStock: number) {
-  return startChild('baseline', process.execPath, [script], { INITIAL_STOCK: String(initialStock) });
+/** The baseline or the Hono floor (a bundled .mjs) on plain node. */
+function startYardstick(role: string, script: string, initialStock: number) {
+  return startChild(role, process.execPath, [script], { INITIAL_STOCK: String(initialStock) });
 }
 
 const baselineChildren = new Set<ChildProcess>();
@@ -133,7 +134,7 @@ function appProcess(role: string, service: Service): TargetProcess {
 /** Starts one target with `initialStock` tickets; `extraEnv` goes to every app process. */
 export async function startTarget(
   name: TargetName,
-  options: { baselineScript: string; initialStock: number; extraEnv?: Record<string, string> },
+  options: { servers: BenchServers; initialStock: number; extraEnv?: Record<string, string> },
 ): Promise<Target> {
   const { initialStock } = options;
   const env = { ...APP_ENV, INITIAL_STOCK: String(initialStock), ...options.extraEnv };
@@ -141,17 +142,19 @@ export async function startTarget(
   const stopAll = (services: Service[]) => Promise.all(services.map((s) => s.stop('SIGTERM', 5_000))).then(() => undefined);
 
   switch (name) {
-    case 'baseline': {
-      const baseline = await startBaseline(options.baselineScript, initialStock);
+    case 'baseline':
+    case 'hono-floor': {
+      const script = name === 'baseline' ? options.servers.baseline : options.servers.honoFloor;
+      const yardstick = await startYardstick(name, script, initialStock);
       return {
         ...base,
-        url: baseline.process.url,
-        processes: [baseline.process],
+        url: yardstick.process.url,
+        processes: [yardstick.process],
         readStock: async () => {
-          const stats = (await getJson(`${baseline.process.url}/stats`)) as StockReading;
+          const stats = (await getJson(`${yardstick.process.url}/stats`)) as StockReading;
           return { sold: stats.sold, remaining: stats.remaining };
         },
-        stop: baseline.stop,
+        stop: yardstick.stop,
       };
     }
     case 'monolith-memory':
@@ -211,7 +214,7 @@ export async function startTarget(
 /** Starts several targets at once; if one fails, stops the others and rethrows its error. */
 export async function startTargets(
   names: readonly TargetName[],
-  options: { baselineScript: string; initialStock: number; extraEnv?: Record<string, string> },
+  options: { servers: BenchServers; initialStock: number; extraEnv?: Record<string, string> },
 ): Promise<Target[]> {
   const settled = await Promise.allSettled(names.map((name) => startTarget(name, options)));
   const started = settled.flatMap((s) => (s.status === 'fulfilled' ? [s.value] : []));
