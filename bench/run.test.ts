@@ -11,6 +11,7 @@ import {
   checkMemory,
   checkSellout,
   checkStock,
+  cpuRatiosToBaseline,
   ratiosToBaseline,
   summarize,
   type BenchReport,
@@ -18,7 +19,7 @@ import {
   type RunRecord,
 } from './lib/results.ts';
 import { LatencyRecorder, median, percentile, ratio, rotate, summarizeLatencies } from './lib/stats.ts';
-import { parseVmHwmMb, stockFromHealth } from './lib/targets.ts';
+import { parseCpuSeconds, parseVmHwmMb, readCpuSeconds, stockFromHealth } from './lib/targets.ts';
 
 function plan(argv: string[]): Plan {
   const parsed = parsePlan(argv);
@@ -254,18 +255,19 @@ function run(partial: Partial<RunRecord> & Pick<RunRecord, 'target' | 'roundId' 
     statusCodes: { '200': partial.rps * 3 },
     purchases: { answered2xx: 0, succeeded: 0, refused: 0 },
     peakRssMb: { baseline: 50 },
+    cpuUsPerRequest: null,
     stock: null,
     ...partial,
   };
 }
 
 const RUNS: RunRecord[] = [
-  run({ target: 'baseline', roundId: 0, rps: 1000, latency: { p50: 1, p95: 2, p99: 3, max: 9 } }),
-  run({ target: 'micro', roundId: 0, rps: 250, latency: { p50: 10, p95: 20, p99: 30, max: 90 }, peakRssMb: { ticket: 80, vacancy: 60 } }),
-  run({ target: 'baseline', roundId: 1, rps: 800, latency: { p50: 1.5, p95: 2.5, p99: 3.5, max: 9 } }),
-  run({ target: 'micro', roundId: 1, rps: 240, latency: { p50: 12, p95: 22, p99: 32, max: 90 }, peakRssMb: { ticket: 85, vacancy: 58 }, errors: 2, timeouts: 1 }),
-  run({ target: 'baseline', roundId: 2, rps: 1200, latency: { p50: 0.5, p95: 1.5, p99: 2.5, max: 9 } }),
-  run({ target: 'micro', roundId: 2, rps: 200, latency: { p50: 11, p95: 21, p99: 31, max: 90 }, peakRssMb: { ticket: 82, vacancy: 61 }, non2xx: 3 }),
+  run({ target: 'baseline', roundId: 0, rps: 1000, latency: { p50: 1, p95: 2, p99: 3, max: 9 }, cpuUsPerRequest: 30 }),
+  run({ target: 'micro', roundId: 0, rps: 250, latency: { p50: 10, p95: 20, p99: 30, max: 90 }, peakRssMb: { ticket: 80, vacancy: 60 }, cpuUsPerRequest: 150 }),
+  run({ target: 'baseline', roundId: 1, rps: 800, latency: { p50: 1.5, p95: 2.5, p99: 3.5, max: 9 }, cpuUsPerRequest: 40 }),
+  run({ target: 'micro', roundId: 1, rps: 240, latency: { p50: 12, p95: 22, p99: 32, max: 90 }, peakRssMb: { ticket: 85, vacancy: 58 }, errors: 2, timeouts: 1, cpuUsPerRequest: 100 }),
+  run({ target: 'baseline', roundId: 2, rps: 1200, latency: { p50: 0.5, p95: 1.5, p99: 2.5, max: 9 }, cpuUsPerRequest: 35 }),
+  run({ target: 'micro', roundId: 2, rps: 200, latency: { p50: 11, p95: 21, p99: 31, max: 90 }, peakRssMb: { ticket: 82, vacancy: 61 }, non2xx: 3, cpuUsPerRequest: 175 }),
   run({ target: 'baseline', roundId: 3, rps: 500, connections: 1000, round: 0 }),
   run({ target: 'micro', roundId: 3, rps: 50, connections: 1000, round: 0, peakRssMb: { ticket: 120, vacancy: 70 } }),
 ];
@@ -278,6 +280,11 @@ describe('summarize', () => {
   it('divides each run by the baseline of its own round', () => {
     const ratios = ratiosToBaseline(RUNS);
     expect(RUNS.map((r) => ratios.get(r))).toEqual([1, 0.25, 1, 0.3, 1, 1 / 6, 1, 0.1]);
+  });
+
+  it('divides the baseline’s CPU time per request by each run’s in the same round, where both were read', () => {
+    const ratios = cpuRatiosToBaseline(RUNS);
+    expect(RUNS.map((r) => ratios.get(r))).toEqual([1, 0.2, 1, 0.4, 1, 0.2, null, null]);
   });
 
   it('reports medians over rounds, the median ratio, summed errors and the highest peak RSS per process', () => {
@@ -295,6 +302,8 @@ describe('summarize', () => {
       timeouts: 1,
       non2xx: 3,
       peakRssMb: { ticket: 85, vacancy: 61 },
+      cpuUsPerRequest: 150, // median of 150, 100, 175
+      cpuRatio: 0.2, // median of 0.2, 0.4, 0.2: each against its own round's baseline
       stockOk: null,
     });
     expect(c100?.targets[0]).toMatchObject({ rps: 1000, ratio: 1, p50: 1, p99: 3 });
@@ -324,10 +333,10 @@ describe('markdown', () => {
   it('renders one table per scenario and connection count with the agreed columns', () => {
     expect(renderCellTable(summary[0] as CellSummary)).toBe(
       [
-        '| target | req/s | ratio | p50 ms | p95 ms | p99 ms | errors | non-2xx | peak RSS MB |',
-        '|---|--:|--:|--:|--:|--:|--:|--:|--:|',
-        '| baseline | 1000 | 1.00 | 1.00 | 2.00 | 3.00 | 0 | 0 | 50 |',
-        '| micro | 240 | 0.25 | 11.00 | 21.00 | 31.00 | 2 (1 timeouts) | 3 | 85 + 61 |',
+        '| target | req/s | ratio | p50 ms | p95 ms | p99 ms | errors | non-2xx | peak RSS MB | CPU µs/req | CPU ratio |',
+        '|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|',
+        '| baseline | 1000 | 1.00 | 1.00 | 2.00 | 3.00 | 0 | 0 | 50 | 35 | 1.00 |',
+        '| micro | 240 | 0.25 | 11.00 | 21.00 | 31.00 | 2 (1 timeouts) | 3 | 85 + 61 | 150 | 0.20 |',
       ].join('\n'),
     );
     const tables = renderTables(summary);
@@ -476,6 +485,22 @@ describe('load and target helpers', () => {
     );
     expect(keys.size).toBe(100);
     expect([...keys].every((k) => typeof k === 'string' && k.length === 36)).toBe(true);
+  });
+
+  it('reads CPU time from /proc/<pid>/stat text, whatever the command name holds', () => {
+    const rest = 'S 1 2 3 0 -1 4194560 100 0 0 0 1234 567 0 0 20 0 11 0 100 1000000 2000';
+    expect(parseCpuSeconds(`4242 (node) ${rest}`)).toBeCloseTo(18.01, 10);
+    expect(parseCpuSeconds(`4242 (a (b) c) ${rest}`)).toBeCloseTo(18.01, 10);
+    expect(parseCpuSeconds('4242 (node) S 1 2')).toBeNull();
+  });
+
+  it('reads CPU time of a live process, and it grows with work', () => {
+    const before = readCpuSeconds(process.pid);
+    expect(before).not.toBeNull();
+    const until = performance.now() + 150;
+    while (performance.now() < until) Math.sqrt(Math.random());
+    expect(readCpuSeconds(process.pid)!).toBeGreaterThan(before!);
+    expect(readCpuSeconds(2 ** 22 + 12345)).toBeNull();
   });
 
   it('reads peak RSS from /proc/<pid>/status text', () => {

@@ -30,7 +30,7 @@ import {
 } from './lib/results.ts';
 import { round, rotate } from './lib/stats.ts';
 import { buildBenchServers, type BenchServers } from './lib/servers.ts';
-import { readPeakRssMb, resetPeakRss, startTarget, startTargets, type StockReading, type Target } from './lib/targets.ts';
+import { readCpuSeconds, readPeakRssMb, resetPeakRss, startTarget, startTargets, type StockReading, type Target } from './lib/targets.ts';
 
 const ROOT = resolve(fileURLToPath(new URL('..', import.meta.url)));
 const started = Date.now();
@@ -111,6 +111,17 @@ function peakRss(target: Target): Record<string, number | null> {
   return Object.fromEntries(target.processes.map((p) => [p.role, readPeakRssMb(p.pid)]));
 }
 
+/** CPU seconds used so far by all of a target's processes together, or null if any cannot be read. */
+function cpuSeconds(target: Target): number | null {
+  let total = 0;
+  for (const p of target.processes) {
+    const seconds = readCpuSeconds(p.pid);
+    if (seconds === null) return null;
+    total += seconds;
+  }
+  return total;
+}
+
 function describeRun(run: RunRecord): string {
   const rss = Object.values(run.peakRssMb)
     .map((mb) => (mb === null ? '?' : mb.toFixed(0)))
@@ -119,7 +130,7 @@ function describeRun(run: RunRecord): string {
   return (
     `${run.scenario} c=${run.connections} round ${run.round + 1}  ${run.target.padEnd(15)} ` +
     `${run.rps.toFixed(0).padStart(6)} req/s  p99 ${(run.latency?.p99 ?? NaN).toFixed(1)} ms  ` +
-    `errors ${run.errors}  non-2xx ${run.non2xx}  rss ${rss} MB${stock}`
+    `errors ${run.errors}  non-2xx ${run.non2xx}  rss ${rss} MB  cpu ${(run.cpuUsPerRequest ?? NaN).toFixed(0)} µs/req${stock}`
   );
 }
 
@@ -145,6 +156,7 @@ async function measure(plan: Plan, targets: Target[], signal: AbortSignal, runs:
         const sells = sellsTickets(cell.scenario);
         const before = sells ? (lastStock.get(target) ?? (await settledStock(target))) : null;
         for (const p of target.processes) resetPeakRss(p.pid);
+        const cpuBefore = cpuSeconds(target);
         const result = await runLoad({
           url: target.url,
           scenario: cell.scenario,
@@ -152,6 +164,7 @@ async function measure(plan: Plan, targets: Target[], signal: AbortSignal, runs:
           durationSeconds: cell.durationSeconds,
           signal,
         });
+        const cpuAfter = cpuSeconds(target);
         await drained(target);
         const after = sells ? await settledStock(target) : null;
         if (after) lastStock.set(target, after);
@@ -166,6 +179,8 @@ async function measure(plan: Plan, targets: Target[], signal: AbortSignal, runs:
           position,
           target: target.name,
           peakRssMb: peakRss(target),
+          cpuUsPerRequest:
+            cpuBefore === null || cpuAfter === null || result.requests === 0 ? null : ((cpuAfter - cpuBefore) * 1e6) / result.requests,
           stock:
             before && after
               ? checkStock(target.initialStock, before, after, purchases, { connections: cell.connections, timeouts: result.timeouts })

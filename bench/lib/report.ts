@@ -20,11 +20,14 @@ function tableRow(cells: readonly (string | number)[]): string {
   return `| ${cells.join(' | ')} |`;
 }
 
-/** The markdown table of one cell: target, req/s, ratio, p50, p95, p99, errors, non-2xx, peak RSS MB. */
+/**
+ * The markdown table of one cell: target, req/s, ratio, p50, p95, p99, errors, non-2xx, peak RSS MB,
+ * CPU µs per request and the CPU ratio.
+ */
 export function renderCellTable(cell: CellSummary): string {
   const lines = [
-    tableRow(['target', 'req/s', 'ratio', 'p50 ms', 'p95 ms', 'p99 ms', 'errors', 'non-2xx', 'peak RSS MB']),
-    '|---|--:|--:|--:|--:|--:|--:|--:|--:|',
+    tableRow(['target', 'req/s', 'ratio', 'p50 ms', 'p95 ms', 'p99 ms', 'errors', 'non-2xx', 'peak RSS MB', 'CPU µs/req', 'CPU ratio']),
+    '|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|',
   ];
   for (const t of cell.targets) {
     const errors = t.timeouts > 0 ? `${t.errors} (${t.timeouts} timeouts)` : String(t.errors);
@@ -40,6 +43,8 @@ export function renderCellTable(cell: CellSummary): string {
         errors,
         t.non2xx,
         formatRss(t.peakRssMb),
+        fixed(t.cpuUsPerRequest, 0),
+        fixed(t.cpuRatio),
       ]),
     );
   }
@@ -75,7 +80,10 @@ export function renderMarkdown(report: BenchReport): string {
       'Each round runs every target once, in an order rotated per round. ' +
       'req/s, p50/p95/p99: medians over rounds; ratio: median of the per-round ratios of the target’s req/s to the baseline’s ' +
       '(a plain node:http server doing the same JSON work); errors (timeouts included) and non-2xx: summed over rounds; ' +
-      'peak RSS: the highest VmHWM of a run (micro: ticket + vacancy).',
+      'peak RSS: the highest VmHWM of a run (micro: ticket + vacancy); ' +
+      'CPU µs/req: CPU time of the target’s processes (all threads, user and system; micro: both) per answered request, ' +
+      'median over rounds; CPU ratio: median of the per-round ratios of the baseline’s CPU µs/req to the target’s, ' +
+      'which does not depend on how the target and the load generator shared the cores.',
   );
   out.push('');
   out.push(renderTables(report.summary));

@@ -37,6 +37,11 @@ export interface RunRecord extends Omit<LoadResult, 'purchases'> {
   purchases: PurchaseCounts;
   /** Peak RSS during the run per process role (micro: ticket, vacancy), MB. */
   peakRssMb: Record<string, number | null>;
+  /**
+   * CPU time the target's processes used during the run (all threads, user and
+   * system; micro: ticket and vacancy together) per completed request, in µs.
+   */
+  cpuUsPerRequest: number | null;
   stock: StockCheck | null;
 }
 
@@ -88,6 +93,14 @@ export interface TargetSummary {
   non2xx: number;
   /** Highest peak RSS over the runs, per process role. */
   peakRssMb: Record<string, number | null>;
+  /** Median over rounds of the CPU time per request, µs. */
+  cpuUsPerRequest: number | null;
+  /**
+   * Median over rounds of (the baseline's CPU time per request ÷ this target's):
+   * what a request costs, apart from how the target and the load generator
+   * happened to share the cores in that run.
+   */
+  cpuRatio: number | null;
   /** Whether every run's stock invariant held; null when the scenario sells nothing. */
   stockOk: boolean | null;
 }
@@ -190,9 +203,22 @@ export function ratiosToBaseline(runs: readonly RunRecord[]): Map<RunRecord, num
   return new Map(runs.map((run) => [run, ratio(run.rps, baselineRps.get(run.roundId))]));
 }
 
+/** The baseline's CPU time per request divided by each run's, in the same round (null without both). */
+export function cpuRatiosToBaseline(runs: readonly RunRecord[]): Map<RunRecord, number | null> {
+  const baselineCpu = new Map<number, number>();
+  for (const run of runs) if (run.target === 'baseline' && run.cpuUsPerRequest !== null) baselineCpu.set(run.roundId, run.cpuUsPerRequest);
+  return new Map(
+    runs.map((run) => {
+      const reference = baselineCpu.get(run.roundId);
+      return [run, run.cpuUsPerRequest === null || reference === undefined ? null : ratio(reference, run.cpuUsPerRequest)];
+    }),
+  );
+}
+
 /** Medians over rounds per cell and target, in the plan's order. */
 export function summarize(runs: readonly RunRecord[], cells: readonly Cell[], targets: readonly TargetName[]): CellSummary[] {
   const ratios = ratiosToBaseline(runs);
+  const cpuRatios = cpuRatiosToBaseline(runs);
   return cells.map((cell) => ({
     ...cell,
     targets: targets.flatMap((target) => {
@@ -219,6 +245,8 @@ export function summarize(runs: readonly RunRecord[], cells: readonly Cell[], ta
           timeouts: mine.reduce((sum, r) => sum + r.timeouts, 0),
           non2xx: mine.reduce((sum, r) => sum + r.non2xx, 0),
           peakRssMb,
+          cpuUsPerRequest: median(mine.map((r) => r.cpuUsPerRequest)),
+          cpuRatio: median(mine.map((r) => cpuRatios.get(r))),
           stockOk: stockRuns.length === 0 ? null : stockRuns.every((r) => r.stock?.ok),
         },
       ];

@@ -248,6 +248,32 @@ export function readPeakRssMb(pid: number): number | null {
   }
 }
 
+/**
+ * CPU time a process has used so far, all its threads, user and system, in
+ * seconds; null if it cannot be read (not Linux, gone).
+ */
+export function readCpuSeconds(pid: number): number | null {
+  try {
+    return parseCpuSeconds(readFileSync(`/proc/${pid}/stat`, 'utf8'));
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * utime + stime of a /proc/<pid>/stat text, in seconds. The fields are
+ * counted after the command name, which is in parentheses and may itself hold
+ * spaces or parentheses. Linux reports them in USER_HZ ticks, 100 a second on
+ * every architecture it exposes to programs.
+ */
+export function parseCpuSeconds(stat: string, ticksPerSecond = 100): number | null {
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  // After "pid (comm) ": state is field 3 of proc(5), utime 14 and stime 15, so indexes 11 and 12 here.
+  const utime = Number(fields[11]);
+  const stime = Number(fields[12]);
+  return Number.isFinite(utime) && Number.isFinite(stime) && fields.length > 12 ? (utime + stime) / ticksPerSecond : null;
+}
+
 /** The VmHWM line of a /proc/<pid>/status text, in MB (1 MB = 1024 kB), or null. */
 export function parseVmHwmMb(status: string): number | null {
   const match = /^VmHWM:\s+(\d+)\s+kB$/m.exec(status);
