@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { constants as fsConstants } from 'node:fs';
-import { appendFile, mkdtemp, open, readFile, readdir, readlink, rm, stat, utimes, writeFile, type FileHandle } from 'node:fs/promises';
+import { appendFile, cp, mkdtemp, open, readFile, readdir, readlink, rm, stat, utimes, writeFile, type FileHandle } from 'node:fs/promises';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -338,6 +338,38 @@ describe('FileStockStore', () => {
       await store.close();
       const { store: reopened } = makeStore(dir);
       expect(plain(await reopened.open(seed({}), NOW)).levels.default).toEqual({ remaining: 90, sold: 10 });
+    });
+  });
+
+  describe('the journal read in pieces', () => {
+    // Recovery reads the journal a piece at a time; tiny pieces put piece boundaries inside every record.
+    it.each([1, 7, 64])('replays the same state and drops the same torn tail when read %i bytes at a time', async (pieceBytes) => {
+      const whole = await tempDir();
+      const seller = await journalWithBatches(whole, 4);
+      const goodSize = await fileSize(journalPath(whole));
+      await appendFile(journalPath(whole), encodeRecord(5, [seller.sell('default', 50)]).slice(0, 30));
+      const pieces = await tempDir();
+      await cp(whole, pieces, { recursive: true });
+
+      const expected = plain(await makeStore(whole).store.open(seed({ default: 100, vip: 10 }), NOW));
+      const { store, logger } = makeStore(pieces, { journalReadBytes: pieceBytes });
+      expect(plain(await store.open(seed({ default: 100, vip: 10 }), NOW))).toEqual(expected);
+      expect(expected.levels.default).toEqual({ remaining: 90, sold: 10 });
+      expect(expected.keys.map((k) => k.key)).toEqual(['k1', 'k2', 'k3', 'k4']);
+      expect(logger.warns[0]?.obj).toMatchObject({ offset: goodSize });
+      expect(await fileSize(journalPath(pieces))).toBe(goodSize);
+    });
+
+    it.each([1, 7, 64])('refuses the same damaged record when read %i bytes at a time', async (pieceBytes) => {
+      const dir = await tempDir();
+      await journalWithBatches(dir, 3);
+      const bytes = await readFile(journalPath(dir));
+      const second = bytes.indexOf(0x0a) + 1;
+      bytes[second + 12] = bytes[second + 12] === 0x65 ? 0x66 : 0x65;
+      await writeFile(journalPath(dir), bytes);
+      await expect(makeStore(dir, { journalReadBytes: pieceBytes }).store.open(seed({}), NOW)).rejects.toThrow(
+        `corrupt at byte offset ${second} (line 2)`,
+      );
     });
   });
 

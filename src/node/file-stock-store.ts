@@ -4,6 +4,7 @@ import { hostname } from 'node:os';
 import { join, resolve } from 'node:path';
 import { crc32 } from 'node:zlib';
 import { KeyTable } from '../vacancy/key-table.ts';
+import { journalLines } from './journal-lines.ts';
 import { scanSnapshot } from './snapshot-scan.ts';
 import {
   applyEvent,
@@ -33,6 +34,8 @@ export interface FileStockStoreOptions {
    * for five of these is taken to be left by a holder that is gone. Default 2,000.
    */
   lockHeartbeatMs?: number;
+  /** Bytes of the journal read at a time during recovery. Default 1 MiB (tests make it tiny). */
+  journalReadBytes?: number;
   logger?: StoreLogger;
 }
 
@@ -139,6 +142,18 @@ function parseRecord(line: Buffer): JournalRecord | string {
   return { seq: parsed.seq as number, events: parsed.events as StockEvent[] };
 }
 
+/** The bytes of `file` from `offset` to `size` (its size when it was opened). */
+async function readFrom(file: FileHandle, offset: number, size: number): Promise<Buffer> {
+  const bytes = Buffer.alloc(Math.max(0, size - offset));
+  let filled = 0;
+  while (filled < bytes.length) {
+    const { bytesRead } = await file.read(bytes, filled, bytes.length - filled, offset + filled);
+    if (bytesRead === 0) break;
+    filled += bytesRead;
+  }
+  return bytes.subarray(0, filled);
+}
+
 /** Makes a rename or a new file in `dir` durable. Platforms that cannot sync a directory are let off. */
 async function syncDirectory(dir: string): Promise<void> {
   let handle: FileHandle | undefined;
@@ -238,6 +253,7 @@ export class FileStockStore implements StockStore {
   readonly #dataDir: string;
   readonly #lockPath: string;
   readonly #journalPath: string;
+  readonly #journalReadBytes: number;
   readonly #snapshotPath: string;
   readonly #snapshotTmpPath: string;
   readonly #snapshotEvery: number;
@@ -270,6 +286,7 @@ export class FileStockStore implements StockStore {
     this.#dataDir = resolve(options.dataDir);
     this.#lockPath = join(this.#dataDir, LOCK_FILE);
     this.#journalPath = join(this.#dataDir, JOURNAL_FILE);
+    this.#journalReadBytes = options.journalReadBytes ?? 1024 * 1024;
     this.#snapshotPath = join(this.#dataDir, SNAPSHOT_FILE);
     this.#snapshotTmpPath = join(this.#dataDir, SNAPSHOT_TMP_FILE);
     this.#snapshotEvery = options.snapshotEvery ?? 10_000;
@@ -628,18 +645,11 @@ export class FileStockStore implements StockStore {
     const state: StockState = snapshot?.state ?? { levels: new Map(), keys: new KeyTable() };
     const snapshotSeq = snapshot?.seq ?? 0;
 
-    let journalBytes: Buffer;
-    try {
-      journalBytes = await readFile(this.#journalPath);
-    } catch (error) {
-      if (errorCode(error) !== 'ENOENT') throw error;
-      journalBytes = Buffer.alloc(0);
-    }
     let seq = snapshotSeq;
     type Previous = { seq: number; offset: number; line: number } | null;
     let previous = null as Previous; // assigned in the callback below, which TypeScript does not follow
     // Each record is checked and applied as it is read, so that only one is ever parsed at a time.
-    const { records, goodEnd } = this.#scanJournal(journalBytes, (record, offset, line) => {
+    const { records, goodEnd, size: journalSize } = await this.#scanJournal((record, offset, line) => {
       if (previous !== null && record.seq !== previous.seq + 1) {
         throw this.#corrupt(offset, line, `its seq ${record.seq} does not follow seq ${previous.seq} of the record before it`);
       }
@@ -663,9 +673,9 @@ export class FileStockStore implements StockStore {
     this.#journal = journal;
     await syncDirectory(this.#dataDir); // journal.log may have just been created
     let keepBytes = goodEnd;
-    if (goodEnd < journalBytes.length) {
+    if (goodEnd < journalSize) {
       this.#logger.warn(
-        { file: this.#journalPath, offset: goodEnd, droppedBytes: journalBytes.length - goodEnd },
+        { file: this.#journalPath, offset: goodEnd, droppedBytes: journalSize - goodEnd },
         `file store: dropped a torn last record at byte offset ${goodEnd} (a write cut short by a crash; it was never acknowledged)`,
       );
     }
@@ -675,7 +685,7 @@ export class FileStockStore implements StockStore {
       this.#logger.info({ file: this.#journalPath, snapshotSeq, lastJournalSeq: previous.seq }, 'file store: emptied a journal the snapshot already holds');
       keepBytes = 0;
     }
-    if (keepBytes < journalBytes.length) await this.truncateJournal(journal, keepBytes);
+    if (keepBytes < journalSize) await this.truncateJournal(journal, keepBytes);
 
     let added = false;
     for (const [id, initial] of seed) {
@@ -753,43 +763,60 @@ export class FileStockStore implements StockStore {
    * followed by NUL bytes) is a write cut short by a crash; anything bad before
    * the end is corruption, which is refused.
    */
-  #scanJournal(
-    bytes: Buffer,
+  /**
+   * Reads the journal a piece at a time, handing each good record to
+   * `onRecord` as it is read, up to the first bad one (which must be a torn
+   * last record). No journal is an empty one.
+   */
+  async #scanJournal(
     onRecord: (record: JournalRecord, offset: number, line: number) => void,
-  ): { records: number; goodEnd: number } {
-    let records = 0;
-    let offset = 0;
-    let line = 0;
-    while (offset < bytes.length) {
-      line += 1;
-      const newline = bytes.indexOf(NEWLINE, offset);
-      const parsed = newline === -1 ? 'no trailing newline' : parseRecord(bytes.subarray(offset, newline));
-      if (typeof parsed === 'string') {
-        this.#checkTornTail(bytes, offset, line, parsed);
-        return { records, goodEnd: offset };
-      }
-      onRecord(parsed, offset, line);
-      records += 1;
-      offset = newline + 1;
+  ): Promise<{ records: number; goodEnd: number; size: number }> {
+    let file: FileHandle;
+    try {
+      file = await open(this.#journalPath, 'r');
+    } catch (error) {
+      if (errorCode(error) !== 'ENOENT') throw error;
+      return { records: 0, goodEnd: 0, size: 0 };
     }
-    return { records, goodEnd: offset };
+    try {
+      const { size } = await file.stat();
+      let records = 0;
+      let line = 0;
+      let goodEnd = 0;
+      for await (const { bytes, offset, ended } of journalLines(file, this.#journalReadBytes)) {
+        line += 1;
+        const parsed = ended ? parseRecord(bytes) : 'no trailing newline';
+        if (typeof parsed === 'string') {
+          this.#checkTornTail(await readFrom(file, offset, size), offset, line, parsed);
+          return { records, goodEnd: offset, size };
+        }
+        onRecord(parsed, offset, line);
+        records += 1;
+        goodEnd = offset + bytes.length + 1;
+      }
+      return { records, goodEnd, size };
+    } finally {
+      await file.close();
+    }
   }
 
-  /** Throws unless everything from `offset` on is one bad record, possibly padded with NUL bytes. */
-  #checkTornTail(bytes: Buffer, offset: number, line: number, reason: string): void {
-    let end = bytes.length;
-    while (end > offset && bytes[end - 1] === 0) end -= 1;
-    const tail = bytes.subarray(offset, end);
-    const newline = tail.indexOf(NEWLINE);
-    if (newline === -1 || newline === tail.length - 1) return; // one torn record (or only NULs)
+  /**
+   * Throws unless `tail` (the journal from byte `offset` to its end) is one
+   * bad record, possibly padded with NUL bytes.
+   */
+  #checkTornTail(tail: Buffer, offset: number, line: number, reason: string): void {
+    let end = tail.length;
+    while (end > 0 && tail[end - 1] === 0) end -= 1;
+    const newline = tail.subarray(0, end).indexOf(NEWLINE);
+    if (newline === -1 || newline === end - 1) return; // one torn record (or only NULs)
 
     // More lines follow the bad one: find out whether a good record is among them.
-    let next = offset + newline + 1;
+    let next = newline + 1;
     let nextLine = line + 1;
     while (next < end) {
-      const nl = bytes.indexOf(NEWLINE, next);
-      if (nl !== -1 && typeof parseRecord(bytes.subarray(next, nl)) !== 'string') {
-        throw this.#corrupt(offset, line, `${reason}, yet a good record follows it at line ${nextLine} (byte offset ${next})`);
+      const nl = tail.indexOf(NEWLINE, next);
+      if (nl !== -1 && typeof parseRecord(tail.subarray(next, nl)) !== 'string') {
+        throw this.#corrupt(offset, line, `${reason}, yet a good record follows it at line ${nextLine} (byte offset ${offset + next})`);
       }
       if (nl === -1) break;
       next = nl + 1;
