@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { constants as fsConstants } from 'node:fs';
-import { appendFile, cp, mkdtemp, open, readFile, readdir, readlink, rm, stat, utimes, writeFile, type FileHandle } from 'node:fs/promises';
+import { appendFile, cp, mkdir, mkdtemp, open, readFile, readdir, readlink, rm, stat, utimes, writeFile, type FileHandle } from 'node:fs/promises';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -197,6 +197,7 @@ describe('FileStockStore', () => {
     const state = await store.open(seed({ default: 10 }), NOW);
     state.levels.set('default', { remaining: 0, sold: 10 });
     await store.commit([keyEvent('real', NOW + 60_000)]); // snapshot after this batch
+    await store.snapshotSettled();
     expect((await readSnapshot(dir)).levels).toEqual({ default: { remaining: 10, sold: 0 } });
     expect((await readSnapshot(dir)).keys.map((k) => k.key)).toEqual(['real']);
     // One table: the caller sees the committed key without adding it (the actor leaves that to the store).
@@ -246,6 +247,7 @@ describe('FileStockStore', () => {
     const { store } = makeStore(dir, { snapshotEvery: 3 });
     const seller = new Seller(await store.open(seed({ default: 100 }), NOW));
     for (let i = 1; i <= 3; i++) await store.commit([seller.sell('default', i), keyEvent(`k${i}`, NOW + 60_000)]);
+    await store.snapshotSettled();
     expect(await fileSize(journalPath(dir))).toBe(0);
     const snapshot = await readSnapshot(dir);
     expect(snapshot).toMatchObject({ seq: 3, levels: { default: { remaining: 94, sold: 6 } } });
@@ -264,6 +266,7 @@ describe('FileStockStore', () => {
     await reopened.commit([more.sell('default', 1)]);
     expect((await readJournal(dir)).map((r) => r.seq)).toEqual([4, 5]);
     await reopened.commit([more.sell('default', 1)]);
+    await reopened.snapshotSettled();
     expect(await fileSize(journalPath(dir))).toBe(0);
     expect((await readSnapshot(dir)).seq).toBe(6);
   });
@@ -276,6 +279,7 @@ describe('FileStockStore', () => {
     const keys = Array.from({ length: 12_000 }, (_, i) => keyEvent(`${['é', 'ключ', '🎟', 'k'][i % 4]}-${i}-${'x'.repeat(i % 50)}`, NOW + 60_000 + i, i));
     await store.commit([seller.sell('default', 7), ...keys.slice(0, 6_000)]);
     await store.commit(keys.slice(6_000));
+    await store.snapshotSettled();
 
     const text = await readFile(snapshotPath(dir), 'utf8');
     expect(text).toBe(encodeSnapshot(2, { default: { remaining: 999_993, sold: 7 } }, keys.map((k) => k.record)));
@@ -292,6 +296,7 @@ describe('FileStockStore', () => {
     await store.open(seed({ default: 10 }), NOW);
     await store.commit([keyEvent('a', NOW + 60_000), keyEvent('b', NOW + 60_000)]);
     await store.commit([keyEvent('c', NOW + 60_000)]);
+    await store.snapshotSettled();
     expect((await readSnapshot(dir)).keys.map((k) => k.key)).toEqual(['b', 'c']);
     await store.commit([keyEvent('d', NOW + 60_000)]);
     await store.close();
@@ -448,6 +453,92 @@ describe('FileStockStore', () => {
     const body = `{"version":1,"seq":0,"levels":{"default":{"remaining":5,"sold":0}},"keys":[${keysText}]}`;
     await writeFile(snapshotPath(dir), `${body.slice(0, -1)},"crc":"${crc32(body).toString(16).padStart(8, '0')}"}\n`);
     await expect(makeStore(dir).store.open(seed({ default: 5 }), NOW)).rejects.toThrow(why);
+  });
+
+  describe('snapshots behind the commits', () => {
+    /** Holds every fdatasync (the snapshot's, and the new journal's when it is cut) until `release`. */
+    async function holdSyncs(dir: string) {
+      const probe = await open(journalPath(dir), 'r');
+      const proto = Object.getPrototypeOf(probe) as FileHandle;
+      await probe.close();
+      let release!: () => void;
+      const gate = new Promise<void>((resolve) => (release = resolve));
+      const datasync = proto.datasync;
+      const held = vi.spyOn(proto, 'datasync').mockImplementation(async function (this: FileHandle) {
+        await gate;
+        return datasync.call(this);
+      });
+      return { release, held };
+    }
+
+    it('goes on committing while a snapshot is written, then cuts the journal to the batches committed meanwhile', async () => {
+      const dir = await tempDir();
+      const { store } = makeStore(dir, { snapshotEvery: 2 });
+      const seller = new Seller(await store.open(seed({ default: 100 }), NOW));
+      const { release, held } = await holdSyncs(dir);
+      await store.commit([seller.sell('default', 1), keyEvent('k1', NOW + 60_000)]);
+      await store.commit([seller.sell('default', 2), keyEvent('k2', NOW + 60_000)]); // starts a snapshot of seq 2
+      // The snapshot waits at its sync; these commits do not wait for it.
+      for (let i = 3; i <= 5; i++) await store.commit([seller.sell('default', i), keyEvent(`k${i}`, NOW + 60_000)]);
+      expect(held).toHaveBeenCalledTimes(1);
+      expect((await readJournal(dir)).map((r) => r.seq)).toEqual([1, 2, 3, 4, 5]);
+
+      release();
+      await store.snapshotSettled();
+      const snapshot = await readSnapshot(dir);
+      expect(snapshot).toMatchObject({ seq: 2, levels: { default: { remaining: 97, sold: 3 } } });
+      expect(snapshot.keys.map((k) => k.key)).toEqual(['k1', 'k2']);
+      expect((await readJournal(dir)).map((r) => r.seq)).toEqual([3, 4, 5]);
+      expect(await readdir(dir)).not.toContain('journal.log.tmp');
+      expect(await openFlags(journalPath(dir)), 'the new journal is open O_APPEND | O_DSYNC').toSatisfy(
+        (flags: number[]) => flags.length === 1 && (flags[0]! & (fsConstants.O_DSYNC | fsConstants.O_APPEND)) === (fsConstants.O_DSYNC | fsConstants.O_APPEND),
+      );
+
+      // The new journal takes the next batch, which starts the next snapshot (4 batches since the last).
+      await store.commit([seller.sell('default', 6)]);
+      await store.snapshotSettled();
+      expect((await readSnapshot(dir)).seq).toBe(6);
+      expect(await fileSize(journalPath(dir))).toBe(0);
+      await store.close();
+      const state = await makeStore(dir).store.open(seed({}), NOW);
+      expect(plain(state).levels.default).toEqual({ remaining: 79, sold: 21 });
+      expect([...state.keys.keys()]).toEqual(['k1', 'k2', 'k3', 'k4', 'k5']);
+    });
+
+    it('keeps the whole journal when the cut fails, and recovers from the new snapshot and it', async () => {
+      const dir = await tempDir();
+      const { store, logger } = makeStore(dir, { snapshotEvery: 2 });
+      const seller = new Seller(await store.open(seed({ default: 100 }), NOW));
+      const { release } = await holdSyncs(dir);
+      await mkdir(join(dir, 'journal.log.tmp')); // the cut cannot write its file
+      await store.commit([seller.sell('default', 1)]);
+      await store.commit([seller.sell('default', 2)]);
+      await store.commit([seller.sell('default', 3)]);
+      release();
+      await store.snapshotSettled();
+      expect((await readSnapshot(dir)).seq).toBe(2);
+      expect((await readJournal(dir)).map((r) => r.seq)).toEqual([1, 2, 3]);
+      expect(logger.warns.map((w) => w.msg)).toContain('file store: snapshot failed; the journal still holds every batch');
+      await store.commit([seller.sell('default', 4)]); // still writable, into the same journal
+      expect((await readJournal(dir)).map((r) => r.seq)).toEqual([1, 2, 3, 4]);
+      await store.close();
+
+      // What a crash between the snapshot's rename and the cut leaves: the recovery skips what the snapshot holds.
+      await rm(join(dir, 'journal.log.tmp'), { recursive: true });
+      const state = await makeStore(dir).store.open(seed({}), NOW);
+      expect(plain(state).levels.default).toEqual({ remaining: 90, sold: 10 });
+    });
+
+    it('removes an unfinished cut of the journal at open and recovers from the journal itself', async () => {
+      const dir = await tempDir();
+      await journalWithBatches(dir, 3);
+      await writeFile(join(dir, 'journal.log.tmp'), encodeRecord(9, []).slice(0, 12));
+      const { store, logger } = makeStore(dir);
+      const state = await store.open(seed({ default: 100, vip: 10 }), NOW);
+      expect(plain(state).levels).toEqual({ default: { remaining: 94, sold: 6 }, vip: { remaining: 7, sold: 3 } });
+      expect(await readdir(dir)).not.toContain('journal.log.tmp');
+      expect(logger.infos.map((i) => i.msg)).toContain('file store: removed an unfinished cut of the journal');
+    });
   });
 
   describe('a crash in the middle of a snapshot', () => {
@@ -682,6 +773,7 @@ describe('FileStockStore', () => {
       await store.commit([seller.sell('default', 1)]);
       store.failTruncates = 1;
       await store.commit([seller.sell('default', 2)]); // durable before the snapshot started: it must not reject
+      await store.snapshotSettled();
       expect((await readSnapshot(dir)).seq).toBe(2);
       expect((await readJournal(dir)).map((r) => r.seq)).toEqual([1, 2]);
       expect(store.health().writable).toBe(false);

@@ -43,6 +43,7 @@ export interface FileStockStoreOptions {
 const JOURNAL_DSYNC = typeof fsConstants.O_DSYNC === 'number' ? fsConstants.O_DSYNC : 0;
 const LOCK_FILE = 'LOCK';
 const JOURNAL_FILE = 'journal.log';
+const JOURNAL_TMP_FILE = 'journal.log.tmp';
 const SNAPSHOT_FILE = 'snapshot.json';
 const SNAPSHOT_TMP_FILE = 'snapshot.json.tmp';
 const SNAPSHOT_VERSION = 1;
@@ -193,7 +194,12 @@ const SNAPSHOT_CHUNK_CHARS = 256 * 1024;
  * million keys the whole text is about 150 MB, which as one string (and the
  * array of records behind it) took about 2 GB of memory at once.
  */
-async function writeSnapshotText(file: FileHandle, seq: number, state: StockState): Promise<void> {
+async function writeSnapshotText(
+  file: FileHandle,
+  seq: number,
+  levels: ReadonlyMap<string, StockLevel>,
+  keys: Iterable<IdempotencyRecord>,
+): Promise<void> {
   let crc = 0;
   let pending = '';
   const flush = async () => {
@@ -202,9 +208,9 @@ async function writeSnapshotText(file: FileHandle, seq: number, state: StockStat
     crc = crc32(bytes, crc);
     await file.write(bytes);
   };
-  pending = `{"version":${SNAPSHOT_VERSION},"seq":${seq},"levels":${JSON.stringify(Object.fromEntries(state.levels))},"keys":[`;
+  pending = `{"version":${SNAPSHOT_VERSION},"seq":${seq},"levels":${JSON.stringify(Object.fromEntries(levels))},"keys":[`;
   let first = true;
-  for (const record of state.keys.values()) {
+  for (const record of keys) {
     pending += (first ? '' : ',') + JSON.stringify(record);
     first = false;
     if (pending.length >= SNAPSHOT_CHUNK_CHARS) await flush();
@@ -224,7 +230,8 @@ function callerState(state: StockState): StockState {
 /**
  * The durable default store: an append-only journal, one checksummed line per
  * committed batch, made durable with one O_DSYNC write, plus a
- * snapshot every `snapshotEvery` batches that lets the journal start over.
+ * snapshot every `snapshotEvery` batches, written behind the commits, after
+ * which the journal is cut to the batches committed since.
  *
  * On disk, in `dataDir`:
  * - `LOCK`: `<pid> <hostname>` of the one process that writes here, touched
@@ -236,6 +243,8 @@ function callerState(state: StockState): StockState {
  * - `snapshot.json`: `{"version":1,"seq":n,"levels":{...},"keys":[...],"crc":"xxxxxxxx"}` where
  *   crc is the CRC-32 of the same text without its `,"crc":"xxxxxxxx"` member; it holds every
  *   batch up to and including seq. Replaced atomically (write tmp, fsync, rename, fsync dir).
+ * - `journal.log.tmp`, `snapshot.json.tmp`: a cut journal or a snapshot being written; one
+ *   found at open was cut short by a crash and is removed (the files it would replace are whole).
  *
  * Recovery reads the snapshot, replays journal records past its seq, drops a
  * torn last record (a crash mid-write) and refuses anything else that looks
@@ -254,6 +263,7 @@ export class FileStockStore implements StockStore {
   readonly #lockPath: string;
   readonly #journalPath: string;
   readonly #journalReadBytes: number;
+  readonly #journalTmpPath: string;
   readonly #snapshotPath: string;
   readonly #snapshotTmpPath: string;
   readonly #snapshotEvery: number;
@@ -278,6 +288,10 @@ export class FileStockStore implements StockStore {
   /** Why the last attempt to write failed; null once a write or repair succeeds. */
   #failure: { message: string; code: string | undefined } | null = null;
   #batchesSinceSnapshot = 0;
+  /** The snapshot being written behind the commits, if one is. */
+  #snapshotting: Promise<void> | null = null;
+  /** True when the journal was replaced by rename but the directory is not yet known to be synced. */
+  #needsDirectorySync = false;
   #lastCommitAt: number | null = null;
   /** File operations run one at a time (commit, readiness checks, close). */
   #queue: Promise<unknown> = Promise.resolve();
@@ -287,6 +301,7 @@ export class FileStockStore implements StockStore {
     this.#lockPath = join(this.#dataDir, LOCK_FILE);
     this.#journalPath = join(this.#dataDir, JOURNAL_FILE);
     this.#journalReadBytes = options.journalReadBytes ?? 1024 * 1024;
+    this.#journalTmpPath = join(this.#dataDir, JOURNAL_TMP_FILE);
     this.#snapshotPath = join(this.#dataDir, SNAPSHOT_FILE);
     this.#snapshotTmpPath = join(this.#dataDir, SNAPSHOT_TMP_FILE);
     this.#snapshotEvery = options.snapshotEvery ?? 10_000;
@@ -337,6 +352,10 @@ export class FileStockStore implements StockStore {
       if (this.#state !== 'open') return false;
       if (this.#failure === null) return true;
       try {
+        if (this.#needsDirectorySync) {
+          await syncDirectory(this.#dataDir);
+          this.#needsDirectorySync = false;
+        }
         if (this.#needsRepair) await this.#repair();
         if (this.#failure?.code === 'ENOSPC') await this.#ensureFreeSpace();
         this.#failure = null;
@@ -368,16 +387,26 @@ export class FileStockStore implements StockStore {
       this.#state = 'closed';
       return;
     }
-    await this.#exclusive(async () => {
-      if (this.#state !== 'open') return;
-      this.#state = 'closed';
-      try {
-        await this.#journal?.close();
-      } finally {
-        this.#journal = undefined;
+    await this.snapshotSettled();
+    let closedHere = false;
+    try {
+      await this.#exclusive(async () => {
+        if (this.#state !== 'open') return;
+        this.#state = 'closed';
+        closedHere = true;
+        try {
+          await this.#journal?.close();
+        } finally {
+          this.#journal = undefined;
+        }
+      });
+    } finally {
+      if (closedHere) {
+        // A snapshot started by a commit queued before close finishes its file; its cut finds the store closed.
+        await this.snapshotSettled();
         await this.#releaseLock();
       }
-    });
+    }
   }
 
   /**
@@ -416,6 +445,11 @@ export class FileStockStore implements StockStore {
     const json = JSON.stringify({ seq, events });
     const record = Buffer.from(`${crcHex(json)} ${json}\n`, 'utf8');
     try {
+      if (this.#needsDirectorySync) {
+        // Until the journal's new name is durable, a batch written to it could vanish with a crash.
+        await syncDirectory(this.#dataDir);
+        this.#needsDirectorySync = false;
+      }
       if (this.#needsRepair) await this.#repair();
       this.#needsRepair = true; // until the write is known to be complete and durable
       await this.writeRecord(journal, record);
@@ -430,7 +464,7 @@ export class FileStockStore implements StockStore {
     this.#failure = null;
     this.#lastCommitAt = Date.now();
     this.#batchesSinceSnapshot += 1;
-    if (this.#batchesSinceSnapshot >= this.#snapshotEvery) await this.#snapshotAfterCommit();
+    if (this.#batchesSinceSnapshot >= this.#snapshotEvery && this.#snapshotting === null) this.#startSnapshot();
   }
 
   /** Removes whatever a failed write left past the last good record. */
@@ -460,52 +494,125 @@ export class FileStockStore implements StockStore {
   }
 
   /**
-   * Runs after the batch is durable, so it never makes that batch fail: the
-   * batch is in the journal and will be replayed whatever happens here.
+   * Starts a snapshot of everything committed so far, written behind the
+   * commits: batches go on being committed to the journal meanwhile, so a
+   * snapshot of a million keys (a second or two of JSON) never holds up a
+   * sale. Once the snapshot is durable, the journal is cut to the records
+   * after it. It never makes a batch fail: every batch is in the journal.
    */
-  async #snapshotAfterCommit(): Promise<void> {
-    try {
-      await this.#writeSnapshot();
-    } catch (error) {
-      // Try again after another full round of batches; the journal keeps everything meanwhile.
-      this.#batchesSinceSnapshot = 0;
-      this.#logger.warn(
-        { err: describeError(error), dataDir: this.#dataDir, seq: this.#seq },
-        'file store: snapshot failed; the journal still holds every batch',
-      );
-    }
+  #startSnapshot(): void {
+    this.#mirror.keys.prune(Date.now(), this.#maxKeys);
+    const seq = this.#seq;
+    const levels = structuredClone(this.#mirror.levels);
+    const keys = this.#mirror.keys.view();
+    // The records after `seq` start here in the journal; commits only ever append past it.
+    const cutAt = this.#goodSize;
+    this.#batchesSinceSnapshot = 0;
+    this.#snapshotting = (async () => {
+      try {
+        await this.#writeSnapshotFile(seq, levels, keys);
+        await this.#exclusive(() => this.#cutJournal(cutAt));
+      } catch (error) {
+        // Tried again after another full round of batches; the journal keeps everything meanwhile.
+        this.#logger.warn(
+          { err: describeError(error), dataDir: this.#dataDir, seq },
+          'file store: snapshot failed; the journal still holds every batch',
+        );
+      } finally {
+        this.#snapshotting = null;
+      }
+    })();
+  }
+
+  /** Resolves once no snapshot is being written (close waits for it; so can tests). */
+  async snapshotSettled(): Promise<void> {
+    while (this.#snapshotting) await this.#snapshotting;
   }
 
   /**
-   * Writes snapshot.json for everything up to #seq, then empties the journal.
-   * A crash anywhere in here leaves either the old snapshot and the full
-   * journal, or the new snapshot and a journal whose records it already holds.
+   * Writes snapshot.json for everything up to #seq and empties the journal,
+   * with nothing else going on (at open, to make a seed durable).
    */
   async #writeSnapshot(): Promise<void> {
     this.#mirror.keys.prune(Date.now(), this.#maxKeys);
+    await this.#writeSnapshotFile(this.#seq, this.#mirror.levels, this.#mirror.keys.values());
+    await this.#cutJournal(this.#goodSize);
+    this.#batchesSinceSnapshot = 0;
+  }
+
+  /**
+   * Writes snapshot.json: a temporary file, synced, renamed over the old one,
+   * directory synced. A crash in here leaves the old snapshot (and the
+   * journal, which holds every batch since).
+   */
+  async #writeSnapshotFile(seq: number, levels: ReadonlyMap<string, StockLevel>, keys: Iterable<IdempotencyRecord>): Promise<void> {
     const tmp = await open(this.#snapshotTmpPath, 'w');
     try {
-      await writeSnapshotText(tmp, this.#seq, this.#mirror);
+      await writeSnapshotText(tmp, seq, levels, keys);
       await tmp.datasync();
     } finally {
       await tmp.close();
     }
     await rename(this.#snapshotTmpPath, this.#snapshotPath);
     await syncDirectory(this.#dataDir);
+  }
 
-    // The snapshot is durable: the journal's records are all in it, so it may start over.
-    if (!this.#journal) return;
-    this.#goodSize = 0;
-    this.#needsRepair = true;
+  /**
+   * Drops the journal's records before byte `cutAt`, which a durable
+   * snapshot holds; run between commits. With nothing after them the journal
+   * starts over. Otherwise the records after them (committed while the
+   * snapshot was written) go to a new file, synced, that replaces the journal
+   * by rename. A crash before the rename leaves the whole journal, whose first
+   * records recovery skips as already in the snapshot.
+   */
+  async #cutJournal(cutAt: number): Promise<void> {
+    if (this.#state === 'closed' || !this.#journal) return;
+    if (cutAt >= this.#goodSize) {
+      this.#goodSize = 0;
+      this.#needsRepair = true;
+      try {
+        await this.truncateJournal(this.#journal, 0);
+        this.#needsRepair = false;
+      } catch (error) {
+        // The next write truncates to 0 first; until then the store reports itself unwritable.
+        this.#fail(error);
+        throw error;
+      }
+      return;
+    }
+    const source = await open(this.#journalPath, 'r');
+    let rest: Buffer;
     try {
-      await this.truncateJournal(this.#journal, 0);
-      this.#needsRepair = false;
+      rest = await readFrom(source, cutAt, this.#goodSize);
+    } finally {
+      await source.close();
+    }
+    const tmp = await open(this.#journalTmpPath, 'w');
+    try {
+      await tmp.writeFile(rest);
+      await tmp.datasync();
+    } finally {
+      await tmp.close();
+    }
+    const next = await open(this.#journalTmpPath, fsConstants.O_WRONLY | fsConstants.O_APPEND | JOURNAL_DSYNC);
+    try {
+      await rename(this.#journalTmpPath, this.#journalPath);
     } catch (error) {
-      // The next write truncates to 0 first; until then the store reports itself unwritable.
-      this.#fail(error);
+      await next.close();
       throw error;
     }
-    this.#batchesSinceSnapshot = 0;
+    // From here on the journal is the new file, whatever happens next.
+    const previous = this.#journal;
+    this.#journal = next;
+    this.#goodSize = rest.length;
+    this.#needsRepair = false;
+    await previous.close().catch(() => {});
+    try {
+      await syncDirectory(this.#dataDir);
+    } catch (error) {
+      this.#needsDirectorySync = true;
+      this.#fail(error);
+    }
   }
 
   #exclusive<T>(task: () => Promise<T>): Promise<T> {
@@ -636,6 +743,13 @@ export class FileStockStore implements StockStore {
   async #recover(seed: ReadonlyMap<string, number>, now: number): Promise<StockState> {
     await unlink(this.#snapshotTmpPath).then(
       () => this.#logger.info({ file: this.#snapshotTmpPath }, 'file store: removed an unfinished snapshot'),
+      (error: unknown) => {
+        if (errorCode(error) !== 'ENOENT') throw error;
+      },
+    );
+
+    await unlink(this.#journalTmpPath).then(
+      () => this.#logger.info({ file: this.#journalTmpPath }, 'file store: removed an unfinished cut of the journal'),
       (error: unknown) => {
         if (errorCode(error) !== 'ENOENT') throw error;
       },

@@ -81,6 +81,52 @@ describe('KeyTable', () => {
     }
   });
 
+  it.each(CASES)(
+    'a view holds the records live when it was taken, less those deleted, replaced or pruned since (hash: %s, pageBits: %s)',
+    (_, pageBits, hash) => {
+      for (const seed of [4, 5]) {
+        const next = random(seed);
+        const table = new KeyTable({ hash, pageBits });
+        const model = new Map<string, IdempotencyRecord>();
+        let views: Array<{ view: Iterable<IdempotencyRecord>; then: IdempotencyRecord[]; gone: Set<string> }> = [];
+        const remove = (key: string) => {
+          for (const v of views) v.gone.add(key);
+          model.delete(key);
+        };
+        let now = 0;
+        for (let step = 0; step < 3_000; step++) {
+          const n = Math.floor(next() * 500);
+          const key = KEY_SHAPES[n % KEY_SHAPES.length]!(n);
+          const roll = next();
+          if (roll < 0.6) {
+            const value = record(key, step, { expiresAt: now + 50 + Math.floor(next() * 10) });
+            table.set(key, value);
+            remove(key);
+            model.set(key, value);
+          } else if (roll < 0.8) {
+            table.delete(key);
+            remove(key);
+          } else if (roll < 0.9) {
+            now += 5;
+            const maxKeys = Math.floor(next() * 100) + 1;
+            table.prune(now, maxKeys);
+            for (const [k, v] of model) {
+              if (v.expiresAt > now && model.size <= maxKeys) break;
+              remove(k);
+            }
+          } else if (roll < 0.95) {
+            views.push({ view: table.view(), then: [...model.values()], gone: new Set() });
+          } else if (views.length > 0) {
+            const { view, then, gone } = views.shift()!;
+            expect([...view], `a view read at step ${step} (seed ${seed})`).toEqual(then.filter((r) => !gone.has(r.key)));
+          }
+        }
+        for (const { view, then, gone } of views) expect([...view]).toEqual(then.filter((r) => !gone.has(r.key)));
+        views = [];
+      }
+    },
+  );
+
   it('keeps a million keys with their records, and finds each', () => {
     const table = new KeyTable();
     const count = 1_000_000;

@@ -275,6 +275,33 @@ export class KeyTable {
     for (const [page, offset] of this.#liveSlots()) yield this.#recordAt(page, offset, page.readKey(offset));
   }
 
+  /**
+   * The records as they stand now, to be read later while the table goes on
+   * changing (the file store writes a snapshot from one while commits go on):
+   * records added afterwards are not in it, and records deleted or pruned
+   * afterwards are left out when it is read. Costs a list of page references.
+   */
+  view(): Iterable<IdempotencyRecord> {
+    const head = this.#head;
+    const tail = this.#tail;
+    const pageSlots = this.#pageSlots;
+    const offsetMask = this.#offsetMask;
+    const firstPage = Math.floor(head / pageSlots);
+    // Pages are never reused: one dropped from the ring (or by clear) stays as it was, flags aside.
+    const pages: Page[] = [];
+    for (let page = firstPage; page * pageSlots < tail; page++) pages.push(this.#pages[page & (this.#pages.length - 1)]!);
+    const recordAt = (page: Page, offset: number) => this.#recordAt(page, offset, page.readKey(offset));
+    return {
+      *[Symbol.iterator]() {
+        for (let slot = head; slot < tail; slot++) {
+          const page = pages[Math.floor(slot / pageSlots) - firstPage]!;
+          const offset = slot & offsetMask;
+          if (page.flags[offset]! & LIVE) yield recordAt(page, offset);
+        }
+      },
+    };
+  }
+
   *keys(): IterableIterator<string> {
     for (const [page, offset] of this.#liveSlots()) yield page.readKey(offset);
   }
