@@ -25,7 +25,7 @@ export interface StoreLogger {
 export interface FileStockStoreOptions {
   /** The directory that holds LOCK, journal.log and snapshot.json. Created if missing. */
   dataDir: string;
-  /** Committed batches between two snapshots (each snapshot empties the journal). Default 10,000. */
+  /** Committed batches between two snapshots (after each, the journal keeps only the batches since). Default 10,000. */
   snapshotEvery?: number;
   /** At most this many idempotency keys are kept in a snapshot (oldest go first). Default 1,000,000. */
   maxKeys?: number;
