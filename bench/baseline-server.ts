@@ -22,11 +22,8 @@
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { pathToFileURL } from 'node:url';
-import { decidePurchase } from './purchase-decision.ts';
+import { BODY_LIMIT, decidePurchase, KEEP_ALIVE_TIMEOUT_MS } from './purchase-decision.ts';
 
-const BODY_LIMIT = 1024 * 1024;
-/** Same keep-alive as the app (src/main.ts), so neither side pays for reconnects the other does not. */
-const KEEP_ALIVE_TIMEOUT_MS = 76_000;
 
 function send(res: ServerResponse, status: number, body: unknown): void {
   const text = JSON.stringify(body);

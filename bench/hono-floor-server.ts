@@ -15,11 +15,8 @@
 import { serve } from '@hono/node-server';
 import { Hono } from 'hono';
 import { pathToFileURL } from 'node:url';
-import { decidePurchase } from './purchase-decision.ts';
+import { BODY_LIMIT, decidePurchase, KEEP_ALIVE_TIMEOUT_MS } from './purchase-decision.ts';
 
-const BODY_LIMIT = 1024 * 1024;
-/** Same keep-alive as the app and the baseline. */
-const KEEP_ALIVE_TIMEOUT_MS = 76_000;
 
 /** A Hono app selling from `initialStock` tickets held in memory. */
 export function createHonoFloorApp(initialStock: number): Hono {

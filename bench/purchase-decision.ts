@@ -1,8 +1,16 @@
 /**
- * The purchase decision of the benchmark's yardsticks (the node:http baseline
- * and the Hono floor), apart from I/O: what to answer for a parsed body. The
- * same rules as the app: qty a positive safe integer, else 422; all of it
- * or nothing.
+ * What the benchmark's two yardsticks (the node:http baseline and the Hono
+ * floor) share: their limits and their purchase decision.
+ */
+
+/** The largest request body either yardstick reads, as the app's default BODY_LIMIT. */
+export const BODY_LIMIT = 1024 * 1024;
+/** Same keep-alive as the app (src/main.ts), so no side pays for reconnects the other does not. */
+export const KEEP_ALIVE_TIMEOUT_MS = 76_000;
+
+/**
+ * What to answer for a parsed purchase body, apart from I/O. The same rules
+ * as the app: qty a positive safe integer, else 422; all of it or nothing.
  */
 export function decidePurchase(
   stock: { remaining: number; sold: number },

@@ -1,7 +1,8 @@
 /**
  * The processes a benchmark measures, started from the built bundle (and the
- * bundled baseline and Hono floor servers, bench/lib/servers.ts) on free loopback ports, with what the runner
- * needs to read from them: the stock (for the invariant) and peak RSS.
+ * bundled baseline and Hono floor servers, bench/lib/servers.ts) on free
+ * loopback ports, with what the runner needs to read from them: the stock
+ * (for the invariant), peak RSS and CPU time.
  *
  * Bundle processes are started with test/support/processes.ts, the helper the
  * end-to-end tests use: free port, health wait, retry on a lost port race or a
@@ -79,11 +80,11 @@ async function startChild(
       env: { PATH: process.env.PATH ?? '/usr/bin:/bin', ...env, PORT: String(port), HOST: '127.0.0.1' },
       stdio: ['ignore', 'ignore', 'pipe'],
     });
-    baselineChildren.add(child);
+    otherChildren.add(child);
     let stderr = '';
     child.stderr?.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
     const exited = new Promise<void>((resolve) => child.once('close', () => resolve()));
-    child.once('close', () => baselineChildren.delete(child));
+    child.once('close', () => otherChildren.delete(child));
     const stop = async () => {
       if (child.exitCode !== null || child.signalCode !== null) return;
       child.kill('SIGTERM');
@@ -109,9 +110,9 @@ function startYardstick(role: string, script: string, initialStock: number) {
   return startChild(role, process.execPath, [script], { INITIAL_STOCK: String(initialStock) });
 }
 
-const baselineChildren = new Set<ChildProcess>();
+const otherChildren = new Set<ChildProcess>();
 process.once('exit', () => {
-  for (const child of baselineChildren) child.kill('SIGKILL');
+  for (const child of otherChildren) child.kill('SIGKILL');
 });
 
 const ROOT = resolvePath(fileURLToPath(new URL('../..', import.meta.url)));

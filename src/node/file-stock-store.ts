@@ -873,14 +873,10 @@ export class FileStockStore implements StockStore {
   }
 
   /**
-   * Splits the journal into good records. A bad record at the very end (maybe
-   * followed by NUL bytes) is a write cut short by a crash; anything bad before
-   * the end is corruption, which is refused.
-   */
-  /**
    * Reads the journal a piece at a time, handing each good record to
-   * `onRecord` as it is read, up to the first bad one (which must be a torn
-   * last record). No journal is an empty one.
+   * `onRecord` as it is read. A bad record at the very end (maybe followed by
+   * NUL bytes) is a write cut short by a crash; anything bad before the end is
+   * corruption, which is refused. No journal is an empty one.
    */
   async #scanJournal(
     onRecord: (record: JournalRecord, offset: number, line: number) => void,

@@ -39,7 +39,7 @@ export async function* journalLines(file: FileHandle, chunkBytes = 1024 * 1024):
     }
     if (start < bytesRead) {
       if (pending === null) pendingOffset = position + start;
-      // A copy: the next piece gets a buffer of its own, but this one's rest must outlive the loop.
+      // A copy, so that a few bytes carried over do not keep the whole piece's buffer alive.
       pending = pending === null ? Buffer.from(piece.subarray(start)) : Buffer.concat([pending, piece.subarray(start)]);
     }
     position += bytesRead;
