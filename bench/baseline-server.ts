@@ -24,7 +24,6 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { pathToFileURL } from 'node:url';
 import { BODY_LIMIT, decidePurchase, KEEP_ALIVE_TIMEOUT_MS } from './purchase-decision.ts';
 
-
 function send(res: ServerResponse, status: number, body: unknown): void {
   const text = JSON.stringify(body);
   res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });

@@ -17,7 +17,6 @@ import { Hono } from 'hono';
 import { pathToFileURL } from 'node:url';
 import { BODY_LIMIT, decidePurchase, KEEP_ALIVE_TIMEOUT_MS } from './purchase-decision.ts';
 
-
 /** A Hono app selling from `initialStock` tickets held in memory. */
 export function createHonoFloorApp(initialStock: number): Hono {
   const stock = { remaining: initialStock, sold: 0 };
