@@ -40,7 +40,10 @@ export default tseslint.config(
     files: ['src/**/*.ts'],
     ignores: ['src/main.ts', 'src/node/**', 'src/**/*.test.ts'],
     rules: {
-      'no-restricted-imports': ['error', { patterns: [{ group: ['node:*'], message: 'Node-only code belongs in src/main.ts or src/node/.' }] }],
+      'no-restricted-imports': [
+        'error',
+        { patterns: [{ group: ['node:*'], message: 'Node-only code belongs in src/main.ts or src/node/.' }] },
+      ],
     },
   },
 );

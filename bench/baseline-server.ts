@@ -72,7 +72,8 @@ export function createBaselineServer(initialStock: number): Server {
     req.resume();
     if (req.method === 'GET' && url === '/api/v1/available') return send(res, 200, { qty: stock.remaining });
     if (req.method === 'GET' && url === '/api/v1/health') return send(res, 200, { status: 'healthy' });
-    if (req.method === 'GET' && url === '/stats') return send(res, 200, { sold: stock.sold, remaining: stock.remaining });
+    if (req.method === 'GET' && url === '/stats')
+      return send(res, 200, { sold: stock.sold, remaining: stock.remaining });
     problem(res, 404, `no route for ${req.method} ${url}`);
   });
   server.keepAliveTimeout = KEEP_ALIVE_TIMEOUT_MS;

@@ -22,7 +22,11 @@ describe('the Hono floor app', () => {
     expect(sold.status).toBe(200);
     expect(sold.headers.get('content-type')).toMatch(/^application\/json/);
     expect(await sold.json()).toEqual({ success: true, remaining: 1, message: 'Purchased 2 tickets' });
-    expect(await (await purchase(app, '{"qty":2}')).json()).toEqual({ success: false, remaining: 1, message: 'Insufficient inventory' });
+    expect(await (await purchase(app, '{"qty":2}')).json()).toEqual({
+      success: false,
+      remaining: 1,
+      message: 'Insufficient inventory',
+    });
     expect(await (await app.request('/api/v1/available')).json()).toEqual({ qty: 1 });
     expect(await (await app.request('/stats')).json()).toEqual({ sold: 2, remaining: 1 });
     expect((await app.request('/api/v1/health')).status).toBe(200);
@@ -80,8 +84,15 @@ describe('the bundled yardsticks (bench/lib/servers.ts)', () => {
     const answers = async (url: string) => {
       const results: unknown[] = [];
       for (const body of ['{"qty":2}', '{"qty":2}', '{"qty":0}', '{"qty":1}']) {
-        const response = await fetch(`${url}/api/v1/purchase`, { method: 'POST', headers: { 'content-type': 'application/json' }, body });
-        results.push([response.status, response.status === 200 ? await response.json() : (await response.json()).status]);
+        const response = await fetch(`${url}/api/v1/purchase`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body,
+        });
+        results.push([
+          response.status,
+          response.status === 200 ? await response.json() : (await response.json()).status,
+        ]);
       }
       results.push(await (await fetch(`${url}/stats`)).json());
       return results;

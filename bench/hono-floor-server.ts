@@ -25,7 +25,8 @@ export function createHonoFloorApp(initialStock: number): Hono {
     if (!/^application\/json\b/i.test(c.req.header('content-type') ?? '')) {
       return c.json({ status: 415, detail: 'send application/json' }, 415);
     }
-    if (Number(c.req.header('content-length') ?? 0) > BODY_LIMIT) return c.json({ status: 413, detail: 'body too large' }, 413);
+    if (Number(c.req.header('content-length') ?? 0) > BODY_LIMIT)
+      return c.json({ status: 413, detail: 'body too large' }, 413);
     let body: unknown;
     try {
       body = await c.req.json();

@@ -30,4 +30,3 @@ export function decidePurchase(
     body: { success: true, remaining: stock.remaining, message: `Purchased ${qty} ticket${qty === 1 ? '' : 's'}` },
   };
 }
-

@@ -6,7 +6,15 @@
 import { describe, expect, it } from 'vitest';
 import { scenarioRequests } from './lib/load.ts';
 import { estimateSeconds, parsePlan, UsageError, type Plan } from './lib/plan.ts';
-import { escapeXml, formatRss, niceCeiling, renderCellTable, renderMarkdown, renderSvg, renderTables } from './lib/report.ts';
+import {
+  escapeXml,
+  formatRss,
+  niceCeiling,
+  renderCellTable,
+  renderMarkdown,
+  renderSvg,
+  renderTables,
+} from './lib/report.ts';
 import {
   checkMemory,
   checkSellout,
@@ -56,7 +64,18 @@ describe('parsePlan', () => {
   });
 
   it('--scenarios and --connections measure every combination with --rounds and --duration', () => {
-    const p = plan(['--targets', 'micro,baseline', '--scenarios', 'availability,purchase', '--connections', '10,1000', '--rounds', '2', '--duration', '1.5']);
+    const p = plan([
+      '--targets',
+      'micro,baseline',
+      '--scenarios',
+      'availability,purchase',
+      '--connections',
+      '10,1000',
+      '--rounds',
+      '2',
+      '--duration',
+      '1.5',
+    ]);
     expect(p.targets).toEqual(['micro', 'baseline']);
     expect(p.cells).toEqual([
       { scenario: 'availability', connections: 10, rounds: 2, durationSeconds: 1.5 },
@@ -72,11 +91,24 @@ describe('parsePlan', () => {
       [5, 2],
       [5, 2],
     ]);
-    expect(plan(['--connections', '10']).cells.map((c) => `${c.scenario}@${c.connections}`)).toEqual(['purchase@10', 'mix@10']);
+    expect(plan(['--connections', '10']).cells.map((c) => `${c.scenario}@${c.connections}`)).toEqual([
+      'purchase@10',
+      'mix@10',
+    ]);
   });
 
   it('takes --checks, --memory-requests, --timeout, --out and --rebuild', () => {
-    const p = plan(['--checks', 'memory', '--memory-requests', '5000', '--timeout', '30', '--out', '/tmp/x', '--rebuild']);
+    const p = plan([
+      '--checks',
+      'memory',
+      '--memory-requests',
+      '5000',
+      '--timeout',
+      '30',
+      '--out',
+      '/tmp/x',
+      '--rebuild',
+    ]);
     expect(p.checks).toEqual(['memory']);
     expect(p.memoryRequests).toBe(5000);
     expect(p.timeoutSeconds).toBe(30);
@@ -181,35 +213,54 @@ describe('checks', () => {
   });
 
   it('stock invariant: holds when every answer was a sale and the rest were in flight at the stop', () => {
-    const check = checkStock(1000, { sold: 100, remaining: 900 }, { sold: 180, remaining: 820 }, purchases(75), { connections: 10, timeouts: 0 });
+    const check = checkStock(1000, { sold: 100, remaining: 900 }, { sold: 180, remaining: 820 }, purchases(75), {
+      connections: 10,
+      timeouts: 0,
+    });
     expect(check).toMatchObject({ soldInRun: 80, succeeded: 75, unanswered: 5, ok: true, problems: [] });
   });
 
   it('stock invariant: fails on lost stock, on answers without sales, on too many unanswered sales, on refused purchases', () => {
-    const lost = checkStock(1000, { sold: 0, remaining: 1000 }, { sold: 10, remaining: 989 }, purchases(10), { connections: 10, timeouts: 0 });
-    expect(lost.ok).toBe(false);
-    expect(lost.problems.join()).toMatch(/not the initial 1000/);
-
-    const phantom = checkStock(1000, { sold: 0, remaining: 1000 }, { sold: 10, remaining: 990 }, purchases(11), { connections: 10, timeouts: 0 });
-    expect(phantom.ok).toBe(false);
-    expect(phantom.problems.join()).toMatch(/11 successful answers but only 10 tickets sold/);
-
-    const unanswered = checkStock(1000, { sold: 0, remaining: 1000 }, { sold: 30, remaining: 970 }, purchases(10), { connections: 10, timeouts: 5 });
-    expect(unanswered.ok).toBe(false);
-    expect(unanswered.unanswered).toBe(20);
-
-    const refused = checkStock(1000, { sold: 0, remaining: 1000 }, { sold: 10, remaining: 990 }, purchases(10, { answered2xx: 12, refused: 2 }), {
+    const lost = checkStock(1000, { sold: 0, remaining: 1000 }, { sold: 10, remaining: 989 }, purchases(10), {
       connections: 10,
       timeouts: 0,
     });
+    expect(lost.ok).toBe(false);
+    expect(lost.problems.join()).toMatch(/not the initial 1000/);
+
+    const phantom = checkStock(1000, { sold: 0, remaining: 1000 }, { sold: 10, remaining: 990 }, purchases(11), {
+      connections: 10,
+      timeouts: 0,
+    });
+    expect(phantom.ok).toBe(false);
+    expect(phantom.problems.join()).toMatch(/11 successful answers but only 10 tickets sold/);
+
+    const unanswered = checkStock(1000, { sold: 0, remaining: 1000 }, { sold: 30, remaining: 970 }, purchases(10), {
+      connections: 10,
+      timeouts: 5,
+    });
+    expect(unanswered.ok).toBe(false);
+    expect(unanswered.unanswered).toBe(20);
+
+    const refused = checkStock(
+      1000,
+      { sold: 0, remaining: 1000 },
+      { sold: 10, remaining: 990 },
+      purchases(10, { answered2xx: 12, refused: 2 }),
+      {
+        connections: 10,
+        timeouts: 0,
+      },
+    );
     expect(refused.ok).toBe(false);
     expect(refused.problems.join()).toMatch(/2 of 12 2xx purchase answers were not a success/);
   });
 
-
   it('sell-out: exactly the stock sold and answered, the rest refused, nothing left', () => {
     expect(checkSellout(sellout)).toMatchObject({ ok: true, problems: [] });
-    expect(checkSellout({ ...sellout, succeeded: 201, refused: 299, after: { sold: 201, remaining: -1 } }).problems).toHaveLength(3);
+    expect(
+      checkSellout({ ...sellout, succeeded: 201, refused: 299, after: { sold: 201, remaining: -1 } }).problems,
+    ).toHaveLength(3);
     expect(checkSellout({ ...sellout, errors: 1 }).ok).toBe(false);
     expect(checkSellout({ ...sellout, non2xx: 2 }).ok).toBe(false);
     expect(checkSellout({ ...sellout, availableAfter: 5 }).ok).toBe(false);
@@ -263,11 +314,47 @@ function run(partial: Partial<RunRecord> & Pick<RunRecord, 'target' | 'roundId' 
 
 const RUNS: RunRecord[] = [
   run({ target: 'baseline', roundId: 0, rps: 1000, latency: { p50: 1, p95: 2, p99: 3, max: 9 }, cpuUsPerRequest: 30 }),
-  run({ target: 'micro', roundId: 0, rps: 250, latency: { p50: 10, p95: 20, p99: 30, max: 90 }, peakRssMb: { ticket: 80, vacancy: 60 }, cpuUsPerRequest: 150 }),
-  run({ target: 'baseline', roundId: 1, rps: 800, latency: { p50: 1.5, p95: 2.5, p99: 3.5, max: 9 }, cpuUsPerRequest: 40 }),
-  run({ target: 'micro', roundId: 1, rps: 240, latency: { p50: 12, p95: 22, p99: 32, max: 90 }, peakRssMb: { ticket: 85, vacancy: 58 }, errors: 2, timeouts: 1, cpuUsPerRequest: 100 }),
-  run({ target: 'baseline', roundId: 2, rps: 1200, latency: { p50: 0.5, p95: 1.5, p99: 2.5, max: 9 }, cpuUsPerRequest: 35 }),
-  run({ target: 'micro', roundId: 2, rps: 200, latency: { p50: 11, p95: 21, p99: 31, max: 90 }, peakRssMb: { ticket: 82, vacancy: 61 }, non2xx: 3, cpuUsPerRequest: 175 }),
+  run({
+    target: 'micro',
+    roundId: 0,
+    rps: 250,
+    latency: { p50: 10, p95: 20, p99: 30, max: 90 },
+    peakRssMb: { ticket: 80, vacancy: 60 },
+    cpuUsPerRequest: 150,
+  }),
+  run({
+    target: 'baseline',
+    roundId: 1,
+    rps: 800,
+    latency: { p50: 1.5, p95: 2.5, p99: 3.5, max: 9 },
+    cpuUsPerRequest: 40,
+  }),
+  run({
+    target: 'micro',
+    roundId: 1,
+    rps: 240,
+    latency: { p50: 12, p95: 22, p99: 32, max: 90 },
+    peakRssMb: { ticket: 85, vacancy: 58 },
+    errors: 2,
+    timeouts: 1,
+    cpuUsPerRequest: 100,
+  }),
+  run({
+    target: 'baseline',
+    roundId: 2,
+    rps: 1200,
+    latency: { p50: 0.5, p95: 1.5, p99: 2.5, max: 9 },
+    cpuUsPerRequest: 35,
+  }),
+  run({
+    target: 'micro',
+    roundId: 2,
+    rps: 200,
+    latency: { p50: 11, p95: 21, p99: 31, max: 90 },
+    peakRssMb: { ticket: 82, vacancy: 61 },
+    non2xx: 3,
+    cpuUsPerRequest: 175,
+  }),
   run({ target: 'baseline', roundId: 3, rps: 500, connections: 1000, round: 0 }),
   run({ target: 'micro', roundId: 3, rps: 50, connections: 1000, round: 0, peakRssMb: { ticket: 120, vacancy: 70 } }),
 ];
@@ -321,7 +408,10 @@ describe('summarize', () => {
       ok,
       problems: ok ? [] : ['broken'],
     });
-    const runs = [run({ target: 'micro', roundId: 0, rps: 1, stock: stock(true) }), run({ target: 'micro', roundId: 1, rps: 1, stock: stock(false) })];
+    const runs = [
+      run({ target: 'micro', roundId: 0, rps: 1, stock: stock(true) }),
+      run({ target: 'micro', roundId: 1, rps: 1, stock: stock(false) }),
+    ];
     expect(summarize(runs, [CELLS[0]!], ['micro'])[0]?.targets[0]?.stockOk).toBe(false);
     expect(summarize(runs.slice(0, 1), [CELLS[0]!], ['micro'])[0]?.targets[0]?.stockOk).toBe(true);
   });
@@ -385,9 +475,7 @@ describe('markdown', () => {
         }),
       ],
       summary,
-      sellout: [
-        checkSellout({ ...sellout, target: 'baseline' }),
-      ],
+      sellout: [checkSellout({ ...sellout, target: 'baseline' })],
       memory: checkMemory({
         target: 'monolith-memory',
         requests: 1_000_000,
@@ -413,7 +501,9 @@ describe('markdown', () => {
     expect(md).toContain('- FAILED micro, purchase at 100 connections, round 1: something broke');
     expect(md).toContain('| baseline | 200 | 200 | 300 | 0 | 0 | 0 | 0 | ok |');
     expect(md).toContain('1,000,000 purchases, each with a new Idempotency-Key');
-    expect(md).toContain('| 1000000 | 5000 | 1000000 | 1000000 | 0 | 0 | 250.0 | FAILED: peak RSS 250.0 MB is not under 200 MB |');
+    expect(md).toContain(
+      '| 1000000 | 5000 | 1000000 | 1000000 | 0 | 0 | 250.0 | FAILED: peak RSS 250.0 MB is not under 200 MB |',
+    );
     expect(md).not.toContain('Incomplete');
     expect(renderMarkdown({ ...report, meta: { ...report.meta, aborted: 'global timeout of 10 s' } })).toContain(
       '**Incomplete: global timeout of 10 s**',
@@ -429,7 +519,9 @@ describe('svg', () => {
     expect(svg.startsWith('<svg xmlns="http://www.w3.org/2000/svg"')).toBe(true);
     expect(svg.trimEnd().endsWith('</svg>')).toBe(true);
     expect(svg).toContain('bench &lt;quick&gt; &amp; more');
-    const opened = (svg.match(/<(g|text|svg|circle|title)(\s[^>]*)?>/g) ?? []).filter((tag) => !tag.endsWith('/>')).length;
+    const opened = (svg.match(/<(g|text|svg|circle|title)(\s[^>]*)?>/g) ?? []).filter(
+      (tag) => !tag.endsWith('/>'),
+    ).length;
     const closed = svg.match(/<\/(g|text|svg|circle|title)>/g)?.length ?? 0;
     expect(opened).toBe(closed);
     expect(escapeXml(`<a href="x">'&'</a>`)).toBe('&lt;a href=&quot;x&quot;&gt;&apos;&amp;&apos;&lt;/a&gt;');
@@ -475,7 +567,10 @@ describe('load and target helpers', () => {
       { method: 'POST', path: '/api/v1/purchase', headers: { 'content-type': 'application/json' }, body: '{"qty":1}' },
     ]);
     expect(scenarioRequests('availability')).toEqual([{ method: 'GET', path: '/api/v1/available' }]);
-    expect(scenarioRequests('mix').map((r) => `${r.method} ${r.path}`)).toEqual(['GET /api/v1/available', 'POST /api/v1/purchase']);
+    expect(scenarioRequests('mix').map((r) => `${r.method} ${r.path}`)).toEqual([
+      'GET /api/v1/available',
+      'POST /api/v1/purchase',
+    ]);
   });
 
   it('gives every purchase of the memory check a new Idempotency-Key', () => {
@@ -509,7 +604,10 @@ describe('load and target helpers', () => {
   });
 
   it('reads sold and remaining from the monolith’s and vacancy’s health', () => {
-    expect(stockFromHealth({ details: { vacancy: { stock: { available: 994, sold: 6 } }, ticket: {} } })).toEqual({ sold: 6, remaining: 994 });
+    expect(stockFromHealth({ details: { vacancy: { stock: { available: 994, sold: 6 } }, ticket: {} } })).toEqual({
+      sold: 6,
+      remaining: 994,
+    });
     expect(stockFromHealth({ details: { stock: { available: 5, sold: 995 } } })).toEqual({ sold: 995, remaining: 5 });
     expect(() => stockFromHealth({ details: { ticket: {} } })).toThrow(/no stock figures/);
   });

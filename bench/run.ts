@@ -30,11 +30,20 @@ import {
 } from './lib/results.ts';
 import { round, rotate } from './lib/stats.ts';
 import { buildBenchServers, type BenchServers } from './lib/servers.ts';
-import { readCpuSeconds, readPeakRssMb, resetPeakRss, startTarget, startTargets, type StockReading, type Target } from './lib/targets.ts';
+import {
+  readCpuSeconds,
+  readPeakRssMb,
+  resetPeakRss,
+  startTarget,
+  startTargets,
+  type StockReading,
+  type Target,
+} from './lib/targets.ts';
 
 const ROOT = resolve(fileURLToPath(new URL('..', import.meta.url)));
 const started = Date.now();
-const log = (line: string) => process.stderr.write(`[${String(Math.round((Date.now() - started) / 1000)).padStart(4)} s] ${line}\n`);
+const log = (line: string) =>
+  process.stderr.write(`[${String(Math.round((Date.now() - started) / 1000)).padStart(4)} s] ${line}\n`);
 
 // ---- set-up --------------------------------------------------------------------------------------
 
@@ -72,7 +81,11 @@ function ensureBundle(force: boolean): void {
 
 function gitDescribe(): string | null {
   try {
-    return execFileSync('git', ['describe', '--always', '--dirty'], { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+    return execFileSync('git', ['describe', '--always', '--dirty'], {
+      cwd: ROOT,
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'ignore'],
+    }).trim();
   } catch {
     return null;
   }
@@ -126,7 +139,8 @@ function describeRun(run: RunRecord): string {
   const rss = Object.values(run.peakRssMb)
     .map((mb) => (mb === null ? '?' : mb.toFixed(0)))
     .join('+');
-  const stock = run.stock === null ? '' : run.stock.ok ? '  stock ok' : `  STOCK FAILED: ${run.stock.problems.join('; ')}`;
+  const stock =
+    run.stock === null ? '' : run.stock.ok ? '  stock ok' : `  STOCK FAILED: ${run.stock.problems.join('; ')}`;
   return (
     `${run.scenario} c=${run.connections} round ${run.round + 1}  ${run.target.padEnd(15)} ` +
     `${run.rps.toFixed(0).padStart(6)} req/s  p99 ${(run.latency?.p99 ?? NaN).toFixed(1)} ms  ` +
@@ -141,7 +155,13 @@ async function measure(plan: Plan, targets: Target[], signal: AbortSignal, runs:
     // before the first round, or the first rounds of the slowest-warming target measure the JIT.
     log(`warming up each target in turn (${plan.warmupSeconds} s of purchases at 100 connections)`);
     for (const target of targets) {
-      await runLoad({ url: target.url, scenario: 'purchase', connections: 100, durationSeconds: plan.warmupSeconds, signal });
+      await runLoad({
+        url: target.url,
+        scenario: 'purchase',
+        connections: 100,
+        durationSeconds: plan.warmupSeconds,
+        signal,
+      });
       await drained(target);
     }
   }
@@ -180,10 +200,15 @@ async function measure(plan: Plan, targets: Target[], signal: AbortSignal, runs:
           target: target.name,
           peakRssMb: peakRss(target),
           cpuUsPerRequest:
-            cpuBefore === null || cpuAfter === null || result.requests === 0 ? null : ((cpuAfter - cpuBefore) * 1e6) / result.requests,
+            cpuBefore === null || cpuAfter === null || result.requests === 0
+              ? null
+              : ((cpuAfter - cpuBefore) * 1e6) / result.requests,
           stock:
             before && after
-              ? checkStock(target.initialStock, before, after, purchases, { connections: cell.connections, timeouts: result.timeouts })
+              ? checkStock(target.initialStock, before, after, purchases, {
+                  connections: cell.connections,
+                  timeouts: result.timeouts,
+                })
               : null,
         };
         runs.push(run);
@@ -198,7 +223,9 @@ async function selloutCheck(plan: Plan, targets: Target[], signal: AbortSignal):
   const stock = plan.selloutStock;
   const requests = Math.round(stock * 2.5);
   const connections = 100;
-  log(`sell-out check: ${targets.length} fresh targets with ${stock} tickets, ${requests} purchases each at ${connections} connections`);
+  log(
+    `sell-out check: ${targets.length} fresh targets with ${stock} tickets, ${requests} purchases each at ${connections} connections`,
+  );
   const records: SelloutRecord[] = [];
   for (const target of targets) {
     if (signal.aborted) break;
@@ -220,7 +247,9 @@ async function selloutCheck(plan: Plan, targets: Target[], signal: AbortSignal):
       availableAfter: available,
     });
     records.push(record);
-    log(`sell-out ${target.name}: sold ${after?.sold}, ${record.succeeded} sold answers, ${record.refused} refused, ${record.ok ? 'ok' : `FAILED: ${record.problems.join('; ')}`}`);
+    log(
+      `sell-out ${target.name}: sold ${after?.sold}, ${record.succeeded} sold answers, ${record.refused} refused, ${record.ok ? 'ok' : `FAILED: ${record.problems.join('; ')}`}`,
+    );
   }
   return records;
 }
@@ -231,9 +260,18 @@ async function memoryCheck(plan: Plan, servers: BenchServers, signal: AbortSigna
   log(`memory check: ${plan.memoryRequests} purchases with unique Idempotency-Keys against a fresh ${name}`);
   const target = await startTarget(name, { servers, initialStock: HUGE_STOCK });
   try {
-    const result = await runLoad({ url: target.url, scenario: 'purchase', connections, amount: plan.memoryRequests, idempotencyKeys: true, signal });
+    const result = await runLoad({
+      url: target.url,
+      scenario: 'purchase',
+      connections,
+      amount: plan.memoryRequests,
+      idempotencyKeys: true,
+      signal,
+    });
     const stock = await settledStock(target).catch(() => null);
-    const health = (await fetch(`${target.url}/api/v1/health`).then((r) => r.json()).catch(() => null)) as {
+    const health = (await fetch(`${target.url}/api/v1/health`)
+      .then((r) => r.json())
+      .catch(() => null)) as {
       details?: { vacancy?: { actor?: { idempotencyKeys?: number } } };
     } | null;
     const record = checkMemory({
@@ -250,7 +288,9 @@ async function memoryCheck(plan: Plan, servers: BenchServers, signal: AbortSigna
       peakRssMb: target.processes[0] ? readPeakRssMb(target.processes[0].pid) : null,
       limitMb: plan.memoryLimitMb,
     });
-    log(`memory: peak RSS ${record.peakRssMb?.toFixed(1)} MB after ${record.sold} purchases at ${record.rps.toFixed(0)} req/s, ${record.ok ? 'ok' : `FAILED: ${record.problems.join('; ')}`}`);
+    log(
+      `memory: peak RSS ${record.peakRssMb?.toFixed(1)} MB after ${record.sold} purchases at ${record.rps.toFixed(0)} req/s, ${record.ok ? 'ok' : `FAILED: ${record.problems.join('; ')}`}`,
+    );
     return record;
   } finally {
     await target.stop();
@@ -274,7 +314,10 @@ function writeResults(report: BenchReport, outDir: string): string {
   writeAtomically(join(dir, 'latest.md'), renderMarkdown(report));
   writeAtomically(
     join(dir, 'latest.svg'),
-    renderSvg(report.summary, `ticket-system benchmark, ${report.meta.profile} profile, ${report.meta.startedAt.slice(0, 16)}`),
+    renderSvg(
+      report.summary,
+      `ticket-system benchmark, ${report.meta.profile} profile, ${report.meta.startedAt.slice(0, 16)}`,
+    ),
   );
   return dir;
 }
@@ -306,7 +349,10 @@ async function main(): Promise<number> {
       process.exit(1);
     }, 30_000).unref();
   };
-  const globalTimer = setTimeout(() => stopWith(`global timeout of ${plan.timeoutSeconds} s`), plan.timeoutSeconds * 1000);
+  const globalTimer = setTimeout(
+    () => stopWith(`global timeout of ${plan.timeoutSeconds} s`),
+    plan.timeoutSeconds * 1000,
+  );
   for (const signal of ['SIGINT', 'SIGTERM'] as const) {
     process.on(signal, () => (abort.signal.aborted ? process.exit(130) : stopWith(`${signal} received`)));
   }
@@ -330,7 +376,9 @@ async function main(): Promise<number> {
     const startAll = (initialStock: number) => startTargets(plan.targets, { servers, initialStock });
     // Both sets start at once (start-up is most of a sell-out's time); the sell-out set idles until its turn.
     if (plan.cells.length > 0 || plan.checks.includes('sellout')) {
-      log(`starting ${plan.targets.join(', ')}${plan.checks.includes('sellout') ? ' (and a fresh set for the sell-out check)' : ''}`);
+      log(
+        `starting ${plan.targets.join(', ')}${plan.checks.includes('sellout') ? ' (and a fresh set for the sell-out check)' : ''}`,
+      );
     }
     const [measured, sellingOut] = await Promise.all([
       plan.cells.length > 0 ? startAll(HUGE_STOCK) : [],
@@ -343,7 +391,8 @@ async function main(): Promise<number> {
     } finally {
       await Promise.all([...measured, ...sellingOut].map((t) => t.stop()));
     }
-    if (plan.checks.includes('memory') && !abort.signal.aborted) memory = await memoryCheck(plan, servers, abort.signal);
+    if (plan.checks.includes('memory') && !abort.signal.aborted)
+      memory = await memoryCheck(plan, servers, abort.signal);
   } catch (error) {
     failure = error instanceof Error ? error.message : String(error);
     log(`failed: ${failure}`);
@@ -382,14 +431,18 @@ async function main(): Promise<number> {
 
   const dir = writeResults(report, plan.outDir);
   if (report.summary.length > 0) process.stdout.write(`\n${renderTables(report.summary)}\n\n`);
-  log(`results in ${dir}/latest.{md,json,svg}; ${report.ok ? 'every check passed' : 'SOME CHECKS FAILED or the run was incomplete (see latest.md)'}`);
+  log(
+    `results in ${dir}/latest.{md,json,svg}; ${report.ok ? 'every check passed' : 'SOME CHECKS FAILED or the run was incomplete (see latest.md)'}`,
+  );
   return report.ok ? 0 : 1;
 }
 
 main().then(
   (code) => process.exit(code),
   (error: unknown) => {
-    process.stderr.write(`benchmark failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+    process.stderr.write(
+      `benchmark failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`,
+    );
     process.exit(1);
   },
 );

@@ -92,7 +92,9 @@ class RecordingClient implements VacancyClient {
 class UnreachableVacancy implements VacancyClient {
   reserveCalls = 0;
   available(): Promise<number> {
-    return Promise.reject(new VacancyUnavailableError('The vacancy service at http://vacancy:8001 could not be reached'));
+    return Promise.reject(
+      new VacancyUnavailableError('The vacancy service at http://vacancy:8001 could not be reached'),
+    );
   }
   reserve(): Promise<ReserveResult> {
     this.reserveCalls += 1;
@@ -296,14 +298,17 @@ describe('monolith', () => {
     expect(await stockOf(app)).toBe(2);
   });
 
-  it.each(QTY_PATHS)('%s: insufficient stock is 200 success:false "Insufficient inventory", stock unchanged', async (path) => {
-    const { app, actor } = await monolithApp();
-    const res = await postJson(app, path, `{"qty":${INITIAL_STOCK + 1}}`);
-    expect(res.status).toBe(200);
-    expect(await res.json()).toEqual({ success: false, remaining: INITIAL_STOCK, message: 'Insufficient inventory' });
-    expect(await stockOf(app)).toBe(INITIAL_STOCK);
-    expect(actor.snapshot()).toEqual({ remaining: INITIAL_STOCK, sold: 0 });
-  });
+  it.each(QTY_PATHS)(
+    '%s: insufficient stock is 200 success:false "Insufficient inventory", stock unchanged',
+    async (path) => {
+      const { app, actor } = await monolithApp();
+      const res = await postJson(app, path, `{"qty":${INITIAL_STOCK + 1}}`);
+      expect(res.status).toBe(200);
+      expect(await res.json()).toEqual({ success: false, remaining: INITIAL_STOCK, message: 'Insufficient inventory' });
+      expect(await stockOf(app)).toBe(INITIAL_STOCK);
+      expect(actor.snapshot()).toEqual({ remaining: INITIAL_STOCK, sold: 0 });
+    },
+  );
 
   it.each(QTY_PATHS)('%s: the last tickets can be taken, then nothing more', async (path) => {
     const { app } = await monolithApp();
@@ -357,7 +362,13 @@ describe('monolith', () => {
       paths: Record<string, Record<string, { responses: Record<string, { content?: Record<string, unknown> }> }>>;
     };
     expect(doc.openapi.startsWith('3.1')).toBe(true);
-    for (const path of ['/api/v1/purchase', '/api/v1/reserve', '/api/v1/available', '/api/v1/health', '/api/v1/ready']) {
+    for (const path of [
+      '/api/v1/purchase',
+      '/api/v1/reserve',
+      '/api/v1/available',
+      '/api/v1/health',
+      '/api/v1/ready',
+    ]) {
       expect(doc.paths, path).toHaveProperty([path]);
     }
     for (const path of QTY_PATHS) {
@@ -541,7 +552,11 @@ const SCHEMA_INVALID: [label: string, body: string, field: 'qty' | 'body'][] = [
 const UNSUPPORTED_TYPES: [label: string, contentType: string | undefined, body: string][] = [
   ['text/plain', 'text/plain', '{"qty":1}'],
   ['application/x-www-form-urlencoded', 'application/x-www-form-urlencoded', 'qty=1'],
-  ['multipart/form-data', 'multipart/form-data; boundary=x', '--x\r\nContent-Disposition: form-data; name="qty"\r\n\r\n1\r\n--x--\r\n'],
+  [
+    'multipart/form-data',
+    'multipart/form-data; boundary=x',
+    '--x\r\nContent-Disposition: form-data; name="qty"\r\n\r\n1\r\n--x--\r\n',
+  ],
   ['application/xml', 'application/xml', '<qty>1</qty>'],
   ['application/jsonp', 'application/jsonp', '{"qty":1}'],
   ['no content type', undefined, '{"qty":1}'],
@@ -706,12 +721,16 @@ describe.each(QTY_PATHS)('bad input on POST %s', (path) => {
 
 describe('bad input in ticket mode never reaches vacancy', () => {
   const cases: [label: string, status: number, init: RequestInit][] = [
-    ...MALFORMED_JSON.map(
-      ([label, body]): [string, number, RequestInit] => [label, 400, { body, headers: { 'content-type': 'application/json' } }],
-    ),
-    ...SCHEMA_INVALID.map(
-      ([label, body]): [string, number, RequestInit] => [label, 422, { body, headers: { 'content-type': 'application/json' } }],
-    ),
+    ...MALFORMED_JSON.map(([label, body]): [string, number, RequestInit] => [
+      label,
+      400,
+      { body, headers: { 'content-type': 'application/json' } },
+    ]),
+    ...SCHEMA_INVALID.map(([label, body]): [string, number, RequestInit] => [
+      label,
+      422,
+      { body, headers: { 'content-type': 'application/json' } },
+    ]),
     ...UNSUPPORTED_TYPES.map(([label, contentType, body]): [string, number, RequestInit] => [
       label,
       415,
@@ -728,7 +747,11 @@ describe('bad input in ticket mode never reaches vacancy', () => {
 
   it('an oversized body → 413', async () => {
     const { app, actor, client } = await ticketApp({ BODY_LIMIT: '64' });
-    await expectProblem(await app.request(streamedRequest('/api/v1/purchase', paddedBody(200))), 413, '/api/v1/purchase');
+    await expectProblem(
+      await app.request(streamedRequest('/api/v1/purchase', paddedBody(200))),
+      413,
+      '/api/v1/purchase',
+    );
     expect(client.calls).toHaveLength(0);
     expect(actor.snapshot()).toEqual({ remaining: INITIAL_STOCK, sold: 0 });
   });
@@ -832,7 +855,8 @@ describe('security headers', () => {
     'x-content-type-options': 'nosniff',
     'x-frame-options': 'DENY',
   };
-  const headersOf = (res: Response) => Object.fromEntries(Object.keys(API_HEADERS).map((name) => [name, res.headers.get(name)]));
+  const headersOf = (res: Response) =>
+    Object.fromEntries(Object.keys(API_HEADERS).map((name) => [name, res.headers.get(name)]));
 
   it.each([
     ['a purchase', (app: App) => postJson(app, '/api/v1/purchase', '{"qty":1}')],

@@ -82,7 +82,9 @@ export function createApp(deps: AppDependencies): OpenAPIHono {
   app.use(apiHeaders(lifecycle));
   if (logger.isLevelEnabled('info')) app.use(requestLog(logger));
   if (config.RATE_LIMIT > 0) {
-    app.use(rateLimit({ limit: config.RATE_LIMIT, windowSeconds: config.RATE_LIMIT_WINDOW, trustProxy: config.TRUST_PROXY }));
+    app.use(
+      rateLimit({ limit: config.RATE_LIMIT, windowSeconds: config.RATE_LIMIT_WINDOW, trustProxy: config.TRUST_PROXY }),
+    );
   }
   if (config.REQUEST_TIMEOUT > 0) app.use('/api/*', requestTimeout(config.REQUEST_TIMEOUT));
   if (config.CORS_ORIGINS.length > 0) {
@@ -167,7 +169,10 @@ export function createApp(deps: AppDependencies): OpenAPIHono {
   app.onError((error, c) => {
     const { response, unexpected } = errorToProblem(toProblemError(error), c);
     if (unexpected) {
-      logger.error({ err: error, requestId: c.get('requestId'), method: c.req.method, path: c.req.path }, 'unhandled error');
+      logger.error(
+        { err: error, requestId: c.get('requestId'), method: c.req.method, path: c.req.path },
+        'unhandled error',
+      );
     }
     return response;
   });

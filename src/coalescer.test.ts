@@ -3,7 +3,11 @@ import { Coalescer } from './ticket/coalescer.ts';
 
 /** A send that records its batches and answers when the test says so. */
 function controlledSend() {
-  const sends: Array<{ items: number[]; answer: (results: Array<number | Error>) => void; fail: (error: Error) => void }> = [];
+  const sends: Array<{
+    items: number[];
+    answer: (results: Array<number | Error>) => void;
+    fail: (error: Error) => void;
+  }> = [];
   const send = (items: number[]) =>
     new Promise<Array<number | Error>>((resolve, reject) => {
       sends.push({ items, answer: resolve, fail: reject });
@@ -50,7 +54,11 @@ describe('Coalescer', () => {
     const coalescer = new Coalescer(send, { maxItems: 3, maxInFlight: 10 });
     const results = Array.from({ length: 8 }, (_, index) => coalescer.submit(index));
     await turn();
-    expect(sends.map((s) => s.items)).toEqual([[0, 1, 2], [3, 4, 5], [6, 7]]);
+    expect(sends.map((s) => s.items)).toEqual([
+      [0, 1, 2],
+      [3, 4, 5],
+      [6, 7],
+    ]);
     for (const s of sends) s.answer(s.items.map((item) => item * 2));
     expect(await Promise.all(results)).toEqual([0, 2, 4, 6, 8, 10, 12, 14]);
   });

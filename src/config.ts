@@ -37,8 +37,7 @@ const secondsOrOff = (what: string, max = 3600) =>
 /** Variables whose values are secrets: a wrong one is named in errors, never echoed. */
 const SECRET_VARIABLES = new Set(['INTERNAL_TOKEN', 'ADMIN_TOKEN', 'METRICS_TOKEN', 'REDIS_URL']);
 
-const port = (fallback: number) =>
-  integer(1, 65_535, 'a TCP port number between 1 and 65535').default(fallback);
+const port = (fallback: number) => integer(1, 65_535, 'a TCP port number between 1 and 65535').default(fallback);
 
 const httpUrl = z
   .string()
@@ -84,7 +83,10 @@ export const configSchema = z.object({
   REDIS_URL: z
     .string()
     .trim()
-    .refine((value) => /^rediss?:\/\/[^\s]+$/i.test(value) && URL.canParse(value), 'expected a redis:// or rediss:// URL such as redis://127.0.0.1:6379/0')
+    .refine(
+      (value) => /^rediss?:\/\/[^\s]+$/i.test(value) && URL.canParse(value),
+      'expected a redis:// or rediss:// URL such as redis://127.0.0.1:6379/0',
+    )
     .default('redis://127.0.0.1:6379'),
   REDIS_KEY_PREFIX: z
     .string()
@@ -97,7 +99,11 @@ export const configSchema = z.object({
     .trim()
     .min(16, 'expected at least 16 characters (or leave it unset to leave service-to-service calls open)')
     .optional(),
-  ADMIN_TOKEN: z.string().trim().min(16, 'expected at least 16 characters (or leave it unset to turn the admin API off)').optional(),
+  ADMIN_TOKEN: z
+    .string()
+    .trim()
+    .min(16, 'expected at least 16 characters (or leave it unset to turn the admin API off)')
+    .optional(),
   METRICS: z.stringbool({ error: 'expected true or false' }).default(true),
   METRICS_TOKEN: z
     .string()
@@ -119,9 +125,11 @@ export const configSchema = z.object({
     .default('http://localhost:8001'),
   VACANCY_TIMEOUT: seconds('a positive number of seconds, at most 3600').default(5),
   VACANCY_RETRIES: integer(0, 10, 'a whole number of retries between 0 and 10').default(2),
-  VACANCY_BATCH_MAX: integer(1, MAX_RESERVE_BATCH, `a whole number of reserves between 1 and ${MAX_RESERVE_BATCH}`).default(
-    200,
-  ),
+  VACANCY_BATCH_MAX: integer(
+    1,
+    MAX_RESERVE_BATCH,
+    `a whole number of reserves between 1 and ${MAX_RESERVE_BATCH}`,
+  ).default(200),
   HTTP_MAX_CONNECTIONS: integer(1, 10_000, 'a whole number of connections between 1 and 10000').default(100),
   HTTP_KEEPALIVE_CONNECTIONS: integer(0, 10_000, 'a whole number of connections between 0 and 10000').default(20),
   LOG_LEVEL: z
@@ -161,7 +169,8 @@ export class ConfigError extends Error {
         problems
           .map(
             (p) =>
-              `  ${p.variable}: ${p.message}` + (p.received === undefined ? '' : ` (got ${JSON.stringify(p.received)})`),
+              `  ${p.variable}: ${p.message}` +
+              (p.received === undefined ? '' : ` (got ${JSON.stringify(p.received)})`),
           )
           .join('\n'),
     );

@@ -2,7 +2,14 @@
  * The Deno entrypoint: the same app as the Node entry (same configuration,
  * same modes), served by Deno.serve. `npm run start:deno`.
  */
-import { closeAndExit, exitOnStartFailure, loadConfigOrExit, logListening, prepare, shutdownOnSignals } from './node/bootstrap.ts';
+import {
+  closeAndExit,
+  exitOnStartFailure,
+  loadConfigOrExit,
+  logListening,
+  prepare,
+  shutdownOnSignals,
+} from './node/bootstrap.ts';
 
 interface DenoServer {
   shutdown(): Promise<void>;

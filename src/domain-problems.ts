@@ -42,7 +42,9 @@ export function toProblemError(error: Error): Error {
     return new ProblemError('idempotencyKeyReused', `${error.message}; send a new key for a new request`);
   }
   if (error instanceof IdempotencyKeyInFlightError) {
-    return new ProblemError('idempotencyKeyInFlight', `${error.message}; retry later`, { headers: { 'Retry-After': '1' } });
+    return new ProblemError('idempotencyKeyInFlight', `${error.message}; retry later`, {
+      headers: { 'Retry-After': '1' },
+    });
   }
   if (error instanceof NegativeStockError) {
     return new ProblemError('stockConflict', `${error.message}; nothing was changed`);

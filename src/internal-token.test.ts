@@ -65,7 +65,12 @@ describe('INTERNAL_TOKEN', () => {
   it('is sent by the ticket service on its calls to vacancy', async () => {
     const { app, actor } = await vacancy();
     const viaApp: typeof fetch = async (input, init) => app.fetch(new Request(input, init));
-    const client = new RemoteVacancyClient({ baseUrl: 'http://vacancy', timeoutMs: 2_000, internalToken: TOKEN, fetch: viaApp });
+    const client = new RemoteVacancyClient({
+      baseUrl: 'http://vacancy',
+      timeoutMs: 2_000,
+      internalToken: TOKEN,
+      fetch: viaApp,
+    });
     await expect(client.reserve(3)).resolves.toMatchObject({ success: true, remaining: 7 });
 
     const outsider = new RemoteVacancyClient({ baseUrl: 'http://vacancy', timeoutMs: 2_000, fetch: viaApp });

@@ -10,14 +10,20 @@ import { parseScrape } from '../test/support/prometheus.ts';
 const METRICS_TOKEN = 'metrics-token-0123456789';
 
 async function monolith(env: Record<string, string> = {}) {
-  const deps = await buildDependencies(parseConfig({ MODE: 'monolith', STOCK_STORE: 'memory', INITIAL_STOCK: '10', ...env }));
+  const deps = await buildDependencies(
+    parseConfig({ MODE: 'monolith', STOCK_STORE: 'memory', INITIAL_STOCK: '10', ...env }),
+  );
   return { app: createApp(deps), actor: deps.actor! };
 }
 
 type App = Awaited<ReturnType<typeof monolith>>['app'];
 
 function purchase(app: App, body = '{"qty":1}', headers: Record<string, string> = {}, env?: object) {
-  return app.request('/api/v1/purchase', { method: 'POST', body, headers: { 'Content-Type': 'application/json', ...headers } }, env);
+  return app.request(
+    '/api/v1/purchase',
+    { method: 'POST', body, headers: { 'Content-Type': 'application/json', ...headers } },
+    env,
+  );
 }
 
 async function scrape(app: App, headers: Record<string, string> = {}): Promise<Map<string, number>> {
@@ -36,7 +42,9 @@ describe('GET /metrics', () => {
 
     for (let i = 0; i < 3; i++) expect((await purchase(app)).status).toBe(200);
     expect((await purchase(app, '{"qty":1}', { 'Idempotency-Key': 'k' })).status).toBe(200);
-    expect((await purchase(app, '{"qty":1}', { 'Idempotency-Key': 'k' })).headers.get('idempotent-replayed')).toBe('true');
+    expect((await purchase(app, '{"qty":1}', { 'Idempotency-Key': 'k' })).headers.get('idempotent-replayed')).toBe(
+      'true',
+    );
     expect((await purchase(app, '{"qty":50}')).status).toBe(200); // insufficient
     expect((await purchase(app, '{"qty":0}')).status).toBe(422);
     expect((await purchase(app, '{"qty":')).status).toBe(400);
@@ -53,7 +61,9 @@ describe('GET /metrics', () => {
     expect(delta(http('GET', '/api/v1/available', 200))).toBe(1);
     expect(delta(http('GET', 'unmatched', 404))).toBe(1);
     expect(delta('http_request_duration_seconds_count{method="POST",route="/api/v1/purchase",status="200"}')).toBe(6);
-    expect(delta('http_request_duration_seconds_bucket{le="+Inf",method="POST",route="/api/v1/purchase",status="200"}')).toBe(6);
+    expect(
+      delta('http_request_duration_seconds_bucket{le="+Inf",method="POST",route="/api/v1/purchase",status="200"}'),
+    ).toBe(6);
     expect(delta('ticket_purchases_total{outcome="sold"}')).toBe(4);
     expect(delta('ticket_purchases_total{outcome="replayed"}')).toBe(1);
     expect(delta('ticket_purchases_total{outcome="insufficient"}')).toBe(1);
@@ -71,9 +81,19 @@ describe('GET /metrics', () => {
     const deps = await buildDependencies(parseConfig({ MODE: 'vacancy', STOCK_STORE: 'memory', INITIAL_STOCK: '3' }));
     const app = createApp(deps);
     const post = (path: string, body: unknown) =>
-      app.request(path, { method: 'POST', body: JSON.stringify(body), headers: { 'Content-Type': 'application/json' } });
+      app.request(path, {
+        method: 'POST',
+        body: JSON.stringify(body),
+        headers: { 'Content-Type': 'application/json' },
+      });
     await post('/api/v1/reserve', { qty: 2 });
-    await post('/api/v1/reserve/batch', { reserves: [{ qty: 1, key: 'a' }, { qty: 1, key: 'b' }, { qty: 1, key: 'a' }] });
+    await post('/api/v1/reserve/batch', {
+      reserves: [
+        { qty: 1, key: 'a' },
+        { qty: 1, key: 'b' },
+        { qty: 1, key: 'a' },
+      ],
+    });
     const samples = await scrape(app);
     expect(value(samples, 'ticket_reservations_total{outcome="sold"}')).toBe(2);
     expect(value(samples, 'ticket_reservations_total{outcome="insufficient"}')).toBe(1);
@@ -147,9 +167,15 @@ describe('RATE_LIMIT', () => {
   it('takes the client from X-Forwarded-For only with TRUST_PROXY=true', async () => {
     const behindProxy = await monolith({ RATE_LIMIT: '1', TRUST_PROXY: 'true' });
     const proxy = client('10.9.9.9');
-    expect((await purchase(behindProxy.app, '{"qty":1}', { 'X-Forwarded-For': '203.0.113.1, 10.9.9.9' }, proxy)).status).toBe(200);
-    expect((await purchase(behindProxy.app, '{"qty":1}', { 'X-Forwarded-For': '203.0.113.2' }, proxy)).status).toBe(200);
-    expect((await purchase(behindProxy.app, '{"qty":1}', { 'X-Forwarded-For': '203.0.113.1' }, proxy)).status).toBe(429);
+    expect(
+      (await purchase(behindProxy.app, '{"qty":1}', { 'X-Forwarded-For': '203.0.113.1, 10.9.9.9' }, proxy)).status,
+    ).toBe(200);
+    expect((await purchase(behindProxy.app, '{"qty":1}', { 'X-Forwarded-For': '203.0.113.2' }, proxy)).status).toBe(
+      200,
+    );
+    expect((await purchase(behindProxy.app, '{"qty":1}', { 'X-Forwarded-For': '203.0.113.1' }, proxy)).status).toBe(
+      429,
+    );
 
     const direct = await monolith({ RATE_LIMIT: '1' });
     expect((await purchase(direct.app, '{"qty":1}', { 'X-Forwarded-For': '203.0.113.1' }, proxy)).status).toBe(200);
@@ -177,7 +203,10 @@ describe('REQUEST_TIMEOUT', () => {
     expect(res.status).toBe(503);
     expect(res.headers.get('content-type')).toBe(PROBLEM_CONTENT_TYPE);
     expect(res.headers.get('retry-after')).toBe('1');
-    expect(await res.json()).toMatchObject({ outcomeUnknown: true, detail: expect.stringMatching(/within 0\.2 s.*Idempotency-Key/) });
+    expect(await res.json()).toMatchObject({
+      outcomeUnknown: true,
+      detail: expect.stringMatching(/within 0\.2 s.*Idempotency-Key/),
+    });
 
     const read = await app.request('/api/v1/available');
     expect(read.status).toBe(503);
@@ -186,7 +215,10 @@ describe('REQUEST_TIMEOUT', () => {
 
   it('is off by default', async () => {
     const app = createApp({ config: parseConfig({ MODE: 'ticket' }), vacancyClient: hanging });
-    const outcome = await Promise.race([Promise.resolve(purchase(app)).then(() => 'answered'), new Promise((r) => setTimeout(() => r('still waiting'), 400))]);
+    const outcome = await Promise.race([
+      Promise.resolve(purchase(app)).then(() => 'answered'),
+      new Promise((r) => setTimeout(() => r('still waiting'), 400)),
+    ]);
     expect(outcome).toBe('still waiting');
   });
 });

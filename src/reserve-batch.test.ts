@@ -43,11 +43,33 @@ describe('POST /api/v1/reserve/batch', () => {
   it('decides every reserve in the order sent, as single reserves would', async () => {
     const { app, actor } = await vacancy();
     const answer = await results(
-      await batch(app, { reserves: [{ qty: 3, key: 'a' }, { qty: 4, key: 'b' }, { qty: 5, key: 'c' }] }),
+      await batch(app, {
+        reserves: [
+          { qty: 3, key: 'a' },
+          { qty: 4, key: 'b' },
+          { qty: 5, key: 'c' },
+        ],
+      }),
     );
     expect(answer).toEqual([
-      { status: 200, success: true, remaining: 7, message: 'Reserved 3 tickets', reservationId: 'default-1', tickets: { first: 1, last: 3 }, replayed: false },
-      { status: 200, success: true, remaining: 3, message: 'Reserved 4 tickets', reservationId: 'default-4', tickets: { first: 4, last: 7 }, replayed: false },
+      {
+        status: 200,
+        success: true,
+        remaining: 7,
+        message: 'Reserved 3 tickets',
+        reservationId: 'default-1',
+        tickets: { first: 1, last: 3 },
+        replayed: false,
+      },
+      {
+        status: 200,
+        success: true,
+        remaining: 3,
+        message: 'Reserved 4 tickets',
+        reservationId: 'default-4',
+        tickets: { first: 4, last: 7 },
+        replayed: false,
+      },
       { status: 200, success: false, remaining: 3, message: 'Insufficient inventory', replayed: false },
     ]);
     expect(actor.snapshot()).toEqual({ remaining: 3, sold: 7 });
@@ -55,7 +77,12 @@ describe('POST /api/v1/reserve/batch', () => {
 
   it('replays a retried batch without selling again', async () => {
     const { app, actor } = await vacancy();
-    const body = { reserves: [{ qty: 2, key: 'x' }, { qty: 1, key: 'y' }] };
+    const body = {
+      reserves: [
+        { qty: 2, key: 'x' },
+        { qty: 1, key: 'y' },
+      ],
+    };
     const first = await results(await batch(app, body));
     const again = await results(await batch(app, body));
     expect(again).toEqual(first.map((result) => ({ ...result, replayed: true })));
@@ -78,7 +105,14 @@ describe('POST /api/v1/reserve/batch', () => {
     const { app, actor } = await vacancy();
     await results(await batch(app, { reserves: [{ qty: 1, key: 'used' }] }));
     const answer = await results(
-      await batch(app, { reserves: [{ qty: 5, key: 'used' }, { qty: 1, key: 'twice' }, { qty: 1, key: 'twice' }, { qty: 1, key: 'fresh' }] }),
+      await batch(app, {
+        reserves: [
+          { qty: 5, key: 'used' },
+          { qty: 1, key: 'twice' },
+          { qty: 1, key: 'twice' },
+          { qty: 1, key: 'fresh' },
+        ],
+      }),
     );
     expect(answer[0]).toMatchObject({ status: 422, type: problemTypes.idempotencyKeyReused.type });
     expect(answer[1]).toMatchObject({ status: 200, success: true });
@@ -89,8 +123,16 @@ describe('POST /api/v1/reserve/batch', () => {
 
   it('answers a store failure as a 503 result per reserve, nothing sold', async () => {
     const { app, actor } = await vacancy({}, new FailingStore());
-    const answer = await results(await batch(app, { reserves: [{ qty: 1, key: 'a' }, { qty: 2, key: 'b' }] }));
-    for (const result of answer) expect(result).toMatchObject({ status: 503, type: problemTypes.serviceUnavailable.type });
+    const answer = await results(
+      await batch(app, {
+        reserves: [
+          { qty: 1, key: 'a' },
+          { qty: 2, key: 'b' },
+        ],
+      }),
+    );
+    for (const result of answer)
+      expect(result).toMatchObject({ status: 503, type: problemTypes.serviceUnavailable.type });
     expect(actor.snapshot()).toEqual({ remaining: 10, sold: 0 });
   });
 
@@ -99,7 +141,11 @@ describe('POST /api/v1/reserve/batch', () => {
     ['a reserve without a key', { reserves: [{ qty: 1 }] }, 422],
     ['an empty key', { reserves: [{ qty: 1, key: '' }] }, 422],
     ['a zero qty', { reserves: [{ qty: 0, key: 'a' }] }, 422],
-    ['too many reserves', { reserves: Array.from({ length: MAX_RESERVE_BATCH + 1 }, (_, i) => ({ qty: 1, key: `k${i}` })) }, 422],
+    [
+      'too many reserves',
+      { reserves: Array.from({ length: MAX_RESERVE_BATCH + 1 }, (_, i) => ({ qty: 1, key: `k${i}` })) },
+      422,
+    ],
     ['no body object', '[]', 422],
     ['malformed JSON', '{"reserves":', 400],
   ])('refuses %s with a problem and changes nothing', async (_what, body, status) => {
@@ -118,7 +164,12 @@ describe('POST /api/v1/reserve/batch', () => {
 
   it('needs INTERNAL_TOKEN when one is configured: 401 and nothing sold without it', async () => {
     const { app, actor } = await vacancy({ INTERNAL_TOKEN: TOKEN });
-    const body = { reserves: [{ qty: 1, key: 'a' }, { qty: 1, key: 'b' }] };
+    const body = {
+      reserves: [
+        { qty: 1, key: 'a' },
+        { qty: 1, key: 'b' },
+      ],
+    };
     const refused = await batch(app, body);
     expect(refused.status).toBe(401);
     expect(actor.snapshot()).toEqual({ remaining: 10, sold: 0 });
@@ -143,7 +194,13 @@ describe('RemoteVacancyClient with VACANCY_BATCH_MAX', () => {
       calls.push({ path, items: body.reserves?.length ?? 1 });
       return app.fetch(request);
     };
-    const client = new RemoteVacancyClient({ baseUrl: 'http://vacancy', timeoutMs: 5_000, batchMax, fetch: viaApp, ...options });
+    const client = new RemoteVacancyClient({
+      baseUrl: 'http://vacancy',
+      timeoutMs: 5_000,
+      batchMax,
+      fetch: viaApp,
+      ...options,
+    });
     return { client, calls };
   }
 
@@ -185,7 +242,7 @@ describe('RemoteVacancyClient with VACANCY_BATCH_MAX', () => {
     expect([100, 93]).toContain(await older);
   });
 
-  it("splits a batch vacancy refuses as larger than its BODY_LIMIT, and sells each reserve once", async () => {
+  it('splits a batch vacancy refuses as larger than its BODY_LIMIT, and sells each reserve once', async () => {
     const { app, actor } = await vacancy({ INITIAL_STOCK: '100', BODY_LIMIT: '400' });
     const { client, calls } = clientOf(app, 50);
     const outcomes = await Promise.all(Array.from({ length: 24 }, () => client.reserve(1)));
@@ -219,10 +276,20 @@ describe('RemoteVacancyClient with VACANCY_BATCH_MAX', () => {
       if (!body.reserves) return response;
       sent.push(body.reserves.map((item) => item.key));
       if (sent.length > 1) return response;
-      const inFlight = { status: 409, type: problemTypes.idempotencyKeyInFlight.type, title: 'In flight', detail: 'in flight' };
+      const inFlight = {
+        status: 409,
+        type: problemTypes.idempotencyKeyInFlight.type,
+        title: 'In flight',
+        detail: 'in flight',
+      };
       return Response.json({ results: body.reserves.map(() => inFlight) });
     };
-    const client = new RemoteVacancyClient({ baseUrl: 'http://vacancy', timeoutMs: 5_000, batchMax: 50, fetch: viaApp });
+    const client = new RemoteVacancyClient({
+      baseUrl: 'http://vacancy',
+      timeoutMs: 5_000,
+      batchMax: 50,
+      fetch: viaApp,
+    });
     const first = client.reserve(1);
     const rest = Array.from({ length: 9 }, () => client.reserve(1));
     const outcomes = await Promise.all([first, ...rest]);
@@ -236,18 +303,30 @@ describe('RemoteVacancyClient with VACANCY_BATCH_MAX', () => {
 
   it('gives up on a batched reserve still answered 409 once the retries are spent', async () => {
     const { app, actor } = await vacancy({ INITIAL_STOCK: '100' });
-    const inFlight = { status: 409, type: problemTypes.idempotencyKeyInFlight.type, title: 'In flight', detail: 'in flight' };
+    const inFlight = {
+      status: 409,
+      type: problemTypes.idempotencyKeyInFlight.type,
+      title: 'In flight',
+      detail: 'in flight',
+    };
     const alwaysInFlight: typeof fetch = async (input, init) => {
       const request = new Request(input, init);
       const body = (await request.clone().json()) as { reserves?: unknown[] };
       if (!body.reserves) return app.fetch(request);
       return Response.json({ results: body.reserves.map(() => inFlight) });
     };
-    const client = new RemoteVacancyClient({ baseUrl: 'http://vacancy', timeoutMs: 5_000, retries: 1, batchMax: 50, fetch: alwaysInFlight });
+    const client = new RemoteVacancyClient({
+      baseUrl: 'http://vacancy',
+      timeoutMs: 5_000,
+      retries: 1,
+      batchMax: 50,
+      fetch: alwaysInFlight,
+    });
     const outcomes = await Promise.allSettled(Array.from({ length: 6 }, () => client.reserve(1)));
     const refused = outcomes.filter((outcome) => outcome.status === 'rejected');
     expect(refused.length).toBeGreaterThan(0);
-    for (const outcome of refused) expect(String((outcome as PromiseRejectedResult).reason)).toMatch(/still being processed/);
+    for (const outcome of refused)
+      expect(String((outcome as PromiseRejectedResult).reason)).toMatch(/still being processed/);
     expect(actor.snapshot()).toEqual({ remaining: 100, sold: 0 });
   });
 

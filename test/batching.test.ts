@@ -25,12 +25,20 @@ const CONNECTIONS = 50;
 /** The histogram's sum (messages decided) and count (batches), from the Prometheus text. */
 async function batchSizes(url: string): Promise<{ messages: number; batches: number }> {
   const samples = parseScrape(await (await fetch(`${url}/metrics`)).text());
-  return { messages: samples.get('ticket_actor_batch_size_sum') ?? Number.NaN, batches: samples.get('ticket_actor_batch_size_count') ?? Number.NaN };
+  return {
+    messages: samples.get('ticket_actor_batch_size_sum') ?? Number.NaN,
+    batches: samples.get('ticket_actor_batch_size_count') ?? Number.NaN,
+  };
 }
 
 describe.each(['memory', 'file'])('the stock actor on the %s store', (store) => {
   it(`decides purchases that arrive together on ${CONNECTIONS} connections in shared batches, each once`, async () => {
-    const service = await startService({ MODE: 'monolith', STOCK_STORE: store, DATA_DIR: dataDir, INITIAL_STOCK: '100000' });
+    const service = await startService({
+      MODE: 'monolith',
+      STOCK_STORE: store,
+      DATA_DIR: dataDir,
+      INITIAL_STOCK: '100000',
+    });
     const agent = new Agent({ connections: CONNECTIONS, pipelining: 1 });
     try {
       const before = await batchSizes(service.url);
@@ -57,7 +65,9 @@ describe.each(['memory', 'file'])('the stock actor on the %s store', (store) => 
       console.info(`[batching] ${store}: ${purchases} purchases decided in ${batches} batches`);
       expect(decided, 'every purchase decided once').toBe(purchases);
       expect(batches, 'some purchases shared a batch').toBeLessThan(purchases);
-      const health = (await (await fetch(`${service.url}/api/v1/health`)).json()) as { details: { vacancy: { stock: { sold: number } } } };
+      const health = (await (await fetch(`${service.url}/api/v1/health`)).json()) as {
+        details: { vacancy: { stock: { sold: number } } };
+      };
       expect(health.details.vacancy.stock.sold).toBe(purchases);
     } finally {
       await agent.close();

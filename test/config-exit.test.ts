@@ -30,23 +30,26 @@ describe('invalid configuration', () => {
     { name: 'MODE=foo and PORT=abc together', env: { MODE: 'foo', PORT: 'abc' }, variables: ['MODE', 'PORT'] },
   ];
 
-  it.each(cases)('$name: exits non-zero at once, naming the variable, with no stack trace', async ({ env, variables }) => {
-    // A free port, so that a wrongly accepted value would show as a process that keeps running.
-    const port = env.PORT ?? String(await freePort());
-    const result = await runBundle({ MODE: 'monolith', ...env, PORT: port }, QUICK_MS + 5_000);
-    const output = `--- stdout ---\n${result.stdout}\n--- stderr ---\n${result.stderr}`;
+  it.each(cases)(
+    '$name: exits non-zero at once, naming the variable, with no stack trace',
+    async ({ env, variables }) => {
+      // A free port, so that a wrongly accepted value would show as a process that keeps running.
+      const port = env.PORT ?? String(await freePort());
+      const result = await runBundle({ MODE: 'monolith', ...env, PORT: port }, QUICK_MS + 5_000);
+      const output = `--- stdout ---\n${result.stdout}\n--- stderr ---\n${result.stderr}`;
 
-    expect(result.timedOut, `the process did not exit by itself\n${output}`).toBe(false);
-    expect(result.signal, output).toBeNull();
-    expect(result.code, output).not.toBe(0);
-    expect(result.code, output).not.toBeNull();
-    expect(result.durationMs, output).toBeLessThan(QUICK_MS);
-    for (const variable of variables) {
-      expect(result.stderr, `stderr names ${variable}`).toMatch(new RegExp(`\\b${variable}\\b`));
-    }
-    expect(result.stderr, 'a configuration error is a message, not a crash').not.toMatch(STACK_LINE);
-    expect(result.stdout, 'nothing is logged as if the service had started').not.toMatch(/listening/);
-  });
+      expect(result.timedOut, `the process did not exit by itself\n${output}`).toBe(false);
+      expect(result.signal, output).toBeNull();
+      expect(result.code, output).not.toBe(0);
+      expect(result.code, output).not.toBeNull();
+      expect(result.durationMs, output).toBeLessThan(QUICK_MS);
+      for (const variable of variables) {
+        expect(result.stderr, `stderr names ${variable}`).toMatch(new RegExp(`\\b${variable}\\b`));
+      }
+      expect(result.stderr, 'a configuration error is a message, not a crash').not.toMatch(STACK_LINE);
+      expect(result.stdout, 'nothing is logged as if the service had started').not.toMatch(/listening/);
+    },
+  );
 });
 
 describe('port already in use', () => {
@@ -76,8 +79,6 @@ describe('port already in use', () => {
     expect(result.code, output).not.toBe(0);
     expect(result.code, output).not.toBeNull();
     expect(result.durationMs, output).toBeLessThan(QUICK_MS);
-    expect(`${result.stdout}${result.stderr}`, 'the reason is reported').toMatch(
-      new RegExp(`EADDRINUSE|${port}`),
-    );
+    expect(`${result.stdout}${result.stderr}`, 'the reason is reported').toMatch(new RegExp(`EADDRINUSE|${port}`));
   });
 });

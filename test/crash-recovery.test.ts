@@ -67,7 +67,10 @@ function envFor(options: { snapshotEvery?: number; logLevel?: string } = {}): Re
 
 function recordAck(round: string, qty: number, key: string | undefined, body: PurchaseBody): void {
   expect(body.purchaseId, `a success carries its purchaseId ${seedNote}`).toEqual(expect.any(String));
-  expect(body.tickets, `a success carries its tickets ${seedNote}`).toEqual({ first: expect.any(Number), last: expect.any(Number) });
+  expect(body.tickets, `a success carries its tickets ${seedNote}`).toEqual({
+    first: expect.any(Number),
+    last: expect.any(Number),
+  });
   const { first, last } = body.tickets!;
   acks.push({ round, qty, key, purchaseId: body.purchaseId!, first, last, body });
 }
@@ -169,7 +172,9 @@ async function purchaseUntilKilled(service: Service, round: string): Promise<{ a
   const noLoad = sleep(10_000).then(() => 'timeout' as const);
   if ((await Promise.race([loadRunning.then(() => 'running' as const), noLoad])) === 'timeout') {
     stop = true;
-    throw new Error(`round ${round}: no purchase was acknowledged within 10 s ${seedNote}\n${unexpected.join('\n')}\n${service.output()}`);
+    throw new Error(
+      `round ${round}: no purchase was acknowledged within 10 s ${seedNote}\n${unexpected.join('\n')}\n${service.output()}`,
+    );
   }
   await sleep(killAfterMs);
   killed = true;
@@ -221,7 +226,9 @@ describe('file store: SIGKILL under concurrent purchases', () => {
       }
       if (snapshotEvery !== undefined) expect(existsSync(join(DATA_DIR, 'snapshot.json.tmp'))).toBe(false);
       const { acked, killAfterMs } = await purchaseUntilKilled(service, round);
-      log.push(`${round}${snapshotEvery ? ' (SNAPSHOT_EVERY=2)' : ''}: ${acked} acks, killed ${killAfterMs} ms after the first`);
+      log.push(
+        `${round}${snapshotEvery ? ' (SNAPSHOT_EVERY=2)' : ''}: ${acked} acks, killed ${killAfterMs} ms after the first`,
+      );
       previousRound = round;
     }
 
@@ -238,7 +245,10 @@ describe('file store: SIGKILL under concurrent purchases', () => {
     expect(snapshot.levels.default!.sold).toBeLessThanOrEqual(stock.sold);
     expect(snapshot.levels.default!.sold + snapshot.levels.default!.remaining).toBe(INITIAL_STOCK);
 
-    expect(acks.length, `acknowledged purchases over ${ROUNDS} rounds ${seedNote}\n${log.join('\n')}`).toBeGreaterThanOrEqual(ROUNDS);
+    expect(
+      acks.length,
+      `acknowledged purchases over ${ROUNDS} rounds ${seedNote}\n${log.join('\n')}`,
+    ).toBeGreaterThanOrEqual(ROUNDS);
     await service.stop('SIGKILL');
     console.info(
       `crash-recovery ${seedNote}: ${log.join('; ')}; sold ${stock.sold}, acknowledged ${ackedTickets()} tickets, ${replays} replays checked after the last restart; recovery: ${recoveryNotes.join('; ') || 'nothing to repair'}`,
@@ -310,7 +320,10 @@ describe('file store: SIGKILL under concurrent purchases', () => {
     selloutTickets.sort((a, b) => a - b);
     expect(selloutTickets.length, seedNote).toBe(INITIAL_STOCK - soldOutBefore);
     expect(selloutTickets[0]).toBe(soldOutBefore + 1);
-    expect(selloutTickets.every((ticket, i) => ticket === soldOutBefore + 1 + i), `sell-out tickets are contiguous ${seedNote}`).toBe(true);
+    expect(
+      selloutTickets.every((ticket, i) => ticket === soldOutBefore + 1 + i),
+      `sell-out tickets are contiguous ${seedNote}`,
+    ).toBe(true);
 
     // Over the whole test: every acknowledged ticket is in 1..INITIAL_STOCK and none was handed out twice.
     const all = acks.flatMap((ack) => Array.from({ length: ack.qty }, (_, i) => ack.first + i));

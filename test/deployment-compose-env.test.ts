@@ -93,9 +93,12 @@ async function startAs(name: string, env: Record<string, string>): Promise<Servi
   try {
     return await startService(env, { timeoutMs: 20_000 });
   } catch (error) {
-    throw new Error(`compose service ${name} did not start with its environment ${JSON.stringify(env)}:\n${String(error)}`, {
-      cause: error,
-    });
+    throw new Error(
+      `compose service ${name} did not start with its environment ${JSON.stringify(env)}:\n${String(error)}`,
+      {
+        cause: error,
+      },
+    );
   }
 }
 
@@ -137,7 +140,9 @@ describe.skipIf(gate.skip)('compose: redis, vacancy and ticket as compose.yaml c
       [vacancy, replica, ticket].map(async (s) => (await requestJson<{ mode: string }>(`${s.url}/`)).body.mode),
     );
     expect(modes).toEqual(['vacancy', 'vacancy', 'ticket']);
-    const health = await requestJson<{ details: { store: { kind?: string } | string } }>(`${vacancy.url}/api/v1/health`);
+    const health = await requestJson<{ details: { store: { kind?: string } | string } }>(
+      `${vacancy.url}/api/v1/health`,
+    );
     expect(JSON.stringify(health.body.details.store)).toMatch(/redis/);
     expect((await requestJson(`${ticket.url}/api/v1/ready`)).status).toBe(200);
   });
@@ -184,7 +189,10 @@ describe('compose: the monolith profile', () => {
     expect(reply.status, reply.text).toBe(200);
     expect(reply.body).toMatchObject({ success: true });
     expect(env.STOCK_STORE).toBe('file');
-    expect(existsSync(env.DATA_DIR as string) && readdirSync(env.DATA_DIR as string).length, 'journal written to DATA_DIR').toBeGreaterThan(0);
+    expect(
+      existsSync(env.DATA_DIR as string) && readdirSync(env.DATA_DIR as string).length,
+      'journal written to DATA_DIR',
+    ).toBeGreaterThan(0);
   });
 
   it('healthcheck exits 0 while it runs and 1 once it is stopped', async () => {

@@ -8,7 +8,18 @@
  * only DATA_DIR writable.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { chmodSync, chownSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
+import {
+  chmodSync,
+  chownSync,
+  cpSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  readdirSync,
+  rmSync,
+  statSync,
+} from 'node:fs';
 import { builtinModules } from 'node:module';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join, relative } from 'node:path';
@@ -42,7 +53,10 @@ describe('build context (.containerignore, .dockerignore)', () => {
       'docs/guide.md',
       'src/config.test.ts',
     ];
-    expect(out.filter((path) => !isIgnored(path, IGNORE)), 'should be left out').toEqual([]);
+    expect(
+      out.filter((path) => !isIgnored(path, IGNORE)),
+      'should be left out',
+    ).toEqual([]);
     expect(isIgnored('README.md', IGNORE)).toBe(false);
   });
 
@@ -60,7 +74,8 @@ describe('build context (.containerignore, .dockerignore)', () => {
     const srcFiles = listFiles(fromRoot('src')).map((f) => relative(ROOT, f));
     expect(srcFiles.filter((f) => !f.endsWith('.test.ts') && isIgnored(f, IGNORE))).toEqual([]);
     // tsup reads these; the build stage copies them.
-    for (const needed of ['package.json', 'package-lock.json', 'tsconfig.json', 'tsup.config.ts', 'src']) expect(sources).toContain(needed);
+    for (const needed of ['package.json', 'package-lock.json', 'tsconfig.json', 'tsup.config.ts', 'src'])
+      expect(sources).toContain(needed);
   });
 });
 
@@ -68,7 +83,9 @@ describe('the runtime stage`s files, run as the image runs them', () => {
   it('the bundle imports only Node built-ins and production dependencies (the rest is bundled)', () => {
     const bundle = readFileSync(fromRoot('dist/main.js'), 'utf8');
     const specifiers = new Set<string>();
-    for (const m of bundle.matchAll(/(?:^|\n)\s*import\s+(?:[\w*{}\s,]+\s+from\s+)?["']([^"']+)["']|import\(\s*["']([^"']+)["']\s*\)/g)) {
+    for (const m of bundle.matchAll(
+      /(?:^|\n)\s*import\s+(?:[\w*{}\s,]+\s+from\s+)?["']([^"']+)["']|import\(\s*["']([^"']+)["']\s*\)/g,
+    )) {
       specifiers.add((m[1] ?? m[2]) as string);
     }
     expect(specifiers.size).toBeGreaterThan(0);
@@ -129,7 +146,7 @@ describe('the runtime stage`s files, run as the image runs them', () => {
       const deadline = Date.now() + 20_000;
       for (;;) {
         if (child.exitCode !== null) throw new Error(`exited ${child.exitCode}:\n${output}`);
-        if (await getStatus(`http://127.0.0.1:${port}/api/v1/health`).catch(() => 0) === 200) break;
+        if ((await getStatus(`http://127.0.0.1:${port}/api/v1/health`).catch(() => 0)) === 200) break;
         if (Date.now() > deadline) throw new Error(`not healthy within 20 s:\n${output}`);
         await sleep(50);
       }
@@ -149,7 +166,9 @@ describe('the runtime stage`s files, run as the image runs them', () => {
       expect(await getStatus(`${base}/docs`)).toBe(200);
       const written = readdirSync(dataDir);
       expect(written.length, 'the journal is in DATA_DIR').toBeGreaterThan(0);
-      if (asNonRoot) for (const file of written) expect(statSync(join(dataDir, file)).uid, `${file} written by uid ${NONROOT}`).toBe(NONROOT);
+      if (asNonRoot)
+        for (const file of written)
+          expect(statSync(join(dataDir, file)).uid, `${file} written by uid ${NONROOT}`).toBe(NONROOT);
     });
 
     it('answers the HEALTHCHECK command with exit 0', async () => {

@@ -44,7 +44,9 @@ import {
 } from './support/kustomize.ts';
 
 const K8S = fromRoot('infra/k8s');
-const OVERLAYS = readdirSync(join(K8S, 'overlays')).filter((name) => statSync(join(K8S, 'overlays', name)).isDirectory());
+const OVERLAYS = readdirSync(join(K8S, 'overlays')).filter((name) =>
+  statSync(join(K8S, 'overlays', name)).isDirectory(),
+);
 const containerfile = parseContainerfile();
 const runtime = containerfile.final;
 /** The environment every container of the image starts with, before compose or Kubernetes add theirs. */
@@ -67,9 +69,12 @@ function mustParse(env: Record<string, string>, where: string): Config {
   try {
     return parseConfig(env);
   } catch (error) {
-    throw new Error(`${where}: the program would refuse this environment: ${error instanceof Error ? error.message : String(error)}`, {
-      cause: error,
-    });
+    throw new Error(
+      `${where}: the program would refuse this environment: ${error instanceof Error ? error.message : String(error)}`,
+      {
+        cause: error,
+      },
+    );
   }
 }
 
@@ -79,7 +84,11 @@ describe('Containerfile', () => {
     const build = containerfile.stage('build');
     const prodDeps = containerfile.stage('prod-deps');
     expect(build?.from).toMatch(/^node:24(\.\d+)*-(bookworm-slim|alpine)/);
-    const runs = (stage: typeof build) => stage?.instructions.filter((i) => i.keyword === 'RUN').map((i) => i.args).join('\n') ?? '';
+    const runs = (stage: typeof build) =>
+      stage?.instructions
+        .filter((i) => i.keyword === 'RUN')
+        .map((i) => i.args)
+        .join('\n') ?? '';
     expect(runs(build)).toMatch(/\bnpm ci\b/);
     expect(runs(build)).toMatch(/\bnpm run build\b/);
     expect(PACKAGE.scripts.build, 'the script `npm run build` runs').toBeDefined();
@@ -93,7 +102,9 @@ describe('Containerfile', () => {
     expect(runtime.entrypoint).toEqual(['/nodejs/bin/node', 'dist/main.js']);
     expect(runtime.cmd).toBeUndefined();
     for (const stage of containerfile.stages) {
-      expect([...(stage.entrypoint ?? []), ...(stage.cmd ?? [])].join(' '), `stage ${stage.name}`).not.toMatch(/\bnpm\b|\/bin\/sh/);
+      expect([...(stage.entrypoint ?? []), ...(stage.cmd ?? [])].join(' '), `stage ${stage.name}`).not.toMatch(
+        /\bnpm\b|\/bin\/sh/,
+      );
     }
     // The bundle the entrypoint names is what the build makes (test/global-setup.ts has just run tsup).
     expect(existsSync(fromRoot('dist/main.js')), 'dist/main.js').toBe(true);
@@ -105,7 +116,9 @@ describe('Containerfile', () => {
   });
 
   it('exposes the port of every MODE and sets production, DATA_DIR and a volume for it', () => {
-    const modePorts = (['monolith', 'vacancy', 'ticket'] as const).map((MODE) => parseConfig({ ...IMAGE_ENV, MODE }).port);
+    const modePorts = (['monolith', 'vacancy', 'ticket'] as const).map(
+      (MODE) => parseConfig({ ...IMAGE_ENV, MODE }).port,
+    );
     expect([...runtime.expose].sort()).toEqual([...modePorts].sort());
     expect(IMAGE_ENV).toMatchObject({ NODE_ENV: 'production', ENVIRONMENT: 'production', DATA_DIR: '/data' });
     const config = mustParse(IMAGE_ENV, 'Containerfile ENV');
@@ -120,12 +133,23 @@ describe('Containerfile', () => {
 
   it('puts only dist/, production node_modules and package.json (and the empty data dir) into the runtime image', () => {
     const copies = runtime.instructions.filter((i) => i.keyword === 'COPY' || i.keyword === 'ADD');
-    expect(copies.every((i) => i.keyword === 'COPY'), 'ADD fetches and unpacks; COPY only').toBe(true);
+    expect(
+      copies.every((i) => i.keyword === 'COPY'),
+      'ADD fetches and unpacks; COPY only',
+    ).toBe(true);
     const described = copies.map((i) => `${i.flags.from ?? 'context'}: ${i.args}`);
     expect(described.sort()).toEqual(
-      ['build: /app/dist ./dist', 'build: /data /data', 'context: package.json ./', 'prod-deps: /app/node_modules ./node_modules'].sort(),
+      [
+        'build: /app/dist ./dist',
+        'build: /data /data',
+        'context: package.json ./',
+        'prod-deps: /app/node_modules ./node_modules',
+      ].sort(),
     );
-    expect(runtime.instructions.some((i) => i.keyword === 'RUN'), 'distroless has no shell to RUN').toBe(false);
+    expect(
+      runtime.instructions.some((i) => i.keyword === 'RUN'),
+      'distroless has no shell to RUN',
+    ).toBe(false);
   });
 
   it('has a debug target with a shell, the same files, running as the node user', () => {
@@ -151,7 +175,8 @@ describe('one image everywhere', () => {
     const names = new Set<string>(appServices.map(([, s]) => s.image ?? '(no image)'));
     for (const overlay of OVERLAYS) {
       for (const object of buildKustomization(join(K8S, 'overlays', overlay))) {
-        for (const container of containersOf(object)) if (!container.image.startsWith('redis:')) names.add(container.image);
+        for (const container of containersOf(object))
+          if (!container.image.startsWith('redis:')) names.add(container.image);
       }
     }
     const justImage = /^image_name\s*:=\s*"([^"]+)"/m.exec(readFileSync(fromRoot('justfile'), 'utf8'))?.[1];
@@ -165,12 +190,18 @@ describe('one image everywhere', () => {
 
 // ================================================================================================
 describe('justfile and README', () => {
-  const just = (...args: string[]) => spawnSync(fromRoot('node_modules/.bin/just'), args, { cwd: ROOT, encoding: 'utf8' });
+  const just = (...args: string[]) =>
+    spawnSync(fromRoot('node_modules/.bin/just'), args, { cwd: ROOT, encoding: 'utf8' });
 
   it('has the deployment recipes, and k8s-apply/k8s-delete apply the overlay directory named', () => {
-    expect(just('--summary').stdout.trim().split(/\s+/)).toEqual(expect.arrayContaining(['image', 'up', 'down', 'logs', 'k8s-apply', 'k8s-delete']));
+    expect(just('--summary').stdout.trim().split(/\s+/)).toEqual(
+      expect.arrayContaining(['image', 'up', 'down', 'logs', 'k8s-apply', 'k8s-delete']),
+    );
     for (const overlay of OVERLAYS) {
-      for (const [recipe, verb] of [['k8s-apply', 'apply'], ['k8s-delete', 'delete']] as const) {
+      for (const [recipe, verb] of [
+        ['k8s-apply', 'apply'],
+        ['k8s-delete', 'delete'],
+      ] as const) {
         const dry = just('--dry-run', '--yes', recipe, overlay);
         expect(dry.status, dry.stderr).toBe(0);
         expect(dry.stderr.trim()).toBe(`kubectl ${verb} -k infra/k8s/overlays/${overlay}`);
@@ -186,7 +217,14 @@ describe('justfile and README', () => {
     const headings = [...readme.matchAll(/^## (.+)$/gm)].map((m) => m[1]);
     expect(headings[headings.indexOf('Development') - 1]).toBe('Deployment');
     const section = readme.slice(readme.indexOf('## Deployment'), readme.indexOf('## Development'));
-    for (const needed of [APP_IMAGE, 'INTERNAL_TOKEN', 'ADMIN_TOKEN', '--profile monolith', '/api/v1/ready', ...OVERLAYS.map((o) => `overlays/${o}`)]) {
+    for (const needed of [
+      APP_IMAGE,
+      'INTERNAL_TOKEN',
+      'ADMIN_TOKEN',
+      '--profile monolith',
+      '/api/v1/ready',
+      ...OVERLAYS.map((o) => `overlays/${o}`),
+    ]) {
       expect(section, needed).toContain(needed);
     }
   });
@@ -234,14 +272,17 @@ describe('compose.yaml', () => {
         for (const port of portsOf(service)) expect(port.target, `${name} ports`).toBe(config.port);
         // ticket owns no stock: its STOCK_STORE and DATA_DIR are never read.
         if (config.MODE !== 'ticket' && config.STOCK_STORE === 'file') {
-          const mount = service.volumes?.find((v) => (typeof v === 'string' ? v.split(':')[1] : v.target) === config.DATA_DIR);
+          const mount = service.volumes?.find(
+            (v) => (typeof v === 'string' ? v.split(':')[1] : v.target) === config.DATA_DIR,
+          );
           expect(mount, `${name}: DATA_DIR ${config.DATA_DIR} on a named volume`).toBeDefined();
           const volume = typeof mount === 'string' ? mount.split(':')[0] : mount?.source;
           expect(Object.keys(compose.volumes ?? {}), name).toContain(volume);
         }
-        expect(durationSeconds(service.stop_grace_period ?? '10s'), `${name}: stop_grace_period > SHUTDOWN_TIMEOUT`).toBeGreaterThan(
-          config.SHUTDOWN_TIMEOUT,
-        );
+        expect(
+          durationSeconds(service.stop_grace_period ?? '10s'),
+          `${name}: stop_grace_period > SHUTDOWN_TIMEOUT`,
+        ).toBeGreaterThan(config.SHUTDOWN_TIMEOUT);
       }
     });
   }
@@ -259,10 +300,15 @@ describe('compose.yaml', () => {
     const ticket = compose.services.ticket as ComposeService;
     const ticketConfig = mustParse({ ...IMAGE_ENV, ...environmentOf(ticket) }, 'compose ticket');
     for (const url of ticketConfig.VACANCY_URL.split(',').map((u) => new URL(u))) {
-      const named = vacancyLike.filter(([name, s]) => name === url.hostname || networkAliases(s).includes(url.hostname));
+      const named = vacancyLike.filter(
+        ([name, s]) => name === url.hostname || networkAliases(s).includes(url.hostname),
+      );
       expect(named.length, `VACANCY_URL host ${url.hostname} is a vacancy service or alias`).toBeGreaterThan(0);
       for (const [name, s] of named) {
-        expect(mustParse({ ...IMAGE_ENV, ...environmentOf(s) }, name).port, `${name} listens where VACANCY_URL points`).toBe(Number(url.port));
+        expect(
+          mustParse({ ...IMAGE_ENV, ...environmentOf(s) }, name).port,
+          `${name} listens where VACANCY_URL points`,
+        ).toBe(Number(url.port));
       }
     }
     expect(ticket.depends_on).toMatchObject({ vacancy: { condition: 'service_healthy' } });
@@ -276,7 +322,11 @@ describe('compose.yaml', () => {
   });
 
   it('lets vacancy scale without a port clash or a second stock, and never scales the file store', () => {
-    const published = appServices.flatMap(([, s]) => portsOf(s).map((p) => p.published).filter(Boolean));
+    const published = appServices.flatMap(([, s]) =>
+      portsOf(s)
+        .map((p) => p.published)
+        .filter(Boolean),
+    );
     expect(new Set(published).size, 'host ports are unique').toBe(published.length);
     for (const [name, service] of appServices) {
       const config = mustParse({ ...IMAGE_ENV, ...environmentOf(service) }, name);
@@ -285,8 +335,13 @@ describe('compose.yaml', () => {
       if (scalable && config.MODE !== 'ticket') {
         expect(config.STOCK_STORE, `${name} runs as several containers: they must share one stock`).toBe('redis');
       }
-      if (replicas > 1) expect(portsOf(service).filter((p) => p.published), `${name}: fixed host port with replicas`).toEqual([]);
-      if (config.MODE !== 'ticket' && config.STOCK_STORE === 'file') expect(replicas, `${name}: one writer of ${config.DATA_DIR}`).toBe(1);
+      if (replicas > 1)
+        expect(
+          portsOf(service).filter((p) => p.published),
+          `${name}: fixed host port with replicas`,
+        ).toEqual([]);
+      if (config.MODE !== 'ticket' && config.STOCK_STORE === 'file')
+        expect(replicas, `${name}: one writer of ${config.DATA_DIR}`).toBe(1);
     }
     const replica = compose.services['vacancy-replica'] as ComposeService;
     expect(environmentOf(replica)).toEqual(environmentOf(compose.services.vacancy as ComposeService));
@@ -347,17 +402,23 @@ describe('infra/k8s', () => {
 
   // The resolver is checked against the real kustomize where one is installed (kubectl has it built in).
   const kubectl = spawnSync('kubectl', ['version', '--client'], { encoding: 'utf8' }).status === 0;
-  it.skipIf(!kubectl).each(['base', ...OVERLAYS.map((o) => `overlays/${o}`)])('builds %s as `kubectl kustomize` does', (dir) => {
-    const mine = buildKustomization(join(K8S, dir));
-    const theirs = parseAllDocuments(execFileSync('kubectl', ['kustomize', join(K8S, dir)], { encoding: 'utf8' })).map(
-      (d) => d.toJS() as K8sObject,
-    );
-    const index = (list: K8sObject[]) => Object.fromEntries(list.map((o) => [`${o.kind}/${o.metadata.name}`, normalize(o)]));
-    expect(index(mine)).toEqual(index(theirs));
-  });
+  it.skipIf(!kubectl).each(['base', ...OVERLAYS.map((o) => `overlays/${o}`)])(
+    'builds %s as `kubectl kustomize` does',
+    (dir) => {
+      const mine = buildKustomization(join(K8S, dir));
+      const theirs = parseAllDocuments(
+        execFileSync('kubectl', ['kustomize', join(K8S, dir)], { encoding: 'utf8' }),
+      ).map((d) => d.toJS() as K8sObject);
+      const index = (list: K8sObject[]) =>
+        Object.fromEntries(list.map((o) => [`${o.kind}/${o.metadata.name}`, normalize(o)]));
+      expect(index(mine)).toEqual(index(theirs));
+    },
+  );
 
   it('cannot build a component on its own', () => {
-    expect(() => buildKustomization(join(K8S, 'components/microservices'))).toThrow(/Component cannot be built directly/);
+    expect(() => buildKustomization(join(K8S, 'components/microservices'))).toThrow(
+      /Component cannot be built directly/,
+    );
   });
 
   describe.each(OVERLAYS)('overlay %s', (overlay) => {
@@ -377,20 +438,25 @@ describe('infra/k8s', () => {
 
     it('puts everything in the ticket-system namespace, which exists', () => {
       expect(find('Namespace', 'ticket-system')).toBeDefined();
-      for (const object of objects) if (object.kind !== 'Namespace') expect(object.metadata.namespace, object.metadata.name).toBe('ticket-system');
+      for (const object of objects)
+        if (object.kind !== 'Namespace') expect(object.metadata.namespace, object.metadata.name).toBe('ticket-system');
     });
 
     it('has the shape of the overlay', () => {
       const modes = apps.map((a) => `${a.workload.kind}:${a.config.MODE}:${a.config.STOCK_STORE}`).sort();
       if (overlay === 'redis') {
         // ticket's STOCK_STORE is irrelevant (it owns no stock): only its kind and mode matter.
-        expect(modes.map((m) => m.replace(/^(Deployment:ticket):.*/, '$1'))).toEqual(['Deployment:ticket', 'Deployment:vacancy:redis']);
+        expect(modes.map((m) => m.replace(/^(Deployment:ticket):.*/, '$1'))).toEqual([
+          'Deployment:ticket',
+          'Deployment:vacancy:redis',
+        ]);
         const redis = byKind('StatefulSet').find((s) => containersOf(s).some((c) => c.image === REDIS_IMAGE));
         expect(redis, 'a Redis StatefulSet').toBeDefined();
-        expect(byKind('HorizontalPodAutoscaler').map((h) => (h.spec as { scaleTargetRef: { name: string } }).scaleTargetRef.name).sort()).toEqual([
-          'ticket',
-          'vacancy',
-        ]);
+        expect(
+          byKind('HorizontalPodAutoscaler')
+            .map((h) => (h.spec as { scaleTargetRef: { name: string } }).scaleTargetRef.name)
+            .sort(),
+        ).toEqual(['ticket', 'vacancy']);
       } else {
         expect(modes).toEqual(['StatefulSet:monolith:file']);
         expect(byKind('Deployment')).toEqual([]);
@@ -416,16 +482,30 @@ describe('infra/k8s', () => {
       for (const workload of workloads) {
         const template = podTemplateOf(workload);
         const selector = (workload.spec as { selector?: { matchLabels?: Record<string, string> } }).selector;
-        expect(selector && selectorMatches(selector, template?.metadata?.labels), `${workload.metadata.name}: selector ⊆ template labels`).toBe(true);
-        for (const constraint of (template?.spec.topologySpreadConstraints ?? []) as Array<{ labelSelector: { matchLabels: Record<string, string> } }>) {
-          expect(selectorMatches(constraint.labelSelector, template?.metadata?.labels), `${workload.metadata.name} topologySpread`).toBe(true);
+        expect(
+          selector && selectorMatches(selector, template?.metadata?.labels),
+          `${workload.metadata.name}: selector ⊆ template labels`,
+        ).toBe(true);
+        for (const constraint of (template?.spec.topologySpreadConstraints ?? []) as Array<{
+          labelSelector: { matchLabels: Record<string, string> };
+        }>) {
+          expect(
+            selectorMatches(constraint.labelSelector, template?.metadata?.labels),
+            `${workload.metadata.name} topologySpread`,
+          ).toBe(true);
         }
         if (workload.kind === 'StatefulSet') {
-          expect(find('Service', (workload.spec as { serviceName: string }).serviceName), `${workload.metadata.name} serviceName`).toBeDefined();
+          expect(
+            find('Service', (workload.spec as { serviceName: string }).serviceName),
+            `${workload.metadata.name} serviceName`,
+          ).toBeDefined();
         }
       }
       for (const service of byKind('Service')) {
-        expect(selectedWorkloads(service).length, `Service ${service.metadata.name} selects a workload`).toBeGreaterThan(0);
+        expect(
+          selectedWorkloads(service).length,
+          `Service ${service.metadata.name} selects a workload`,
+        ).toBeGreaterThan(0);
       }
       for (const pdb of byKind('PodDisruptionBudget')) {
         const selector = (pdb.spec as { selector: { matchLabels: Record<string, string> } }).selector;
@@ -436,32 +516,45 @@ describe('infra/k8s', () => {
         const ref = (hpa.spec as { scaleTargetRef: { kind: string; name: string } }).scaleTargetRef;
         const target = find(ref.kind, ref.name);
         expect(target, `HPA ${hpa.metadata.name} -> ${ref.kind}/${ref.name}`).toBeDefined();
-        expect((target?.spec as { replicas?: number }).replicas, `${ref.name}: spec.replicas would fight the HPA on every apply`).toBeUndefined();
+        expect(
+          (target?.spec as { replicas?: number }).replicas,
+          `${ref.name}: spec.replicas would fight the HPA on every apply`,
+        ).toBeUndefined();
       }
     });
 
     it('uses the port src/config.ts gives each MODE: containerPort, probes, Service targetPort, Ingress', () => {
       expect(apps.length).toBeGreaterThan(0);
       for (const { workload, container, config } of apps) {
-        expect(container.ports?.map((p) => p.containerPort), label(workload, container)).toEqual([config.port]);
+        expect(
+          container.ports?.map((p) => p.containerPort),
+          label(workload, container),
+        ).toEqual([config.port]);
         for (const probe of probesOf(container)) {
           const port = probe.httpGet?.port ?? probe.tcpSocket?.port;
-          if (port !== undefined) expect(resolvePort(container, port), `${label(workload, container)} probe port`).toBe(config.port);
+          if (port !== undefined)
+            expect(resolvePort(container, port), `${label(workload, container)} probe port`).toBe(config.port);
         }
       }
       for (const service of byKind('Service')) {
         for (const port of (service.spec as { ports: Array<{ port: number; targetPort?: number | string }> }).ports) {
           for (const workload of selectedWorkloads(service)) {
             const resolved = containersOf(workload).map((c) => resolvePort(c, port.targetPort ?? port.port));
-            expect(resolved.some((p) => p !== undefined), `Service ${service.metadata.name} targetPort ${port.targetPort} on ${workload.metadata.name}`).toBe(
-              true,
-            );
+            expect(
+              resolved.some((p) => p !== undefined),
+              `Service ${service.metadata.name} targetPort ${port.targetPort} on ${workload.metadata.name}`,
+            ).toBe(true);
           }
         }
       }
       for (const { service, port } of ingressBackends()) {
-        const servicePorts = (find('Service', service)?.spec as { ports: Array<{ name?: string; port: number }> } | undefined)?.ports ?? [];
-        expect(servicePorts.some((p) => p.name === port.name || p.port === port.number), `Ingress -> ${service}:${port.name ?? port.number}`).toBe(true);
+        const servicePorts =
+          (find('Service', service)?.spec as { ports: Array<{ name?: string; port: number }> } | undefined)?.ports ??
+          [];
+        expect(
+          servicePorts.some((p) => p.name === port.name || p.port === port.number),
+          `Ingress -> ${service}:${port.name ?? port.number}`,
+        ).toBe(true);
       }
     });
 
@@ -470,7 +563,10 @@ describe('infra/k8s', () => {
         for (const probe of probesOf(container)) {
           if (!probe.httpGet?.path) continue;
           const route = await routeExists(env, probe.httpGet.path);
-          expect(route.exists, `${label(workload, container)}: ${probe.httpGet.path} is not a route of MODE=${env.MODE} (${route.statuses})`).toBe(true);
+          expect(
+            route.exists,
+            `${label(workload, container)}: ${probe.httpGet.path} is not a route of MODE=${env.MODE} (${route.statuses})`,
+          ).toBe(true);
         }
         // And each probe asks the question it is for (liveness never depends on vacancy or the store).
         expect(container.startupProbe?.httpGet?.path, label(workload, container)).toBe('/api/v1/health');
@@ -483,15 +579,23 @@ describe('infra/k8s', () => {
       expect(apps.length).toBeGreaterThan(0);
       for (const { workload, container, env, config } of apps) {
         const where = label(workload, container);
-        const annotations = (podTemplateOf(workload)?.metadata as { annotations?: Record<string, unknown> } | undefined)?.annotations ?? {};
+        const annotations =
+          (podTemplateOf(workload)?.metadata as { annotations?: Record<string, unknown> } | undefined)?.annotations ??
+          {};
         // Annotation values are strings: the API server refuses an unquoted `true` or port number.
         expect(annotations['prometheus.io/scrape'], `${where} prometheus.io/scrape`).toBe('true');
-        expect(annotations['prometheus.io/port'], `${where} prometheus.io/port is the port of MODE=${config.MODE}`).toBe(String(config.port));
+        expect(
+          annotations['prometheus.io/port'],
+          `${where} prometheus.io/port is the port of MODE=${config.MODE}`,
+        ).toBe(String(config.port));
         const path = annotations['prometheus.io/path'];
         expect(path, `${where} prometheus.io/path`).toBe('/metrics');
         // Annotation-based scraping sends no Authorization header: METRICS on (404 otherwise), METRICS_TOKEN unset (401 otherwise).
         const route = await routeExists(env, String(path));
-        expect(route.statuses, `${where}: GET ${String(path)} on MODE=${config.MODE} as Prometheus scrapes it, without a token`).toBe('GET 200');
+        expect(
+          route.statuses,
+          `${where}: GET ${String(path)} on MODE=${config.MODE} as Prometheus scrapes it, without a token`,
+        ).toBe('GET 200');
       }
     });
 
@@ -503,14 +607,24 @@ describe('infra/k8s', () => {
             const ref = from.configMapRef ?? from.secretRef;
             const source = find(from.configMapRef ? 'ConfigMap' : 'Secret', ref?.name ?? '');
             expect(source ?? ref?.optional, `${label(workload, container)} envFrom ${ref?.name}`).toBeTruthy();
-            if (source) names.push(...Object.keys(source.kind === 'Secret' ? secretValues(source) : ((source.data ?? {}) as object)).map((k) => `${from.prefix ?? ''}${k}`));
+            if (source)
+              names.push(
+                ...Object.keys(source.kind === 'Secret' ? secretValues(source) : ((source.data ?? {}) as object)).map(
+                  (k) => `${from.prefix ?? ''}${k}`,
+                ),
+              );
           }
           for (const entry of container.env ?? []) {
             const ref = entry.valueFrom?.configMapKeyRef ?? entry.valueFrom?.secretKeyRef;
             if (!ref) continue;
             const source = find(entry.valueFrom?.configMapKeyRef ? 'ConfigMap' : 'Secret', ref.name);
-            const keys = source ? Object.keys(source.kind === 'Secret' ? secretValues(source) : ((source.data ?? {}) as object)) : [];
-            expect(keys.includes(ref.key) || ref.optional === true, `${label(workload, container)} ${entry.name} from ${ref.name}/${ref.key}`).toBe(true);
+            const keys = source
+              ? Object.keys(source.kind === 'Secret' ? secretValues(source) : ((source.data ?? {}) as object))
+              : [];
+            expect(
+              keys.includes(ref.key) || ref.optional === true,
+              `${label(workload, container)} ${entry.name} from ${ref.name}/${ref.key}`,
+            ).toBe(true);
           }
           expect(unknownVariables(names), label(workload, container)).toEqual([]);
         }
@@ -523,13 +637,20 @@ describe('infra/k8s', () => {
           for (const url of config.VACANCY_URL.split(',').map((u) => new URL(u))) {
             const service = serviceForHost(url.hostname);
             expect(service, `VACANCY_URL host ${url.hostname} is a Service`).toBeDefined();
-            const port = (service?.spec as { ports: Array<{ port: number }> }).ports.find((p) => p.port === Number(url.port));
+            const port = (service?.spec as { ports: Array<{ port: number }> }).ports.find(
+              (p) => p.port === Number(url.port),
+            );
             expect(port, `${url.hostname}:${url.port} is a port of the Service`).toBeDefined();
             const targets = apps.filter((a) => service && selectedWorkloads(service).includes(a.workload));
-            expect(targets.map((a) => a.config.MODE), `${url.hostname} selects vacancy pods`).toEqual(['vacancy']);
+            expect(
+              targets.map((a) => a.config.MODE),
+              `${url.hostname} selects vacancy pods`,
+            ).toEqual(['vacancy']);
           }
           const vacancy = apps.find((a) => a.config.MODE === 'vacancy');
-          expect(tokenSource(container), 'ticket sends the INTERNAL_TOKEN vacancy requires').toEqual(vacancy && tokenSource(vacancy.container));
+          expect(tokenSource(container), 'ticket sends the INTERNAL_TOKEN vacancy requires').toEqual(
+            vacancy && tokenSource(vacancy.container),
+          );
           expect(tokenSource(container), 'INTERNAL_TOKEN from the Secret').toMatch(/^secret /);
         }
         if (config.MODE !== 'ticket' && config.STOCK_STORE === 'redis') {
@@ -561,13 +682,20 @@ describe('infra/k8s', () => {
     it('never lets two processes own one stock: the file store only in a one-replica StatefulSet on its own volume', () => {
       for (const { workload, container, config } of apps) {
         if (config.MODE === 'ticket') continue;
-        expect(config.STOCK_STORE, `${label(workload, container)}: memory loses every sale on restart`).not.toBe('memory');
+        expect(config.STOCK_STORE, `${label(workload, container)}: memory loses every sale on restart`).not.toBe(
+          'memory',
+        );
         if (config.STOCK_STORE !== 'file') continue;
         expect(workload.kind, label(workload, container)).toBe('StatefulSet');
         expect((workload.spec as { replicas?: number }).replicas, label(workload, container)).toBe(1);
-        const hpa = byKind('HorizontalPodAutoscaler').find((h) => (h.spec as { scaleTargetRef: { name: string } }).scaleTargetRef.name === workload.metadata.name);
+        const hpa = byKind('HorizontalPodAutoscaler').find(
+          (h) => (h.spec as { scaleTargetRef: { name: string } }).scaleTargetRef.name === workload.metadata.name,
+        );
         expect(hpa, `${workload.metadata.name} must not autoscale`).toBeUndefined();
-        expect(claimMountedAt(workload, container, config.DATA_DIR), `DATA_DIR ${config.DATA_DIR} on a volumeClaimTemplate`).toBe(true);
+        expect(
+          claimMountedAt(workload, container, config.DATA_DIR),
+          `DATA_DIR ${config.DATA_DIR} on a volumeClaimTemplate`,
+        ).toBe(true);
       }
     });
 
@@ -589,14 +717,18 @@ describe('infra/k8s', () => {
           expect(own.capabilities?.add ?? [], where).toEqual([]);
           expect(effective.seccompProfile?.type, where).toBe('RuntimeDefault');
           for (const kind of ['requests', 'limits'] as const) {
-            expect(Object.keys(container.resources?.[kind] ?? {}).sort(), `${where} resources.${kind}`).toEqual(['cpu', 'memory']);
+            expect(Object.keys(container.resources?.[kind] ?? {}).sort(), `${where} resources.${kind}`).toEqual([
+              'cpu',
+              'memory',
+            ]);
           }
         }
         for (const volume of spec?.volumes ?? []) {
           const source = Object.keys(volume).filter((k) => k !== 'name');
-          expect(['emptyDir', 'persistentVolumeClaim', 'configMap', 'secret', 'projected', 'downwardAPI', 'ephemeral'], `${workload.metadata.name} volume ${volume.name}`).toEqual(
-            expect.arrayContaining(source),
-          );
+          expect(
+            ['emptyDir', 'persistentVolumeClaim', 'configMap', 'secret', 'projected', 'downwardAPI', 'ephemeral'],
+            `${workload.metadata.name} volume ${volume.name}`,
+          ).toEqual(expect.arrayContaining(source));
         }
         expect(spec?.automountServiceAccountToken, `${workload.metadata.name}: no API access needed`).toBe(false);
       }
@@ -605,7 +737,10 @@ describe('infra/k8s', () => {
     it('drains before it stops: preStop sleep, and terminationGracePeriodSeconds > preStop + SHUTDOWN_TIMEOUT', () => {
       for (const { workload, container, config } of apps) {
         const preStop = container.lifecycle?.preStop?.sleep?.seconds;
-        expect(preStop, `${label(workload, container)} preStop.sleep (the image has no shell for exec)`).toBeGreaterThanOrEqual(PRE_STOP_SECONDS_MIN);
+        expect(
+          preStop,
+          `${label(workload, container)} preStop.sleep (the image has no shell for exec)`,
+        ).toBeGreaterThanOrEqual(PRE_STOP_SECONDS_MIN);
         const grace = podTemplateOf(workload)?.spec.terminationGracePeriodSeconds ?? 30;
         expect(grace, label(workload, container)).toBeGreaterThan((preStop ?? 0) + config.SHUTDOWN_TIMEOUT);
       }
@@ -618,12 +753,15 @@ describe('infra/k8s', () => {
           maxReplicas: number;
           metrics: Array<{ resource: { name: string; target: { averageUtilization: number } } }>;
         };
-        const targets = Object.fromEntries(spec.metrics.map((m) => [m.resource.name, m.resource.target.averageUtilization]));
+        const targets = Object.fromEntries(
+          spec.metrics.map((m) => [m.resource.name, m.resource.target.averageUtilization]),
+        );
         expect(targets, hpa.metadata.name).toEqual({ cpu: 70, memory: 85 });
         expect(spec.minReplicas).toBeGreaterThanOrEqual(2);
         expect(spec.maxReplicas).toBeGreaterThan(spec.minReplicas);
       }
-      if (overlay === 'redis') expect(byKind('HorizontalPodAutoscaler').map((h) => h.metadata.name)).toContain('ticket');
+      if (overlay === 'redis')
+        expect(byKind('HorizontalPodAutoscaler').map((h) => h.metadata.name)).toContain('ticket');
     });
 
     it('exposes through the nginx Ingress only the public service, and not reserve, admin or metrics', async () => {
@@ -636,7 +774,9 @@ describe('infra/k8s', () => {
       for (const { service, path } of backends) {
         const target = find('Service', service);
         expect(target, `Ingress backend ${service}`).toBeDefined();
-        const modes = apps.filter((a) => target && selectedWorkloads(target).includes(a.workload)).map((a) => a.config.MODE);
+        const modes = apps
+          .filter((a) => target && selectedWorkloads(target).includes(a.workload))
+          .map((a) => a.config.MODE);
         expect(modes, `Ingress ${path} -> ${service}`).toEqual([publicMode]);
         // What an Ingress path names must be a route of the app behind it.
         const app = apps.find((a) => a.config.MODE === publicMode);
@@ -651,7 +791,9 @@ describe('infra/k8s', () => {
           const target = find('Service', service);
           for (const app of apps.filter((a) => target && selectedWorkloads(target).includes(a.workload))) {
             const route = await routeExists(app.env, internal);
-            expect(route.exists, `${internal} reachable from outside through ${service} (${route.statuses})`).toBe(false);
+            expect(route.exists, `${internal} reachable from outside through ${service} (${route.statuses})`).toBe(
+              false,
+            );
           }
         }
       }
@@ -670,15 +812,33 @@ describe('infra/k8s', () => {
       return find('Service', name ?? '');
     }
 
-    function ingressBackends(): Array<{ service: string; port: { name?: string; number?: number }; path: string; pathType: string }> {
+    function ingressBackends(): Array<{
+      service: string;
+      port: { name?: string; number?: number };
+      path: string;
+      pathType: string;
+    }> {
       return byKind('Ingress').flatMap((ingress) => {
         const spec = ingress.spec as {
           defaultBackend?: unknown;
-          rules?: Array<{ http: { paths: Array<{ path: string; pathType: string; backend: { service: { name: string; port: { name?: string; number?: number } } } }> } }>;
+          rules?: Array<{
+            http: {
+              paths: Array<{
+                path: string;
+                pathType: string;
+                backend: { service: { name: string; port: { name?: string; number?: number } } };
+              }>;
+            };
+          }>;
         };
         expect(spec.defaultBackend, 'a default backend would expose everything else').toBeUndefined();
         return (spec.rules ?? []).flatMap((rule) =>
-          rule.http.paths.map((p) => ({ service: p.backend.service.name, port: p.backend.service.port, path: p.path, pathType: p.pathType })),
+          rule.http.paths.map((p) => ({
+            service: p.backend.service.name,
+            port: p.backend.service.port,
+            path: p.path,
+            pathType: p.pathType,
+          })),
         );
       });
     }
@@ -692,10 +852,16 @@ function normalize(value: unknown): unknown {
   if (Array.isArray(value)) {
     const items = value.map(normalize);
     const named = items.every((item) => typeof item === 'object' && item !== null && 'name' in item);
-    return named ? items.sort((a, b) => String((a as { name: unknown }).name).localeCompare(String((b as { name: unknown }).name))) : items;
+    return named
+      ? items.sort((a, b) => String((a as { name: unknown }).name).localeCompare(String((b as { name: unknown }).name)))
+      : items;
   }
   if (typeof value === 'object' && value !== null) {
-    return Object.fromEntries(Object.entries(value).sort(([a], [b]) => a.localeCompare(b)).map(([k, v]) => [k, normalize(v)]));
+    return Object.fromEntries(
+      Object.entries(value)
+        .sort(([a], [b]) => a.localeCompare(b))
+        .map(([k, v]) => [k, normalize(v)]),
+    );
   }
   return value;
 }
@@ -709,7 +875,10 @@ function listFiles(dir: string): string[] {
 
 function secretValues(secret: K8sObject): Record<string, string> {
   const decoded = Object.fromEntries(
-    Object.entries((secret.data ?? {}) as Record<string, string>).map(([k, v]) => [k, Buffer.from(v, 'base64').toString('utf8')]),
+    Object.entries((secret.data ?? {}) as Record<string, string>).map(([k, v]) => [
+      k,
+      Buffer.from(v, 'base64').toString('utf8'),
+    ]),
   );
   return { ...decoded, ...((secret.stringData ?? {}) as Record<string, string>) };
 }
@@ -719,8 +888,14 @@ function resolveEnv(container: Container, objects: K8sObject[]): Record<string, 
   const lookup = (kind: string, name: string) => objects.find((o) => o.kind === kind && o.metadata.name === name);
   const env: Record<string, string> = { ...IMAGE_ENV };
   for (const from of container.envFrom ?? []) {
-    const source = from.configMapRef ? lookup('ConfigMap', from.configMapRef.name) : lookup('Secret', from.secretRef?.name ?? '');
-    const data = source ? (source.kind === 'Secret' ? secretValues(source) : ((source.data ?? {}) as Record<string, string>)) : {};
+    const source = from.configMapRef
+      ? lookup('ConfigMap', from.configMapRef.name)
+      : lookup('Secret', from.secretRef?.name ?? '');
+    const data = source
+      ? source.kind === 'Secret'
+        ? secretValues(source)
+        : ((source.data ?? {}) as Record<string, string>)
+      : {};
     for (const [key, value] of Object.entries(data)) env[`${from.prefix ?? ''}${key}`] = value;
   }
   for (const entry of container.env ?? []) {
@@ -749,7 +924,9 @@ function tokenSource(container: Container): string | undefined {
 }
 
 function probesOf(container: Container): Probe[] {
-  return [container.startupProbe, container.readinessProbe, container.livenessProbe].filter((p): p is Probe => p !== undefined);
+  return [container.startupProbe, container.readinessProbe, container.livenessProbe].filter(
+    (p): p is Probe => p !== undefined,
+  );
 }
 
 /** A probe or targetPort (number or port name) as a number, if the container has it. */
@@ -761,7 +938,9 @@ function resolvePort(container: Container, port: number | string): number | unde
 
 /** Whether `dir` in `container` is mounted from one of the StatefulSet's volumeClaimTemplates. */
 function claimMountedAt(workload: K8sObject, container: Container, dir: string): boolean {
-  const claims = ((workload.spec as { volumeClaimTemplates?: Array<{ metadata: { name: string } }> }).volumeClaimTemplates ?? []).map((c) => c.metadata.name);
+  const claims = (
+    (workload.spec as { volumeClaimTemplates?: Array<{ metadata: { name: string } }> }).volumeClaimTemplates ?? []
+  ).map((c) => c.metadata.name);
   const mount = container.volumeMounts?.find((m) => m.mountPath === dir);
   return mount !== undefined && claims.includes(mount.name) && mount.readOnly !== true;
 }

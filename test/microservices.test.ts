@@ -26,7 +26,10 @@ interface VacancyHealth {
   details: { stock: { available: number; sold: number } };
 }
 
-async function getJson<T>(url: string, headers: Record<string, string> = {}): Promise<{ status: number; body: T; response: Response }> {
+async function getJson<T>(
+  url: string,
+  headers: Record<string, string> = {},
+): Promise<{ status: number; body: T; response: Response }> {
   const response = await fetch(url, { headers, signal: AbortSignal.timeout(10_000) });
   const text = await response.text();
   return { status: response.status, body: JSON.parse(text) as T, response };
@@ -48,7 +51,12 @@ async function buy(ticket: Service, qty: number, headers: Record<string, string>
 const UNANSWERED_AFTER_MS = 10_000;
 
 /** Like {@link buy}, but a purchase left without an answer is a result (status 0), not an exception. */
-async function tryBuy(ticket: Service, qty: number, headers: Record<string, string> = {}, giveUpAfterMs = UNANSWERED_AFTER_MS) {
+async function tryBuy(
+  ticket: Service,
+  qty: number,
+  headers: Record<string, string> = {},
+  giveUpAfterMs = UNANSWERED_AFTER_MS,
+) {
   const started = performance.now();
   try {
     const response = await fetch(`${ticket.url}/api/v1/purchase`, {
@@ -159,7 +167,7 @@ describe('vacancy and ticket as separate processes', () => {
     expect(ready.body.status).toBe('ready');
   });
 
-  it('returns the caller\'s X-Request-Id and forwards it to vacancy', async () => {
+  it("returns the caller's X-Request-Id and forwards it to vacancy", async () => {
     const requestId = `e2e-${crypto.randomUUID()}`;
     const result = await buy(ticket, 1, { 'X-Request-Id': requestId });
     expect(result.status, result.text).toBe(200);
@@ -189,13 +197,19 @@ describe('vacancy and ticket as separate processes', () => {
     const results = await Promise.all(quantities.map((qty, index) => tryBuy(ticket, qty, keyed(ids[index] ?? ''))));
     const context = `seed ${seed}`;
 
-    type Outcome = { kind: 'sold'; qty: number; remaining: number } | { kind: 'insufficient' } | { kind: 'nothing-sold' } | { kind: 'unknown'; why: string };
+    type Outcome =
+      | { kind: 'sold'; qty: number; remaining: number }
+      | { kind: 'insufficient' }
+      | { kind: 'nothing-sold' }
+      | { kind: 'unknown'; why: string };
     const classify = (result: Awaited<ReturnType<typeof tryBuy>>, qty: number): Outcome => {
       if (result.status === 0) return { kind: 'unknown', why: `no answer (${result.text})` };
       if (result.status === 503) {
         // Allowed under load; checked against what vacancy recorded below.
         const problem = expectServiceUnavailable(result);
-        return problem.outcomeUnknown === true ? { kind: 'unknown', why: String(problem.detail) } : { kind: 'nothing-sold' };
+        return problem.outcomeUnknown === true
+          ? { kind: 'unknown', why: String(problem.detail) }
+          : { kind: 'nothing-sold' };
       }
       if (result.status === 409) return { kind: 'unknown', why: 'key still in flight' };
       expect(result.status, `${context}: a purchase is answered 200 (or 503): ${result.text}`).toBe(200);
@@ -235,20 +249,28 @@ describe('vacancy and ticket as separate processes', () => {
     const sold = outcomes.filter((o): o is Extract<Outcome, { kind: 'sold' }> => o.kind === 'sold');
     const unknown = outcomes.flatMap((o, index) => (o.kind === 'unknown' ? [`${ids[index]}: ${o.why}`] : []));
     const soldByTicket = sold.reduce((sum, s) => sum + s.qty, 0);
-    const unknownQty = outcomes.reduce((sum, o, index) => sum + (o.kind === 'unknown' ? (quantities[index] ?? 0) : 0), 0);
+    const unknownQty = outcomes.reduce(
+      (sum, o, index) => sum + (o.kind === 'unknown' ? (quantities[index] ?? 0) : 0),
+      0,
+    );
     const soldByVacancy = after.sold - before.sold;
 
     expect(after.available, context).toBeGreaterThanOrEqual(0);
     expect(after.available + after.sold, `${context}: sold + remaining == initial`).toBe(INITIAL_STOCK);
     expect(soldByVacancy, `${context}: sold == what vacancy lost`).toBe(before.available - after.available);
     // No purchase is reported successful that vacancy did not record ...
-    expect(soldByTicket, `${context}: ticket reported sales that vacancy did not record`).toBeLessThanOrEqual(soldByVacancy);
-    // ... and none that vacancy recorded is hidden behind a 503 that says "nothing was sold".
-    expect(soldByVacancy, `${context}: vacancy recorded sales that ticket answered "nothing was sold"`).toBeLessThanOrEqual(
-      soldByTicket + unknownQty,
+    expect(soldByTicket, `${context}: ticket reported sales that vacancy did not record`).toBeLessThanOrEqual(
+      soldByVacancy,
     );
+    // ... and none that vacancy recorded is hidden behind a 503 that says "nothing was sold".
+    expect(
+      soldByVacancy,
+      `${context}: vacancy recorded sales that ticket answered "nothing was sold"`,
+    ).toBeLessThanOrEqual(soldByTicket + unknownQty);
     // Ticket answers every purchase, at the latest once VACANCY_TIMEOUT (1 s) is spent, never leaving one hanging.
-    expect.soft(unanswered, `${context}: purchases ticket left without an answer for ${UNANSWERED_AFTER_MS} ms`).toEqual([]);
+    expect
+      .soft(unanswered, `${context}: purchases ticket left without an answer for ${UNANSWERED_AFTER_MS} ms`)
+      .toEqual([]);
     // Asked again with its key, every purchase gets a definite answer.
     expect.soft(unknown, `${context}: purchases whose outcome stayed unknown`).toEqual([]);
     if (unknown.length === 0) expect(soldByTicket, `${context}: every recorded sale was reported`).toBe(soldByVacancy);
@@ -306,7 +328,9 @@ describe('when vacancy dies', () => {
     expect(ready.headers.get('content-type')).toMatch(/^application\/problem\+json/);
     const readyMs = performance.now() - startedReady;
     expect(readyMs).toBeLessThan(bound);
-    console.info(`[microservices] vacancy killed: purchase 503 after ${Math.round(purchase.elapsedMs)} ms, ready 503 after ${Math.round(readyMs)} ms (bound ${bound} ms)`);
+    console.info(
+      `[microservices] vacancy killed: purchase 503 after ${Math.round(purchase.elapsedMs)} ms, ready 503 after ${Math.round(readyMs)} ms (bound ${bound} ms)`,
+    );
 
     const available = await fetch(`${ticket.url}/api/v1/available`);
     expectServiceUnavailable({ status: available.status, text: await available.text(), response: available });
@@ -381,7 +405,9 @@ describe('when vacancy is too slow', () => {
     const vacancy = await startSlowVacancy(5_000);
     const ticket = await startService({ MODE: 'ticket', VACANCY_URL: vacancy.url, VACANCY_TIMEOUT: String(timeoutS) });
 
-    const purchases = await Promise.all(Array.from({ length: 5 }, (_, i) => buy(ticket, 1, { 'X-Request-Id': `slow-${i}` })));
+    const purchases = await Promise.all(
+      Array.from({ length: 5 }, (_, i) => buy(ticket, 1, { 'X-Request-Id': `slow-${i}` })),
+    );
     for (const purchase of purchases) {
       const problem = expectServiceUnavailable(purchase);
       // The reserve reached vacancy and got no answer: ticket cannot know whether it was made, and says so.
@@ -394,7 +420,13 @@ describe('when vacancy is too slow', () => {
     // purchase must carry the same idempotency key, and no two purchases may share one: otherwise a
     // retried reserve whose first answer was merely late could sell twice.
     const reached = new Set(vacancy.reserves.map((r) => r.requestId));
-    expect([...reached].sort(), 'every purchase reached the slow vacancy').toEqual(['slow-0', 'slow-1', 'slow-2', 'slow-3', 'slow-4']);
+    expect([...reached].sort(), 'every purchase reached the slow vacancy').toEqual([
+      'slow-0',
+      'slow-1',
+      'slow-2',
+      'slow-3',
+      'slow-4',
+    ]);
     const keysByPurchase = new Map<string, Set<string>>();
     for (const { requestId, idempotencyKey } of vacancy.reserves) {
       keysByPurchase.set(requestId, (keysByPurchase.get(requestId) ?? new Set()).add(idempotencyKey));
@@ -459,8 +491,12 @@ describe('when vacancy is too slow', () => {
     );
 
     const purchases = await Promise.all(Array.from({ length: 3 }, () => tryBuy(ticket, 1, {}, 5_000)));
-    const summary = purchases.map((p) => `${p.status === 0 ? 'no answer' : p.status} after ${Math.round(p.elapsedMs)} ms`);
-    console.info(`[microservices] vacancy stalling mid-body: ${summary.join(', ')}; ${vacancy.reserves()} reserve attempts`);
+    const summary = purchases.map(
+      (p) => `${p.status === 0 ? 'no answer' : p.status} after ${Math.round(p.elapsedMs)} ms`,
+    );
+    console.info(
+      `[microservices] vacancy stalling mid-body: ${summary.join(', ')}; ${vacancy.reserves()} reserve attempts`,
+    );
     expect(vacancy.reserves(), 'the reserves reached vacancy').toBeGreaterThanOrEqual(3);
     for (const purchase of purchases) {
       expect(purchase.status, `ticket must answer once VACANCY_TIMEOUT is spent: ${summary.join(', ')}`).toBe(503);

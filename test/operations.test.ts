@@ -20,7 +20,11 @@ async function call(url: string, init: RequestInit & { headers?: Record<string, 
 }
 
 const postJson = (url: string, body: unknown, headers: Record<string, string> = {}) =>
-  call(url, { method: 'POST', body: JSON.stringify(body), headers: { 'Content-Type': 'application/json', ...headers } });
+  call(url, {
+    method: 'POST',
+    body: JSON.stringify(body),
+    headers: { 'Content-Type': 'application/json', ...headers },
+  });
 
 function expectNoSecret(service: Service, label: string) {
   const output = service.output();
@@ -47,30 +51,47 @@ async function waitUntil(condition: () => boolean, timeoutMs = 5_000): Promise<v
 describe('between ticket and vacancy', () => {
   it('logs one request id in both services, and no token anywhere', async () => {
     const vacancy = await startService({ MODE: 'vacancy', INTERNAL_TOKEN, ADMIN_TOKEN, METRICS_TOKEN, ...VERBOSE });
-    const ticket = await startService({ MODE: 'ticket', VACANCY_URL: vacancy.url, INTERNAL_TOKEN, METRICS_TOKEN, ...VERBOSE });
+    const ticket = await startService({
+      MODE: 'ticket',
+      VACANCY_URL: vacancy.url,
+      INTERNAL_TOKEN,
+      METRICS_TOKEN,
+      ...VERBOSE,
+    });
 
     // A lone purchase (single reserve, X-Request-Id header) and a burst (coalesced, request ids in the batch).
-    expect((await postJson(`${ticket.url}/api/v1/purchase`, { qty: 1 }, { 'X-Request-Id': 'trace-solo' })).status).toBe(200);
+    expect((await postJson(`${ticket.url}/api/v1/purchase`, { qty: 1 }, { 'X-Request-Id': 'trace-solo' })).status).toBe(
+      200,
+    );
     // Purchases ticket reads in one turn of its event loop go in one batch. Whether a burst arrives
     // that way is up to the scheduler, so send bursts until vacancy has logged a batch of several.
     const burstIds: string[] = [];
     for (let round = 0; round < 10 && !loggedCoalescedBatch(vacancy); round++) {
       const ids = Array.from({ length: 30 }, (_, i) => `trace-burst-${round}-${i}`);
       burstIds.push(...ids);
-      const burst = await Promise.all(ids.map((id) => postJson(`${ticket.url}/api/v1/purchase`, { qty: 1 }, { 'X-Request-Id': id })));
+      const burst = await Promise.all(
+        ids.map((id) => postJson(`${ticket.url}/api/v1/purchase`, { qty: 1 }, { 'X-Request-Id': id })),
+      );
       expect(burst.map((r) => r.status)).toEqual(burst.map(() => 200));
       await waitUntil(() => ids.every((id) => vacancyRequestIds(vacancy).has(id)));
     }
 
     // Callers with right and wrong secrets, in every place a secret is taken.
     const wrong = 'Bearer not-the-token-000000';
-    for (const authorization of [`Bearer ${INTERNAL_TOKEN}`, `Bearer ${ADMIN_TOKEN}`, `Bearer ${METRICS_TOKEN}`, wrong]) {
+    for (const authorization of [
+      `Bearer ${INTERNAL_TOKEN}`,
+      `Bearer ${ADMIN_TOKEN}`,
+      `Bearer ${METRICS_TOKEN}`,
+      wrong,
+    ]) {
       await postJson(`${vacancy.url}/api/v1/reserve`, { qty: 1 }, { Authorization: authorization });
       await postJson(`${vacancy.url}/api/v1/admin/stock`, { op: 'add', qty: 1 }, { Authorization: authorization });
       await call(`${vacancy.url}/metrics`, { headers: { Authorization: authorization } });
       await call(`${ticket.url}/metrics`, { headers: { Authorization: authorization } });
     }
-    expect((await call(`${vacancy.url}/metrics`, { headers: { Authorization: `Bearer ${METRICS_TOKEN}` } })).status).toBe(200);
+    expect(
+      (await call(`${vacancy.url}/metrics`, { headers: { Authorization: `Bearer ${METRICS_TOKEN}` } })).status,
+    ).toBe(200);
     expect((await call(`${vacancy.url}/metrics`)).status).toBe(401);
     expect((await postJson(`${vacancy.url}/api/v1/reserve`, { qty: 1 })).status).toBe(401);
 
@@ -92,11 +113,14 @@ describe('between ticket and vacancy', () => {
 });
 
 describe('configuration errors', () => {
-  it.each(['INTERNAL_TOKEN', 'ADMIN_TOKEN', 'METRICS_TOKEN'])('name a %s that is too short without printing it', async (variable) => {
-    const secret = 'short-secret';
-    const exit = await runBundle({ MODE: 'monolith', [variable]: secret });
-    expect(exit.code).toBe(2);
-    expect(exit.stderr).toContain(variable);
-    expect(exit.stdout + exit.stderr).not.toContain(secret);
-  });
+  it.each(['INTERNAL_TOKEN', 'ADMIN_TOKEN', 'METRICS_TOKEN'])(
+    'name a %s that is too short without printing it',
+    async (variable) => {
+      const secret = 'short-secret';
+      const exit = await runBundle({ MODE: 'monolith', [variable]: secret });
+      expect(exit.code).toBe(2);
+      expect(exit.stderr).toContain(variable);
+      expect(exit.stdout + exit.stderr).not.toContain(secret);
+    },
+  );
 });

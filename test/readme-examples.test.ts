@@ -92,7 +92,9 @@ describe('README curl examples', () => {
     const list = examples('microservices').map((example) => ({
       ...example,
       // The ready detail names vacancy's address, which is a free port here.
-      body: JSON.parse(JSON.stringify(example.body ?? null).replace('127.0.0.1:8001', `127.0.0.1:${vacancy.port}`)) ?? undefined,
+      body:
+        JSON.parse(JSON.stringify(example.body ?? null).replace('127.0.0.1:8001', `127.0.0.1:${vacancy.port}`)) ??
+        undefined,
     }));
     await check(list, { 8001: vacancy.port, 8002: ticket.port });
   });

@@ -127,7 +127,8 @@ function endOfTest(): AbortSignal {
 
 async function availableOf(service: Service): Promise<number> {
   const reply = await call<{ qty: number }>(`${service.url}/api/v1/available`);
-  if (reply.status !== 200) throw new Error(`GET ${service.url}/api/v1/available answered ${reply.status}: ${reply.text}`);
+  if (reply.status !== 200)
+    throw new Error(`GET ${service.url}/api/v1/available answered ${reply.status}: ${reply.text}`);
   return reply.body.qty;
 }
 
@@ -161,9 +162,10 @@ function expectDisjointRanges(successes: Array<{ qty: number; body: PurchaseBody
   });
   ranges.sort((a, b) => a.first - b.first);
   for (let i = 1; i < ranges.length; i++) {
-    expect(ranges[i]!.first, `ranges ${JSON.stringify(ranges[i - 1])} and ${JSON.stringify(ranges[i])} overlap`).toBeGreaterThan(
-      ranges[i - 1]!.last,
-    );
+    expect(
+      ranges[i]!.first,
+      `ranges ${JSON.stringify(ranges[i - 1])} and ${JSON.stringify(ranges[i])} overlap`,
+    ).toBeGreaterThan(ranges[i - 1]!.last);
   }
   const ids = successes.map(({ body }) => body.purchaseId);
   expect(ids.every((id) => typeof id === 'string')).toBe(true);
@@ -192,7 +194,9 @@ function reportServices(services: () => Service[]) {
     if (ctx.task.result?.state !== 'fail') return;
     for (const service of services()) {
       const state = service.hasExited() ? `HAS EXITED ${JSON.stringify(await service.exited)}` : 'running';
-      console.error(`[redis-scale-out] ${service.url} (pid ${service.pid}) ${state}\n${service.output().slice(-4_000)}`);
+      console.error(
+        `[redis-scale-out] ${service.url} (pid ${service.pid}) ${state}\n${service.output().slice(-4_000)}`,
+      );
     }
   };
 }
@@ -238,7 +242,10 @@ describe.skipIf(gate.skip)(`scale-out on Redis with real processes (seed ${SEED}
       const TOTAL = 20_000;
       const CONCURRENCY = 200;
       const random = seededRandom(SEED);
-      const asks = Array.from({ length: TOTAL }, (_, i) => ({ qty: 1 + Math.floor(random() * 4), via: i % tickets.length }));
+      const asks = Array.from({ length: TOTAL }, (_, i) => ({
+        qty: 1 + Math.floor(random() * 4),
+        via: i % tickets.length,
+      }));
       const replies: Array<Reply<PurchaseBody>> = new Array(TOTAL);
       const signal = endOfTest();
       let next = 0;
@@ -253,7 +260,8 @@ describe.skipIf(gate.skip)(`scale-out on Redis with real processes (seed ${SEED}
       );
       const seconds = (performance.now() - started) / 1000;
       const latencies = replies.map((reply) => reply.ms).sort((a, b) => a - b);
-      const at = (q: number) => Math.round(latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))] ?? NaN);
+      const at = (q: number) =>
+        Math.round(latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))] ?? NaN);
       console.info(
         `[redis-scale-out] ${TOTAL} purchases in ${seconds.toFixed(1)} s (${Math.round(TOTAL / seconds)}/s); ` +
           `latency p50 ${at(0.5)} ms, p99 ${at(0.99)} ms, max ${at(1)} ms`,
@@ -296,7 +304,10 @@ describe.skipIf(gate.skip)(`scale-out on Redis with real processes (seed ${SEED}
       replies.forEach((reply, i) => {
         if (reply.body.success) soldVia[asks[i]!.via]! += asks[i]!.qty;
       });
-      expect(soldVia.every((qty) => qty > 0), `sold per ticket service: ${soldVia.join(', ')}`).toBe(true);
+      expect(
+        soldVia.every((qty) => qty > 0),
+        `sold per ticket service: ${soldVia.join(', ')}`,
+      ).toBe(true);
     }, 180_000);
 
     it('admin: add through one replica is seen by all; without the token 401 and nothing changes; no ADMIN_TOKEN → 404', async () => {
@@ -370,7 +381,11 @@ describe.skipIf(gate.skip)(`scale-out on Redis with real processes (seed ${SEED}
       expect(await readStock(observer!, prefix)).toEqual(before);
       expect(await availableOf(restarted)).toBe(before.remaining);
       // Its ticket service carries on against the restarted replica.
-      await waitUntil('ticket #3 ready again', async () => (await call(`${tickets[2]!.url}/api/v1/ready`)).status === 200, 10_000);
+      await waitUntil(
+        'ticket #3 ready again',
+        async () => (await call(`${tickets[2]!.url}/api/v1/ready`)).status === 200,
+        10_000,
+      );
       expect(await availableOf(tickets[2]!)).toBe(before.remaining);
     });
   });
@@ -417,7 +432,10 @@ describe.skipIf(gate.skip)(`scale-out on Redis with real processes (seed ${SEED}
       expect(await readStock(observer!, prefix)).toEqual({ remaining: before.remaining - 2, sold: before.sold + 2 });
       expect(lost.body.outcomeUnknown, `vacancy said: ${lost.text}`).toBe(true);
 
-      const again = await call<PurchaseBody>(`${vacancy!.url}/api/v1/reserve`, { json: { qty: 2 }, headers: { 'Idempotency-Key': key } });
+      const again = await call<PurchaseBody>(`${vacancy!.url}/api/v1/reserve`, {
+        json: { qty: 2 },
+        headers: { 'Idempotency-Key': key },
+      });
       expect(again.status, again.text).toBe(200);
       expect(again.replayed).toBe('true');
       expect(again.body).toMatchObject({ success: true, tickets: { first: before.sold + 1, last: before.sold + 2 } });
@@ -533,9 +551,11 @@ describe.skipIf(gate.skip)(`scale-out on Redis with real processes (seed ${SEED}
         const recoveredIn = await waitUntil(
           'all services ready after SIGCONT',
           async () =>
-            (await Promise.all([...vacancies, ...tickets].map((s) => call(`${s.url}/api/v1/ready`, { timeoutMs: 5_000 })))).every(
-              (ready) => ready.status === 200,
-            ),
+            (
+              await Promise.all(
+                [...vacancies, ...tickets].map((s) => call(`${s.url}/api/v1/ready`, { timeoutMs: 5_000 })),
+              )
+            ).every((ready) => ready.status === 200),
           15_000,
         );
         console.info(`[redis-scale-out] ready again ${Math.round(recoveredIn)} ms after SIGCONT`);
@@ -543,7 +563,9 @@ describe.skipIf(gate.skip)(`scale-out on Redis with real processes (seed ${SEED}
         const recoveredAt = performance.now();
         await waitUntil(
           '100 purchases after recovery',
-          async () => log.filter((e) => e.startedAt > recoveredAt && e.reply.status === 200 && e.reply.body.success).length >= 100,
+          async () =>
+            log.filter((e) => e.startedAt > recoveredAt && e.reply.status === 200 && e.reply.body.success).length >=
+            100,
           15_000,
         );
         stop = true;
@@ -599,7 +621,9 @@ describe.skipIf(gate.skip)(`scale-out on Redis with real processes (seed ${SEED}
             ...(await Promise.all(
               unavailable.slice(i, i + 20).map(async (original, j) => ({
                 original,
-                reply: await purchase(tickets[j % tickets.length]!, original.qty, { headers: { 'Idempotency-Key': original.key } }),
+                reply: await purchase(tickets[j % tickets.length]!, original.qty, {
+                  headers: { 'Idempotency-Key': original.key },
+                }),
               })),
             )),
           );

@@ -22,7 +22,16 @@ import { deleteKeysWithPrefix, redisGate, uniquePrefix } from './support/redis.t
 const ROOT = resolve(fileURLToPath(new URL('..', import.meta.url)));
 const BIN = (name: string) => resolve(ROOT, 'node_modules/.bin', name);
 
-const DENO = [BIN('deno'), 'run', '--allow-net', '--allow-env', '--allow-read', '--allow-write', '--allow-sys', resolve(ROOT, 'src/deno.ts')];
+const DENO = [
+  BIN('deno'),
+  'run',
+  '--allow-net',
+  '--allow-env',
+  '--allow-read',
+  '--allow-write',
+  '--allow-sys',
+  resolve(ROOT, 'src/deno.ts'),
+];
 const BUN = [BIN('bun'), resolve(ROOT, 'src/bun.ts')];
 const NODE_24 = await node24();
 if ('missing' in NODE_24) {
@@ -61,7 +70,11 @@ async function start(runtime: string, env: Record<string, string>): Promise<Runn
   const port = await freePort();
   const cwd = makeTempDir(`ticket-runtime-${runtime}-`);
   dirs.push(cwd);
-  const child = spawn(command, args, { cwd, env: childEnv({ ...env, PORT: String(port) }), stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(command, args, {
+    cwd,
+    env: childEnv({ ...env, PORT: String(port) }),
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let output = '';
   child.stdout?.on('data', (chunk) => (output += chunk));
   child.stderr?.on('data', (chunk) => (output += chunk));
@@ -82,7 +95,10 @@ async function call(url: string, init: RequestInit & { json?: unknown } = {}) {
   const response = await fetch(url, {
     ...rest,
     ...(json === undefined ? {} : { method: rest.method ?? 'POST', body: JSON.stringify(json) }),
-    headers: { ...(json === undefined ? {} : { 'Content-Type': 'application/json' }), ...(rest.headers as Record<string, string>) },
+    headers: {
+      ...(json === undefined ? {} : { 'Content-Type': 'application/json' }),
+      ...(rest.headers as Record<string, string>),
+    },
   });
   const text = await response.text();
   let body: Record<string, unknown> = {};
@@ -95,9 +111,10 @@ async function call(url: string, init: RequestInit & { json?: unknown } = {}) {
 }
 
 it('starts Deno and Bun with the same commands as npm run start:deno and start:bun', () => {
-  const scripts = (JSON.parse(readFileSync(resolve(ROOT, 'package.json'), 'utf8')) as { scripts: Record<string, string> })
-    .scripts;
-  const asScript = ([command = "", ...args]: readonly string[]) =>
+  const scripts = (
+    JSON.parse(readFileSync(resolve(ROOT, 'package.json'), 'utf8')) as { scripts: Record<string, string> }
+  ).scripts;
+  const asScript = ([command = '', ...args]: readonly string[]) =>
     [command.split('/').pop(), ...args.map((arg) => arg.replace(`${ROOT}/`, ''))].join(' ');
   expect(scripts['start:deno']).toBe(asScript(DENO));
   expect(scripts['start:bun']).toBe(asScript(BUN));
@@ -107,7 +124,12 @@ describe.each(Object.keys(RUNTIMES))('the monolith on %s', (runtime) => {
   it('serves every endpoint, refuses every bad input without changing stock, sells out exactly, and stops cleanly', async () => {
     const dataDir = makeTempDir(`ticket-runtime-data-${runtime}-`);
     dirs.push(dataDir);
-    const server = await start(runtime, { STOCK_STORE: 'file', DATA_DIR: dataDir, INITIAL_STOCK: '300', BODY_LIMIT: '256' });
+    const server = await start(runtime, {
+      STOCK_STORE: 'file',
+      DATA_DIR: dataDir,
+      INITIAL_STOCK: '300',
+      BODY_LIMIT: '256',
+    });
     const api = `${server.url}/api/v1`;
 
     expect((await call(`${server.url}/`)).body).toMatchObject({ mode: 'monolith', version: expect.any(String) });
@@ -123,22 +145,49 @@ describe.each(Object.keys(RUNTIMES))('the monolith on %s', (runtime) => {
       ['qty 1.5', { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: '{"qty":1.5}' }, 422],
       ['an array', { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: '[1]' }, 422],
       ['text/plain', { method: 'POST', headers: { 'Content-Type': 'text/plain' }, body: '{"qty":1}' }, 415],
-      ['a body over BODY_LIMIT', { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: `{"qty":1,"pad":"${'x'.repeat(400)}"}` }, 413],
-      ['an Idempotency-Key of 256 characters', { method: 'POST', headers: { 'Content-Type': 'application/json', 'Idempotency-Key': 'k'.repeat(256) }, body: '{"qty":1}' }, 400],
+      [
+        'a body over BODY_LIMIT',
+        {
+          method: 'POST',
+          headers: { 'Content-Type': 'application/json' },
+          body: `{"qty":1,"pad":"${'x'.repeat(400)}"}`,
+        },
+        413,
+      ],
+      [
+        'an Idempotency-Key of 256 characters',
+        {
+          method: 'POST',
+          headers: { 'Content-Type': 'application/json', 'Idempotency-Key': 'k'.repeat(256) },
+          body: '{"qty":1}',
+        },
+        400,
+      ],
     ];
     for (const path of ['purchase', 'reserve']) {
       for (const [what, init, status] of bad) {
         const answer = await call(`${api}/${path}`, init);
         expect({ what, path, status: answer.status }).toEqual({ what, path, status });
         expect(answer.headers.get('content-type')).toBe('application/problem+json');
-        expect(answer.body).toMatchObject({ status, type: expect.any(String), title: expect.any(String), detail: expect.any(String) });
+        expect(answer.body).toMatchObject({
+          status,
+          type: expect.any(String),
+          title: expect.any(String),
+          detail: expect.any(String),
+        });
       }
     }
     expect((await call(`${api}/nothing`)).status).toBe(404);
     expect((await call(`${api}/available`)).body).toEqual({ qty: 300 });
 
-    const first = await call(`${api}/purchase`, { json: { qty: 2 }, headers: { 'Idempotency-Key': `order-${runtime}` } });
-    const again = await call(`${api}/purchase`, { json: { qty: 2 }, headers: { 'Idempotency-Key': `order-${runtime}` } });
+    const first = await call(`${api}/purchase`, {
+      json: { qty: 2 },
+      headers: { 'Idempotency-Key': `order-${runtime}` },
+    });
+    const again = await call(`${api}/purchase`, {
+      json: { qty: 2 },
+      headers: { 'Idempotency-Key': `order-${runtime}` },
+    });
     expect(first.body).toMatchObject({ success: true, remaining: 298, tickets: { first: 1, last: 2 } });
     expect(again.text).toBe(first.text);
     expect(again.headers.get('idempotent-replayed')).toBe('true');
@@ -153,11 +202,20 @@ describe.each(Object.keys(RUNTIMES))('the monolith on %s', (runtime) => {
         answers.push(answer.body);
       }
     }
-    const soldNow = answers.filter((a) => a.success === true).reduce((sum, a) => sum + ((a.tickets as { last: number; first: number }).last - (a.tickets as { first: number }).first + 1), 0);
-    const remaining = ((await call(`${api}/available`)).body.qty as number);
+    const soldNow = answers
+      .filter((a) => a.success === true)
+      .reduce(
+        (sum, a) =>
+          sum + ((a.tickets as { last: number; first: number }).last - (a.tickets as { first: number }).first + 1),
+        0,
+      );
+    const remaining = (await call(`${api}/available`)).body.qty as number;
     expect(remaining).toBe(0);
     expect(soldNow + 2 + remaining).toBe(300);
-    const ranges = answers.filter((a) => a.success === true).map((a) => a.tickets as { first: number; last: number }).sort((a, b) => a.first - b.first);
+    const ranges = answers
+      .filter((a) => a.success === true)
+      .map((a) => a.tickets as { first: number; last: number })
+      .sort((a, b) => a.first - b.first);
     let next = 3;
     for (const range of ranges) {
       expect(range.first).toBe(next);
@@ -173,7 +231,12 @@ describe.each(Object.keys(RUNTIMES))('the monolith on %s', (runtime) => {
     gate.assertReachable();
     const prefix = uniquePrefix(`runtime-${runtime}`);
     prefixes.push(prefix);
-    const server = await start(runtime, { STOCK_STORE: 'redis', REDIS_URL: gate.url, REDIS_KEY_PREFIX: prefix, INITIAL_STOCK: '10' });
+    const server = await start(runtime, {
+      STOCK_STORE: 'redis',
+      REDIS_URL: gate.url,
+      REDIS_KEY_PREFIX: prefix,
+      INITIAL_STOCK: '10',
+    });
     const bought = await call(`${server.url}/api/v1/purchase`, { json: { qty: 4 } });
     expect(bought.body).toMatchObject({ success: true, remaining: 6 });
     expect((await call(`${server.url}/api/v1/ready`)).body).toMatchObject({ detail: 'redis store is writable' });

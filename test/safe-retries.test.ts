@@ -14,11 +14,25 @@
  * to the first batch in the same ways, and a retried batch must replay every
  * item it carried.
  */
-import { createServer, request as httpRequest, type IncomingHttpHeaders, type IncomingMessage, type Server } from 'node:http';
+import {
+  createServer,
+  request as httpRequest,
+  type IncomingHttpHeaders,
+  type IncomingMessage,
+  type Server,
+} from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { brotliDecompressSync, gunzipSync, inflateSync } from 'node:zlib';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { available, makeTempDir, purchase, removeDir, stockHealth, type JsonReply, type PurchaseBody } from './support/http-json.ts';
+import {
+  available,
+  makeTempDir,
+  purchase,
+  removeDir,
+  stockHealth,
+  type JsonReply,
+  type PurchaseBody,
+} from './support/http-json.ts';
 import { startService, stopAllServices, type Service } from './support/processes.ts';
 
 /** Enough for the bursts of the batch tests as well as the single purchases. */
@@ -126,7 +140,9 @@ class LossyProxy {
     return new Promise((resolve) => this.#server.close(() => resolve()));
   }
 
-  async #handle(req: IncomingMessage): Promise<'drop' | { status: number; headers: Record<string, string>; body: Buffer }> {
+  async #handle(
+    req: IncomingMessage,
+  ): Promise<'drop' | { status: number; headers: Record<string, string>; body: Buffer }> {
     const chunks: Buffer[] = [];
     for await (const chunk of req) chunks.push(chunk as Buffer);
     const body = Buffer.concat(chunks);
@@ -156,8 +172,17 @@ class LossyProxy {
       this.reserves.push(seen);
     }
     if (effect === 'answer-503') {
-      const problem = { type: 'about:blank', title: 'Service Unavailable', status: 503, detail: 'injected by the test proxy' };
-      return { status: 503, headers: { 'Content-Type': 'application/problem+json' }, body: Buffer.from(JSON.stringify(problem)) };
+      const problem = {
+        type: 'about:blank',
+        title: 'Service Unavailable',
+        status: 503,
+        detail: 'injected by the test proxy',
+      };
+      return {
+        status: 503,
+        headers: { 'Content-Type': 'application/problem+json' },
+        body: Buffer.from(JSON.stringify(problem)),
+      };
     }
     const answer = await this.#forward(req, body);
     const answered: unknown = JSON.parse(decode(answer.body, answer.headers['content-encoding']).toString('utf8'));
@@ -175,7 +200,10 @@ class LossyProxy {
     return answer;
   }
 
-  #forward(req: IncomingMessage, body: Buffer): Promise<{ status: number; headers: Record<string, string>; body: Buffer }> {
+  #forward(
+    req: IncomingMessage,
+    body: Buffer,
+  ): Promise<{ status: number; headers: Record<string, string>; body: Buffer }> {
     const headers: IncomingHttpHeaders = { ...req.headers, 'content-length': String(body.length) };
     delete headers.host;
     delete headers.connection;
@@ -192,7 +220,11 @@ class LossyProxy {
           res.once('end', () => {
             const out: Record<string, string> = {};
             for (const [name, value] of Object.entries(res.headers)) {
-              if (value === undefined || ['connection', 'keep-alive', 'transfer-encoding', 'content-length'].includes(name)) continue;
+              if (
+                value === undefined ||
+                ['connection', 'keep-alive', 'transfer-encoding', 'content-length'].includes(name)
+              )
+                continue;
               out[name] = Array.isArray(value) ? value.join(', ') : value;
             }
             resolve({ status: res.statusCode ?? 502, headers: out, body: Buffer.concat(chunks) });
@@ -286,12 +318,19 @@ describe('ticket → vacancy over a lossy link: retries never sell twice', () =>
 
     const reply = await purchase(ticket.url, 3);
     expect(reply.status, reply.text).toBe(200);
-    expect(reply.body).toMatchObject({ success: true, remaining: before.available - 3, message: 'Purchased 3 tickets' });
+    expect(reply.body).toMatchObject({
+      success: true,
+      remaining: before.available - 3,
+      message: 'Purchased 3 tickets',
+    });
     expect(reply.body.tickets).toEqual({ first: before.sold + 1, last: before.sold + 3 });
     // The caller sent no key: this is their first and only answer, not a replay.
     expect(reply.headers.get('idempotent-replayed')).toBeNull();
 
-    expect(await vacancyStock(), 'sold once, not twice').toEqual({ available: before.available - 3, sold: before.sold + 3 });
+    expect(await vacancyStock(), 'sold once, not twice').toEqual({
+      available: before.available - 3,
+      sold: before.sold + 3,
+    });
     expect(await available(vacancy.url)).toBe(INITIAL_STOCK - before.sold - 3);
 
     const [lost, retry] = proxy.reserves;
@@ -304,7 +343,7 @@ describe('ticket → vacancy over a lossy link: retries never sell twice', () =>
     expectSameSale(lost!.body, reply.body);
   });
 
-  it('forwards the caller\'s Idempotency-Key as purchase:<key> on every attempt', async () => {
+  it("forwards the caller's Idempotency-Key as purchase:<key> on every attempt", async () => {
     const before = await vacancyStock();
     const callerKey = `caller-${crypto.randomUUID()}`;
     proxy.arm('drop-first-reserve-response');
@@ -329,7 +368,7 @@ describe('ticket → vacancy over a lossy link: retries never sell twice', () =>
     keyedSale = { key: callerKey, qty: 3, body: reply.body };
   });
 
-  it('with VACANCY_RETRIES=0 answers 503, and the caller\'s retry with its key gets the sale vacancy recorded', async () => {
+  it("with VACANCY_RETRIES=0 answers 503, and the caller's retry with its key gets the sale vacancy recorded", async () => {
     const before = await vacancyStock();
     const callerKey = `no-retry-${crypto.randomUUID()}`;
     proxy.arm('drop-first-reserve-response');
@@ -349,11 +388,18 @@ describe('ticket → vacancy over a lossy link: retries never sell twice', () =>
     const retried = await purchase(ticketNoRetry.url, 2, callerKey);
     expect(retried.status, retried.text).toBe(200);
     expect(retried.headers.get('idempotent-replayed')).toBe('true');
-    expect(retried.body).toMatchObject({ success: true, remaining: before.available - 2, message: 'Purchased 2 tickets' });
+    expect(retried.body).toMatchObject({
+      success: true,
+      remaining: before.available - 2,
+      message: 'Purchased 2 tickets',
+    });
     expectSameSale(lost.body, retried.body);
     expect(proxy.reserves).toHaveLength(2);
     expect(proxy.reserves[1]).toMatchObject({ key: `purchase:${callerKey}`, replayed: 'true' });
-    expect(await vacancyStock(), 'stock moved only once').toEqual({ available: before.available - 2, sold: before.sold + 2 });
+    expect(await vacancyStock(), 'stock moved only once').toEqual({
+      available: before.available - 2,
+      sold: before.sold + 2,
+    });
   });
 
   it('does not tell the caller "nothing was sold" when the reserve reached vacancy and only its answer was lost', async () => {
@@ -369,7 +415,9 @@ describe('ticket → vacancy over a lossy link: retries never sell twice', () =>
     // The outcome is unknown to ticket, so the problem must not claim that nothing was sold: a caller
     // trusting that claim buys again and pays twice.
     const detail = (failed.body as unknown as { detail: string }).detail;
-    expect(detail, `503 detail after a lost reserve answer: ${JSON.stringify(detail)}`).not.toMatch(/nothing was sold/i);
+    expect(detail, `503 detail after a lost reserve answer: ${JSON.stringify(detail)}`).not.toMatch(
+      /nothing was sold/i,
+    );
   });
 
   it('retries a reserve answered 503 and succeeds, selling once', async () => {
@@ -385,7 +433,12 @@ describe('ticket → vacancy over a lossy link: retries never sell twice', () =>
     expect(proxy.reserves).toHaveLength(2);
     expect(proxy.reserves[0]).toMatchObject({ forwarded: false });
     // Vacancy never saw the first attempt, so the second is a first decision, not a replay.
-    expect(proxy.reserves[1]).toMatchObject({ forwarded: true, status: 200, replayed: null, key: proxy.reserves[0]!.key });
+    expect(proxy.reserves[1]).toMatchObject({
+      forwarded: true,
+      status: 200,
+      replayed: null,
+      key: proxy.reserves[0]!.key,
+    });
     expect(proxy.reserves[0]!.key).toMatch(/^purchase:/);
   });
 
@@ -477,7 +530,10 @@ describe('ticket → vacancy over a lossy link: retries never sell twice', () =>
   /** The batch after `first` that carries the same keys: the ticket service's retry of it. */
   function retryOf(first: SeenBatch): SeenBatch {
     const retry = proxy.batches.slice(1).find((batch) => batch.keys.includes(first.keys[0]!));
-    expect(retry, `no retry of the first batch among ${JSON.stringify(proxy.batches.map((batch) => batch.keys))}`).toBeDefined();
+    expect(
+      retry,
+      `no retry of the first batch among ${JSON.stringify(proxy.batches.map((batch) => batch.keys))}`,
+    ).toBeDefined();
     expect(retry!.keys, 'the retry carries the same keys, in the same order').toEqual(first.keys);
     expect(retry!.qtys).toEqual(first.qtys);
     return retry!;
@@ -534,7 +590,7 @@ describe('ticket → vacancy over a lossy link: retries never sell twice', () =>
     });
   });
 
-  it('with VACANCY_RETRIES=0 answers a lost batch\'s purchases 503 with outcomeUnknown, and each caller\'s retry gets its sale', async () => {
+  it("with VACANCY_RETRIES=0 answers a lost batch's purchases 503 with outcomeUnknown, and each caller's retry gets its sale", async () => {
     const before = await vacancyStock();
     proxy.arm('drop-first-batch-response');
 
@@ -543,7 +599,7 @@ describe('ticket → vacancy over a lossy link: retries never sell twice', () =>
     expect(lost).toMatchObject({ forwarded: true, dropped: true, status: 200 });
     const lostKeys = new Set(lost.keys);
     const failed = purchases.filter(({ key }) => lostKeys.has(reserveKey(key)));
-    expect(failed, 'every item of the lost batch is one of the burst\'s purchases').toHaveLength(lost.keys.length);
+    expect(failed, "every item of the lost batch is one of the burst's purchases").toHaveLength(lost.keys.length);
     for (const { key, reply } of purchases) {
       if (!lostKeys.has(reserveKey(key))) {
         expect(reply.status, reply.text).toBe(200);
@@ -553,16 +609,28 @@ describe('ticket → vacancy over a lossy link: retries never sell twice', () =>
       expect(reply.status, reply.text).toBe(503);
       expect(reply.headers.get('content-type')).toMatch(/^application\/problem\+json/);
       expect(reply.headers.get('retry-after')).toMatch(/^\d+$/);
-      expect(reply.body).toMatchObject({ status: 503, type: expect.stringContaining('service-unavailable'), outcomeUnknown: true });
+      expect(reply.body).toMatchObject({
+        status: 503,
+        type: expect.stringContaining('service-unavailable'),
+        outcomeUnknown: true,
+      });
       const detail = (reply.body as unknown as { detail: string }).detail;
-      expect(detail, 'the outcome is unknown, so the problem must not claim that nothing was sold').not.toMatch(/nothing was sold/i);
+      expect(detail, 'the outcome is unknown, so the problem must not claim that nothing was sold').not.toMatch(
+        /nothing was sold/i,
+      );
     }
     // Without retries, none of the lost batch's reserves went to vacancy again.
-    const resent = [...proxy.reserves.map((seen) => seen.key), ...proxy.batches.slice(1).flatMap((batch) => batch.keys)];
+    const resent = [
+      ...proxy.reserves.map((seen) => seen.key),
+      ...proxy.batches.slice(1).flatMap((batch) => batch.keys),
+    ];
     expect(resent.filter((key) => key !== undefined && lostKeys.has(key))).toEqual([]);
 
     // Vacancy did sell every one: the answers were lost, not the sales.
-    expect(await vacancyStock()).toEqual({ available: before.available - purchases.length, sold: before.sold + purchases.length });
+    expect(await vacancyStock()).toEqual({
+      available: before.available - purchases.length,
+      sold: before.sold + purchases.length,
+    });
     const sales = new Map(lost.keys.map((key, index) => [key, decided(lost.results![index])]));
     expectTicketsExactly(
       [...purchases.filter(({ reply }) => reply.status === 200).map(({ reply }) => reply.body), ...sales.values()],
@@ -576,7 +644,9 @@ describe('ticket → vacancy over a lossy link: retries never sell twice', () =>
     const [alone, ...together] = failed;
     const retried = [
       { key: alone!.key, again: await purchase(ticketNoRetry.url, 1, alone!.key) },
-      ...(await Promise.all(together.map(async ({ key }) => ({ key, again: await purchase(ticketNoRetry.url, 1, key) })))),
+      ...(await Promise.all(
+        together.map(async ({ key }) => ({ key, again: await purchase(ticketNoRetry.url, 1, key) })),
+      )),
     ];
     expect(proxy.reserves[0]).toMatchObject({ key: reserveKey(alone!.key), status: 200, replayed: 'true' });
     for (const { key, again } of retried) {
@@ -603,8 +673,13 @@ describe('ticket → vacancy over a lossy link: retries never sell twice', () =>
         expect(reply.body).toMatchObject({ success: true, message: 'Purchased 1 ticket' });
       }
       expect(proxy.batches, 'no reserve travelled in a batch').toEqual([]);
-      expect(new Set(proxy.reserves.map((seen) => seen.key))).toEqual(new Set(purchases.map(({ key }) => reserveKey(key))));
-      expect(await vacancyStock()).toEqual({ available: before.available - purchases.length, sold: before.sold + purchases.length });
+      expect(new Set(proxy.reserves.map((seen) => seen.key))).toEqual(
+        new Set(purchases.map(({ key }) => reserveKey(key))),
+      );
+      expect(await vacancyStock()).toEqual({
+        available: before.available - purchases.length,
+        sold: before.sold + purchases.length,
+      });
       expectTicketsExactly(
         purchases.map(({ reply }) => reply.body),
         before.sold,

@@ -44,7 +44,13 @@ async function purchase(service: Service, id: string, onAnswerStarted: () => voi
   onAnswerStarted();
   try {
     const text = await response.text();
-    return { kind: 'answered', id, status: response.status, contentType: response.headers.get('content-type') ?? '', text };
+    return {
+      kind: 'answered',
+      id,
+      status: response.status,
+      contentType: response.headers.get('content-type') ?? '',
+      text,
+    };
   } catch (error) {
     return { kind: 'cut', id, detail: describeError(error).detail };
   }
@@ -128,21 +134,34 @@ describe('graceful shutdown of the monolith', () => {
       expect(handled.size, 'the server handled exactly the purchases that were answered').toBe(answered.length);
 
       const summary = JSON.stringify(summarize(outcomes).counts);
-      const deadlineLines = service.stdout().split('\n').filter((line) => /shutdown deadline passed/.test(line));
+      const deadlineLines = service
+        .stdout()
+        .split('\n')
+        .filter((line) => /shutdown deadline passed/.test(line));
       rounds.push({ round, exitMs: Math.round(exitMs), deadlineLines, summary });
-      console.info(`[shutdown] round ${round}: SIGTERM mid-burst of ${BURST}: ${summary}; exited ${Math.round(exitMs)} ms after the signal`);
+      console.info(
+        `[shutdown] round ${round}: SIGTERM mid-burst of ${BURST}: ${summary}; exited ${Math.round(exitMs)} ms after the signal`,
+      );
     }
 
     // Requests in flight here finish in milliseconds; the SHUTDOWN_TIMEOUT deadline is a last resort
     // for stuck requests, and must not be what ends a shutdown after an ordinary burst (connections
     // whose answer was under way at the signal must be closed once it is sent, not kept alive).
     const neededDeadline = rounds.filter((r) => r.deadlineLines.length > 0 || r.exitMs >= SHUTDOWN_TIMEOUT_S * 1000);
-    expect(neededDeadline, 'shutdown waited for SHUTDOWN_TIMEOUT instead of ending when the burst was answered').toEqual([]);
+    expect(
+      neededDeadline,
+      'shutdown waited for SHUTDOWN_TIMEOUT instead of ending when the burst was answered',
+    ).toEqual([]);
   });
 
   it('answers a request already started on a keep-alive connection with 503 from /ready, then exits 0', async () => {
     // LOG_LEVEL=info: the test waits for the "shutting down" line to know the signal has been handled.
-    const service = await startService({ MODE: 'monolith', INITIAL_STOCK: '100', LOG_LEVEL: 'info', SHUTDOWN_TIMEOUT: '20' });
+    const service = await startService({
+      MODE: 'monolith',
+      INITIAL_STOCK: '100',
+      LOG_LEVEL: 'info',
+      SHUTDOWN_TIMEOUT: '20',
+    });
 
     // A keep-alive connection that has served a request and has the next one half sent when SIGTERM lands.
     const busy = await RawConnection.open(service.port);

@@ -56,7 +56,10 @@ function attributes(list: OtlpAttribute[] = []): Record<string, unknown> {
   const result: Record<string, unknown> = {};
   for (const { key, value } of list) {
     result[key] =
-      value.stringValue ?? (value.intValue === undefined ? undefined : Number(value.intValue)) ?? value.doubleValue ?? value.boolValue;
+      value.stringValue ??
+      (value.intValue === undefined ? undefined : Number(value.intValue)) ??
+      value.doubleValue ??
+      value.boolValue;
   }
   return result;
 }
@@ -78,7 +81,10 @@ class FakeCollector {
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
     const { port } = server.address() as AddressInfo;
     const collector = new FakeCollector(server, `http://127.0.0.1:${port}`);
-    server.on('request', (request: IncomingMessage, response: ServerResponse) => void collector.receive(request, response));
+    server.on(
+      'request',
+      (request: IncomingMessage, response: ServerResponse) => void collector.receive(request, response),
+    );
     return collector;
   }
 
@@ -134,7 +140,9 @@ class FakeCollector {
       const found = find(this.spans);
       if (found !== undefined) return found;
       if (Date.now() > deadline) {
-        throw new Error(`the collector got no ${what} within ${timeoutMs} ms. ${explain(this.spans)}\nIt got:\n${this.summary()}`);
+        throw new Error(
+          `the collector got no ${what} within ${timeoutMs} ms. ${explain(this.spans)}\nIt got:\n${this.summary()}`,
+        );
       }
       await sleep(25);
     }
@@ -143,9 +151,12 @@ class FakeCollector {
   /** The spans, one a line (the first 60), for failure messages. */
   summary(): string {
     const lines = this.spans.map(
-      (s) => `  ${s.service} ${s.name} kind=${s.kind} trace=${s.traceId} span=${s.spanId} parent=${s.parentSpanId ?? '-'} links=${s.links.length}`,
+      (s) =>
+        `  ${s.service} ${s.name} kind=${s.kind} trace=${s.traceId} span=${s.spanId} parent=${s.parentSpanId ?? '-'} links=${s.links.length}`,
     );
-    return lines.length > 60 ? [...lines.slice(0, 60), `  ... and ${lines.length - 60} more`].join('\n') : lines.join('\n');
+    return lines.length > 60
+      ? [...lines.slice(0, 60), `  ... and ${lines.length - 60} more`].join('\n')
+      : lines.join('\n');
   }
 
   async close(): Promise<void> {
@@ -198,7 +209,9 @@ describe('which OTEL_* variables turn tracing on', () => {
   });
 
   it('reports the URL the exporter posts to, without credentials', () => {
-    expect(tracesEndpoint({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://collector:4318/' })).toBe('http://collector:4318/v1/traces');
+    expect(tracesEndpoint({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://collector:4318/' })).toBe(
+      'http://collector:4318/v1/traces',
+    );
     expect(
       tracesEndpoint({
         OTEL_EXPORTER_OTLP_ENDPOINT: 'http://collector:4318',
@@ -216,7 +229,12 @@ describe('tracing between ticket and vacancy', () => {
   beforeAll(async () => {
     collector = await FakeCollector.start();
     vacancy = await startService({ MODE: 'vacancy', INITIAL_STOCK: '100000', ...tracingEnv(collector) });
-    ticket = await startService({ MODE: 'ticket', VACANCY_URL: vacancy.url, LOG_LEVEL: 'info', ...tracingEnv(collector) });
+    ticket = await startService({
+      MODE: 'ticket',
+      VACANCY_URL: vacancy.url,
+      LOG_LEVEL: 'info',
+      ...tracingEnv(collector),
+    });
   });
 
   afterAll(async () => {
@@ -242,7 +260,9 @@ describe('tracing between ticket and vacancy', () => {
       const inTrace = spans.filter((s) => s.traceId === caller.traceId);
       const seen = (service: string, kind: number) => inTrace.some((s) => s.service === service && s.kind === kind);
       const complete =
-        seen('ticket-system-ticket', KIND.SERVER) && seen('ticket-system-ticket', KIND.CLIENT) && seen('ticket-system-vacancy', KIND.SERVER);
+        seen('ticket-system-ticket', KIND.SERVER) &&
+        seen('ticket-system-ticket', KIND.CLIENT) &&
+        seen('ticket-system-vacancy', KIND.SERVER);
       return complete ? inTrace : undefined;
     });
 
@@ -254,7 +274,10 @@ describe('tracing between ticket and vacancy', () => {
     expect(clients.length, collector.summary()).toBeGreaterThanOrEqual(1);
     for (const client of clients) {
       expect(client.parentSpanId).toBe(server?.spanId);
-      expect(client.attributes).toMatchObject({ 'http.request.method': 'POST', 'url.full': `${vacancy.url}/api/v1/reserve` });
+      expect(client.attributes).toMatchObject({
+        'http.request.method': 'POST',
+        'url.full': `${vacancy.url}/api/v1/reserve`,
+      });
     }
     // ... and vacancy's server span continues from ticket's call: the traceparent crossed.
     const reserved = trace.filter((s) => s.service === 'ticket-system-vacancy');
@@ -268,11 +291,14 @@ describe('tracing between ticket and vacancy', () => {
   });
 
   it('does not trace health, ready and /metrics (startService polled health; probes and scrapes are frequent)', async () => {
-    for (const path of ['/api/v1/health', '/api/v1/ready', '/metrics']) expect((await fetch(`${ticket.url}${path}`)).status).toBe(200);
+    for (const path of ['/api/v1/health', '/api/v1/ready', '/metrics'])
+      expect((await fetch(`${ticket.url}${path}`)).status).toBe(200);
     const caller = callerTrace();
     expect((await buy(ticket, caller.traceparent)).status).toBe(200);
     // Once the purchase's spans are in, anything sent before them is in too.
-    await collector.waitFor('the purchase after the probes', (spans) => (spans.some((s) => s.traceId === caller.traceId) ? true : undefined));
+    await collector.waitFor('the purchase after the probes', (spans) =>
+      spans.some((s) => s.traceId === caller.traceId) ? true : undefined,
+    );
     const probes = collector.spans.filter((s) => /health|ready|metrics/.test(s.name));
     expect(probes.map((s) => `${s.service} ${s.name}`)).toEqual([]);
   });
@@ -333,7 +359,9 @@ describe('tracing between ticket and vacancy', () => {
         expect(call).toMatchObject({ traceId: batch.traceId, kind: KIND.CLIENT, service: 'ticket-system-ticket' });
         expect(urlPath(call)).toBe('/api/v1/reserve/batch');
       }
-      const received = collector.spans.filter((s) => s.service === 'ticket-system-vacancy' && s.traceId === batch.traceId);
+      const received = collector.spans.filter(
+        (s) => s.service === 'ticket-system-vacancy' && s.traceId === batch.traceId,
+      );
       expect(received.length).toBeGreaterThanOrEqual(1);
       for (const span of received) {
         expect(span).toMatchObject({ kind: KIND.SERVER, name: 'POST /api/v1/reserve/batch' });
@@ -346,10 +374,15 @@ describe('tracing between ticket and vacancy', () => {
       const server = serverSpanOf.get(traceId);
       const alone = collector.spans.filter((s) => s.traceId === traceId && s.kind === KIND.CLIENT);
       for (const call of alone) {
-        expect(call.parentSpanId, `a lone reserve hangs under its own purchase (trace ${traceId})`).toBe(server?.spanId);
+        expect(call.parentSpanId, `a lone reserve hangs under its own purchase (trace ${traceId})`).toBe(
+          server?.spanId,
+        );
         expect(urlPath(call)).toBe('/api/v1/reserve');
       }
-      expect(linkedTraces.includes(traceId) !== alone.length > 0, `purchase ${traceId}: linked from a batch xor called alone`).toBe(true);
+      expect(
+        linkedTraces.includes(traceId) !== alone.length > 0,
+        `purchase ${traceId}: linked from a batch xor called alone`,
+      ).toBe(true);
     }
   });
 
@@ -363,12 +396,16 @@ describe('tracing between ticket and vacancy', () => {
     const unseen = (spans: CollectedSpan[]) => {
       const batches = batchesOf(spans);
       const receivedBatch = (batch: CollectedSpan) =>
-        spans.some((s) => s.service === 'ticket-system-vacancy' && s.traceId === batch.traceId && s.kind === KIND.SERVER);
+        spans.some(
+          (s) => s.service === 'ticket-system-vacancy' && s.traceId === batch.traceId && s.kind === KIND.SERVER,
+        );
       return callers.filter(({ traceId }) => {
         if (!spans.some((s) => s.traceId === traceId && isPurchase(s))) return true;
         const inBatch = batches.find((b) => b.links.some((l) => l.traceId === traceId));
         if (inBatch) return !receivedBatch(inBatch);
-        return !spans.some((s) => s.traceId === traceId && s.service === 'ticket-system-vacancy' && s.kind === KIND.SERVER);
+        return !spans.some(
+          (s) => s.traceId === traceId && s.service === 'ticket-system-vacancy' && s.kind === KIND.SERVER,
+        );
       });
     };
     return collector.waitFor(
@@ -383,8 +420,10 @@ describe('tracing between ticket and vacancy', () => {
           const calls = spans.filter((s) => s.traceId === traceId && s.kind === KIND.CLIENT).length;
           return calls > 1 ? [`${traceId} (${calls} calls)`] : [];
         });
-        return `No reserve, alone or batched, for ${missing.length} purchases: ${missing.slice(0, 5).join(', ')}. ` +
-          `Purchases whose trace holds more than one call to vacancy: ${crowded.slice(0, 5).join(', ') || 'none'}.`;
+        return (
+          `No reserve, alone or batched, for ${missing.length} purchases: ${missing.slice(0, 5).join(', ')}. ` +
+          `Purchases whose trace holds more than one call to vacancy: ${crowded.slice(0, 5).join(', ') || 'none'}.`
+        );
       },
     );
   }
@@ -449,7 +488,7 @@ describe('tracing in the monolith', () => {
     collector = undefined;
   });
 
-  it('continues the caller\'s trace, under OTEL_SERVICE_NAME, and sends the last spans when it stops', async () => {
+  it("continues the caller's trace, under OTEL_SERVICE_NAME, and sends the last spans when it stops", async () => {
     const sink = (collector = await FakeCollector.start());
     const monolith = await startService({
       MODE: 'monolith',

@@ -22,7 +22,15 @@ import { execFileSync } from 'node:child_process';
 import { closeSync, existsSync, fsyncSync, openSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it, type TestContext } from 'vitest';
-import { available, makeTempDir, purchase, removeDir, requestJson, stockHealth, type JsonReply } from './support/http-json.ts';
+import {
+  available,
+  makeTempDir,
+  purchase,
+  removeDir,
+  requestJson,
+  stockHealth,
+  type JsonReply,
+} from './support/http-json.ts';
 import { IN_CI, warnSkipped } from './support/loud-skip.ts';
 import { freePort, runBundle, sleep, startService, stopAllServices, type Service } from './support/processes.ts';
 
@@ -40,7 +48,10 @@ function unavailable(ctx: TestContext, reason: string): never {
 
 function requireRoot(ctx: TestContext): void {
   if (process.getuid?.() !== 0) {
-    unavailable(ctx, `not running as root (uid ${process.getuid?.()}): mounting a tmpfs/ext4 DATA_DIR needs root; chmod cannot take write access from an open fd`);
+    unavailable(
+      ctx,
+      `not running as root (uid ${process.getuid?.()}): mounting a tmpfs/ext4 DATA_DIR needs root; chmod cannot take write access from an open fd`,
+    );
   }
 }
 
@@ -296,11 +307,15 @@ describe('file store that cannot write its journal', () => {
 
     // An ext4 error with errors=remount-ro: from now on every write fails with EROFS, open fds included.
     const trigger = `/sys/fs/ext4/${basename(device)}/trigger_fs_error`;
-    if (!existsSync(trigger)) unavailable(ctx, `${trigger} does not exist: cannot make ext4 read-only under a running process`);
+    if (!existsSync(trigger))
+      unavailable(ctx, `${trigger} does not exist: cannot make ext4 read-only under a running process`);
     writeFileSync(trigger, '1');
 
     const key = `ro-${crypto.randomUUID()}`;
-    const problem = expectUnavailableProblem(await purchase(service.url, 1, key), 'purchase on a read-only file system');
+    const problem = expectUnavailableProblem(
+      await purchase(service.url, 1, key),
+      'purchase on a read-only file system',
+    );
     expect(problem.detail).toMatch(/nothing was sold/);
     await expectStock(service, sold);
 
@@ -312,7 +327,10 @@ describe('file store that cannot write its journal', () => {
     expectUnavailableProblem(await ready(service), 'ready on a read-only file system, asked again');
     const health = await requestJson(`${service.url}/api/v1/health`);
     expect(health.status).toBe(200);
-    expect((await stockHealth(service.url)).store).toMatchObject({ writable: false, error: expect.stringMatching(/EROFS|read-only/i) });
+    expect((await stockHealth(service.url)).store).toMatchObject({
+      writable: false,
+      error: expect.stringMatching(/EROFS|read-only/i),
+    });
     expectUnavailableProblem(await purchase(service.url, 5), 'second purchase on a read-only file system');
     await expectStock(service, sold);
 

@@ -102,7 +102,9 @@ function analyse(name: string, source: string): Analysis {
   const line = (node: ts.Node) => file.getLineAndCharacterOfPosition(node.getStart()).line + 1;
   const result: Analysis = {
     syntaxErrors: diagnostics.map((d) => ts.flattenDiagnosticMessageText(d.messageText, '\n')),
-    isModule: file.statements.some((s) => ts.isImportDeclaration(s) || ts.isExportAssignment(s) || ts.isExportDeclaration(s)),
+    isModule: file.statements.some(
+      (s) => ts.isImportDeclaration(s) || ts.isExportAssignment(s) || ts.isExportDeclaration(s),
+    ),
     imports: [],
     requireCalls: 0,
     envReads: new Map(),
@@ -116,7 +118,8 @@ function analyse(name: string, source: string): Analysis {
   for (const statement of file.statements) {
     if (ts.isImportDeclaration(statement) && ts.isStringLiteral(statement.moduleSpecifier)) {
       result.imports.push(statement.moduleSpecifier.text);
-      if (statement.moduleSpecifier.text === 'k6/http' && statement.importClause?.name) httpName = statement.importClause.name.text;
+      if (statement.moduleSpecifier.text === 'k6/http' && statement.importClause?.name)
+        httpName = statement.importClause.name.text;
     }
     if (ts.isVariableStatement(statement)) {
       for (const declaration of statement.declarationList.declarations) {
@@ -134,7 +137,8 @@ function analyse(name: string, source: string): Analysis {
     }
     // BASE_URL + '/api/v1/x'
     if (ts.isBinaryExpression(node) && node.operatorToken.kind === ts.SyntaxKind.PlusToken) {
-      if (ts.isIdentifier(node.left) && ts.isStringLiteralLike(node.right)) return { base: node.left.text, path: node.right.text };
+      if (ts.isIdentifier(node.left) && ts.isStringLiteralLike(node.right))
+        return { base: node.left.text, path: node.right.text };
     }
     return null;
   };
@@ -144,9 +148,21 @@ function analyse(name: string, source: string): Analysis {
       const callee = node.expression;
       if (ts.isIdentifier(callee) && callee.text === 'require') result.requireCalls++;
       if (callee.kind === ts.SyntaxKind.ImportKeyword) result.requireCalls++;
-      if (ts.isPropertyAccessExpression(callee) && ts.isIdentifier(callee.expression) && callee.expression.text === httpName) {
+      if (
+        ts.isPropertyAccessExpression(callee) &&
+        ts.isIdentifier(callee.expression) &&
+        callee.expression.text === httpName
+      ) {
         const fn = callee.name.text;
-        const methodOf: Record<string, string> = { get: 'GET', post: 'POST', put: 'PUT', patch: 'PATCH', del: 'DELETE', head: 'HEAD', options: 'OPTIONS' };
+        const methodOf: Record<string, string> = {
+          get: 'GET',
+          post: 'POST',
+          put: 'PUT',
+          patch: 'PATCH',
+          del: 'DELETE',
+          head: 'HEAD',
+          options: 'OPTIONS',
+        };
         let method = methodOf[fn];
         let urlArg = node.arguments[0];
         if (fn === 'request' && node.arguments[0] && ts.isStringLiteralLike(node.arguments[0])) {
@@ -164,7 +180,8 @@ function analyse(name: string, source: string): Analysis {
       const fallback =
         ts.isBinaryExpression(parent) &&
         parent.left === node &&
-        (parent.operatorToken.kind === ts.SyntaxKind.BarBarToken || parent.operatorToken.kind === ts.SyntaxKind.QuestionQuestionToken) &&
+        (parent.operatorToken.kind === ts.SyntaxKind.BarBarToken ||
+          parent.operatorToken.kind === ts.SyntaxKind.QuestionQuestionToken) &&
         ts.isStringLiteralLike(parent.right)
           ? parent.right.text
           : null;
@@ -215,7 +232,9 @@ function loadScript(
     timings: { duration: 1 },
     json(selector?: string) {
       const value: unknown = JSON.parse(a.body);
-      return selector ? selector.split('.').reduce<unknown>((v, key) => (v as Record<string, unknown> | undefined)?.[key], value) : value;
+      return selector
+        ? selector.split('.').reduce<unknown>((v, key) => (v as Record<string, unknown> | undefined)?.[key], value)
+        : value;
     },
   });
   const send = (method: string, url: string, body: unknown, params?: { headers?: Record<string, string> }) => {
@@ -234,7 +253,8 @@ function loadScript(
     put: (url: string, body?: unknown, params?: object) => send('PUT', url, body, params),
     patch: (url: string, body?: unknown, params?: object) => send('PATCH', url, body, params),
     del: (url: string, body?: unknown, params?: object) => send('DELETE', url, body, params),
-    request: (method: string, url: string, body?: unknown, params?: object) => send(method.toUpperCase(), url, body, params),
+    request: (method: string, url: string, body?: unknown, params?: object) =>
+      send(method.toUpperCase(), url, body, params),
   };
   const metric = (type: MetricType) =>
     class {
@@ -265,7 +285,13 @@ function loadScript(
   const modules: Record<string, unknown> = {
     k6: { __esModule: true, default: k6, ...k6 },
     'k6/http': { __esModule: true, default: http, ...http },
-    'k6/metrics': { __esModule: true, Counter: metric('counter'), Gauge: metric('gauge'), Rate: metric('rate'), Trend: metric('trend') },
+    'k6/metrics': {
+      __esModule: true,
+      Counter: metric('counter'),
+      Gauge: metric('gauge'),
+      Rate: metric('rate'),
+      Trend: metric('trend'),
+    },
   };
   const random = options.random ?? [0.25, 0.75, 0.5];
   let draws = 0;
@@ -315,18 +341,25 @@ const openApiPaths = {} as Record<Service, Record<string, Record<string, unknown
 const closers: BuiltDependencies[] = [];
 
 beforeAll(async () => {
-  const vacancyDeps = await buildDependencies(parseConfig({ MODE: 'vacancy', STOCK_STORE: 'memory', INITIAL_STOCK: '1000' }));
+  const vacancyDeps = await buildDependencies(
+    parseConfig({ MODE: 'vacancy', STOCK_STORE: 'memory', INITIAL_STOCK: '1000' }),
+  );
   apps.vacancy = createApp(vacancyDeps);
   // The ticket service reaches this vacancy app in process: its fetch is the vacancy app's request().
-  const ticketDeps = await buildDependencies(parseConfig({ MODE: 'ticket', VACANCY_URL: 'http://vacancy.internal:8001' }), {
-    fetch: (input, init) => Promise.resolve(apps.vacancy.request(input, init)),
-  });
+  const ticketDeps = await buildDependencies(
+    parseConfig({ MODE: 'ticket', VACANCY_URL: 'http://vacancy.internal:8001' }),
+    {
+      fetch: (input, init) => Promise.resolve(apps.vacancy.request(input, init)),
+    },
+  );
   apps.ticket = createApp(ticketDeps);
   const monolithDeps = await buildDependencies(parseConfig({ MODE: 'monolith', STOCK_STORE: 'memory' }));
   apps.monolith = createApp(monolithDeps);
   closers.push(ticketDeps, vacancyDeps, monolithDeps);
   for (const service of ['ticket', 'vacancy', 'monolith'] as const) {
-    const doc = (await (await apps[service].request('/openapi.json')).json()) as { paths: Record<string, Record<string, unknown>> };
+    const doc = (await (await apps[service].request('/openapi.json')).json()) as {
+      paths: Record<string, Record<string, unknown>>;
+    };
     openApiPaths[service] = doc.paths;
   }
 });
@@ -408,8 +441,14 @@ describe.each(SCRIPTS)('bench/k6/%s', (name) => {
       expect(call.path, where).toMatch(/^\/api\/v1\//);
       const service = SERVICE_OF_ENV[call.env];
       expect(service, `${where}: a base URL from VU_BASE_URL or VU_VACANCY_URL`).toBeDefined();
-      expect(openApiPaths[service as 'ticket' | 'vacancy'][call.path]?.[call.method.toLowerCase()], `${where}: in ${service}'s OpenAPI`).toBeDefined();
-      expect(openApiPaths.monolith[call.path]?.[call.method.toLowerCase()], `${where}: in the monolith's OpenAPI`).toBeDefined();
+      expect(
+        openApiPaths[service as 'ticket' | 'vacancy'][call.path]?.[call.method.toLowerCase()],
+        `${where}: in ${service}'s OpenAPI`,
+      ).toBeDefined();
+      expect(
+        openApiPaths.monolith[call.path]?.[call.method.toLowerCase()],
+        `${where}: in the monolith's OpenAPI`,
+      ).toBeDefined();
     }
   });
 
@@ -419,7 +458,8 @@ describe.each(SCRIPTS)('bench/k6/%s', (name) => {
     runIterations(dryRun, names);
     // The run went through every http call in the script (both sides of a Math.random branch too).
     const made = new Set(dryRun.requests.map((r) => `${r.method} ${r.url}`));
-    for (const call of analysis.httpCalls) expect(made).toContain(`${call.method} ${ENV_DEFAULTS[call.env]}${call.path}`);
+    for (const call of analysis.httpCalls)
+      expect(made).toContain(`${call.method} ${ENV_DEFAULTS[call.env]}${call.path}`);
 
     const answers: Answer[] = [];
     for (const request of dryRun.requests) {
@@ -443,12 +483,16 @@ describe.each(SCRIPTS)('bench/k6/%s', (name) => {
     expect(run.checks.filter((c) => !c.passed).map((c) => c.name)).toEqual([]);
     const purchases = run.requests.filter((r) => r.url.endsWith('/api/v1/purchase')).length;
     const sales = run.metrics.get('purchase_success')?.added.reduce((a, b) => a + b, 0) ?? 0;
-    if (purchases > 0 && run.metrics.has('purchase_success')) expect(sales, 'purchase_success counts the sales').toBe(purchases);
+    if (purchases > 0 && run.metrics.has('purchase_success'))
+      expect(sales, 'purchase_success counts the sales').toBe(purchases);
   });
 
   it('sends purchases of QTY tickets as JSON to VU_BASE_URL and availability checks to VU_VACANCY_URL', () => {
     const env = { VU_BASE_URL: 'http://ticket.example:9002', VU_VACANCY_URL: 'http://vacancy.example:9001', QTY: '3' };
-    const run = loadScript(source, { env, answer: () => ({ status: 200, body: '{"success":true,"remaining":1,"qty":1}' }) });
+    const run = loadScript(source, {
+      env,
+      answer: () => ({ status: 200, body: '{"success":true,"remaining":1,"qty":1}' }),
+    });
     runIterations(run, execNames(run.exports.options as K6Options));
     for (const request of run.requests) {
       if (request.url.endsWith('/api/v1/purchase')) {

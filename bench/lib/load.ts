@@ -61,7 +61,9 @@ export function scenarioRequests(
     body: JSON.stringify({ qty: 1 }),
     ...(options.onPurchase ? { onResponse: options.onPurchase } : {}),
     ...(options.idempotencyKeys
-      ? { setupRequest: (request) => ({ ...request, headers: { ...request.headers, 'idempotency-key': randomUUID() } }) }
+      ? {
+          setupRequest: (request) => ({ ...request, headers: { ...request.headers, 'idempotency-key': randomUUID() } }),
+        }
       : {}),
   };
   const availability: autocannon.Request = { method: 'GET', path: '/api/v1/available' };

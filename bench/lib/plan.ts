@@ -65,7 +65,10 @@ export interface Plan {
 /** Stock of the measured targets: large enough that every purchase of a full profile succeeds. */
 export const HUGE_STOCK = 1_000_000_000_000;
 
-const PROFILE_DEFAULTS: Record<Profile, { cells: Cell[]; rounds: number; durationSeconds: number; checks: Check[]; warmupSeconds: number }> = {
+const PROFILE_DEFAULTS: Record<
+  Profile,
+  { cells: Cell[]; rounds: number; durationSeconds: number; checks: Check[]; warmupSeconds: number }
+> = {
   // < 2 minutes wall-clock on 2 busy cores: 28 runs of 2.5 s (4 targets × (3 + 3 rounds at 100 connections,
   // 1 pass at 1000)) take ~85 s with their set-up; start-up, warm-up (2 s per target, one at a time)
   // and the sell-out check ~20 s.
@@ -125,7 +128,8 @@ function list<T extends string>(value: string | undefined, allowed: readonly T[]
     .filter(Boolean);
   if (items.length === 0) throw new UsageError(`${flag} needs at least one of ${allowed.join(', ')}`);
   for (const item of items) {
-    if (!allowed.includes(item as T)) throw new UsageError(`${flag}: unknown "${item}"; expected ${allowed.join(', ')}`);
+    if (!allowed.includes(item as T))
+      throw new UsageError(`${flag}: unknown "${item}"; expected ${allowed.join(', ')}`);
   }
   return [...new Set(items as T[])];
 }
@@ -185,13 +189,12 @@ export function parsePlan(argv: readonly string[]): Plan | 'help' {
   if (v.help) return 'help';
 
   const profile = (v.profile ?? 'quick') as Profile;
-  if (!PROFILES.includes(profile)) throw new UsageError(`--profile: expected ${PROFILES.join(' or ')}, got "${v.profile}"`);
+  if (!PROFILES.includes(profile))
+    throw new UsageError(`--profile: expected ${PROFILES.join(' or ')}, got "${v.profile}"`);
   const defaults = PROFILE_DEFAULTS[profile];
 
   const scenarios = list(v.scenarios, SCENARIOS, '--scenarios');
-  const connections = v.connections
-    ?.split(',')
-    .map((item) => positiveInteger(item, '--connections', 10_000) as number);
+  const connections = v.connections?.split(',').map((item) => positiveInteger(item, '--connections', 10_000) as number);
   if (connections && connections.length === 0) throw new UsageError('--connections needs at least one number');
   const rounds = positiveInteger(v.rounds, '--rounds', 1000);
   const durationSeconds = positiveNumber(v.duration, '--duration');
@@ -239,7 +242,10 @@ export function parsePlan(argv: readonly string[]): Plan | 'help' {
  * (The memory check is estimated at 2,500 purchases a second.)
  */
 export function estimateSeconds(plan: Plan): number {
-  const runs = plan.cells.reduce((sum, cell) => sum + cell.rounds * plan.targets.length * (cell.durationSeconds + 0.3), 0);
+  const runs = plan.cells.reduce(
+    (sum, cell) => sum + cell.rounds * plan.targets.length * (cell.durationSeconds + 0.3),
+    0,
+  );
   const warmup = plan.warmupSeconds + 1;
   const checks =
     (plan.checks.includes('sellout') ? 2 + plan.targets.length * 2 : 0) +

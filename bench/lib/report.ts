@@ -26,7 +26,19 @@ function tableRow(cells: readonly (string | number)[]): string {
  */
 export function renderCellTable(cell: CellSummary): string {
   const lines = [
-    tableRow(['target', 'req/s', 'ratio', 'p50 ms', 'p95 ms', 'p99 ms', 'errors', 'non-2xx', 'peak RSS MB', 'CPU µs/req', 'CPU ratio']),
+    tableRow([
+      'target',
+      'req/s',
+      'ratio',
+      'p50 ms',
+      'p95 ms',
+      'p99 ms',
+      'errors',
+      'non-2xx',
+      'peak RSS MB',
+      'CPU µs/req',
+      'CPU ratio',
+    ]),
     '|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|',
   ];
   for (const t of cell.targets) {
@@ -102,7 +114,9 @@ export function renderMarkdown(report: BenchReport): string {
     );
   }
   for (const run of failed) {
-    out.push(`- FAILED ${run.target}, ${run.scenario} at ${run.connections} connections, round ${run.round + 1}: ${run.stock?.problems.join('; ')}`);
+    out.push(
+      `- FAILED ${run.target}, ${run.scenario} at ${run.connections} connections, round ${run.round + 1}: ${run.stock?.problems.join('; ')}`,
+    );
   }
 
   if (report.sellout.length > 0) {
@@ -114,7 +128,19 @@ export function renderMarkdown(report: BenchReport): string {
         '"Insufficient inventory", nothing left.',
     );
     out.push('');
-    out.push(tableRow(['target', 'sold', 'success answers', 'refused answers', 'remaining', 'available', 'errors', 'non-2xx', 'result']));
+    out.push(
+      tableRow([
+        'target',
+        'sold',
+        'success answers',
+        'refused answers',
+        'remaining',
+        'available',
+        'errors',
+        'non-2xx',
+        'result',
+      ]),
+    );
     out.push('|---|--:|--:|--:|--:|--:|--:|--:|---|');
     for (const s of report.sellout) {
       out.push(
@@ -141,7 +167,9 @@ export function renderMarkdown(report: BenchReport): string {
         `at ${m.connections} connections; peak RSS must stay under ${m.limitMb} MB.`,
     );
     out.push('');
-    out.push(tableRow(['requests', 'req/s', 'sold', 'idempotency keys held', 'errors', 'non-2xx', 'peak RSS MB', 'result']));
+    out.push(
+      tableRow(['requests', 'req/s', 'sold', 'idempotency keys held', 'errors', 'non-2xx', 'peak RSS MB', 'result']),
+    );
     out.push('|--:|--:|--:|--:|--:|--:|--:|---|');
     out.push(
       tableRow([
@@ -181,7 +209,10 @@ const COLORS: Record<TargetName, string> = {
 
 /** Escapes text for XML content and attribute values. */
 export function escapeXml(text: string): string {
-  return text.replace(/[<>&'"]/g, (c) => ({ '<': '&lt;', '>': '&gt;', '&': '&amp;', "'": '&apos;', '"': '&quot;' })[c] as string);
+  return text.replace(
+    /[<>&'"]/g,
+    (c) => ({ '<': '&lt;', '>': '&gt;', '&': '&amp;', "'": '&apos;', '"': '&quot;' })[c] as string,
+  );
 }
 
 /** The smallest 1, 2, 2.5 or 5 × 10^k at or above `value` (an axis maximum); 1 for nothing positive. */
@@ -219,7 +250,9 @@ function renderPanel(panel: Panel, x0: number, y0: number, width: number, height
 
   const parts: string[] = [];
   parts.push(`<g class="panel">`);
-  parts.push(`<text x="${x0 + width / 2}" y="${y0 + 16}" text-anchor="middle" font-weight="bold">${escapeXml(panel.title)}</text>`);
+  parts.push(
+    `<text x="${x0 + width / 2}" y="${y0 + 16}" text-anchor="middle" font-weight="bold">${escapeXml(panel.title)}</text>`,
+  );
   for (let i = 0; i <= 4; i++) {
     const value = (max * i) / 4;
     const y = yOf(value).toFixed(1);
@@ -240,7 +273,9 @@ function renderPanel(panel: Panel, x0: number, y0: number, width: number, height
     if (line.points.length === 0) continue;
     const color = COLORS[line.target];
     const points = line.points.map((p) => `${xOf(p.connections).toFixed(1)},${yOf(p.value).toFixed(1)}`);
-    parts.push(`<polyline data-target="${line.target}" fill="none" stroke="${color}" stroke-width="2" points="${points.join(' ')}"/>`);
+    parts.push(
+      `<polyline data-target="${line.target}" fill="none" stroke="${color}" stroke-width="2" points="${points.join(' ')}"/>`,
+    );
     for (const p of line.points) {
       parts.push(
         `<circle cx="${xOf(p.connections).toFixed(1)}" cy="${yOf(p.value).toFixed(1)}" r="3.5" fill="${color}">` +
@@ -288,7 +323,9 @@ export function renderSvg(summary: readonly CellSummary[], title: string): strin
       `font-family="sans-serif" font-size="12">`,
   );
   parts.push(`<rect width="${width}" height="${height}" fill="#fff"/>`);
-  parts.push(`<text x="${width / 2}" y="22" text-anchor="middle" font-size="15" font-weight="bold">${escapeXml(title)}</text>`);
+  parts.push(
+    `<text x="${width / 2}" y="22" text-anchor="middle" font-size="15" font-weight="bold">${escapeXml(title)}</text>`,
+  );
   const legendW = 150;
   const legendX = (width - targets.length * legendW) / 2;
   targets.forEach((target, i) => {
@@ -298,8 +335,24 @@ export function renderSvg(summary: readonly CellSummary[], title: string): strin
   });
   scenarios.forEach((scenario, row) => {
     const y = headerH + row * panelH;
-    parts.push(renderPanel(panelFor(scenario, (t) => t.rps, 'throughput', 'req/s'), 0, y, panelW, panelH));
-    parts.push(renderPanel(panelFor(scenario, (t) => t.p99, 'p99 latency', 'ms'), panelW, y, panelW, panelH));
+    parts.push(
+      renderPanel(
+        panelFor(scenario, (t) => t.rps, 'throughput', 'req/s'),
+        0,
+        y,
+        panelW,
+        panelH,
+      ),
+    );
+    parts.push(
+      renderPanel(
+        panelFor(scenario, (t) => t.p99, 'p99 latency', 'ms'),
+        panelW,
+        y,
+        panelW,
+        panelH,
+      ),
+    );
   });
   parts.push('</svg>');
   return parts.join('\n') + '\n';

@@ -152,17 +152,32 @@ export function checkStock(
   const unanswered = soldInRun - purchases.succeeded;
   const problems: string[] = [];
   if (after.sold + after.remaining !== initial) {
-    problems.push(`sold ${after.sold} + remaining ${after.remaining} = ${after.sold + after.remaining}, not the initial ${initial}`);
+    problems.push(
+      `sold ${after.sold} + remaining ${after.remaining} = ${after.sold + after.remaining}, not the initial ${initial}`,
+    );
   }
   if (after.remaining < 0) problems.push(`remaining is ${after.remaining}`);
   if (unanswered < 0) problems.push(`${purchases.succeeded} successful answers but only ${soldInRun} tickets sold`);
   if (unanswered > limits.connections + limits.timeouts) {
-    problems.push(`${soldInRun} sold but only ${purchases.succeeded} answered (more than one unanswered per connection)`);
+    problems.push(
+      `${soldInRun} sold but only ${purchases.succeeded} answered (more than one unanswered per connection)`,
+    );
   }
   if (purchases.answered2xx !== purchases.succeeded) {
-    problems.push(`${purchases.answered2xx - purchases.succeeded} of ${purchases.answered2xx} 2xx purchase answers were not a success`);
+    problems.push(
+      `${purchases.answered2xx - purchases.succeeded} of ${purchases.answered2xx} 2xx purchase answers were not a success`,
+    );
   }
-  return { initial, before, after, soldInRun, succeeded: purchases.succeeded, unanswered, ok: problems.length === 0, problems };
+  return {
+    initial,
+    before,
+    after,
+    soldInRun,
+    succeeded: purchases.succeeded,
+    unanswered,
+    ok: problems.length === 0,
+    problems,
+  };
 }
 
 /** Judges a sell-out: exactly the stock sold and answered as sold, the rest refused, nothing left, nothing failed. */
@@ -186,8 +201,10 @@ export function checkSellout(record: Omit<SelloutRecord, 'ok' | 'problems'>): Se
 /** Judges the memory check: every purchase sold and answered, peak RSS under the limit. */
 export function checkMemory(record: Omit<MemoryRecord, 'ok' | 'problems'>): MemoryRecord {
   const problems: string[] = [];
-  if (record.errors > 0 || record.non2xx > 0) problems.push(`${record.errors} errors, ${record.non2xx} non-2xx answers`);
-  if (record.succeeded !== record.requests) problems.push(`${record.succeeded} of ${record.requests} purchases succeeded`);
+  if (record.errors > 0 || record.non2xx > 0)
+    problems.push(`${record.errors} errors, ${record.non2xx} non-2xx answers`);
+  if (record.succeeded !== record.requests)
+    problems.push(`${record.succeeded} of ${record.requests} purchases succeeded`);
   if (record.sold !== record.requests) problems.push(`stock says ${record.sold} sold for ${record.requests} purchases`);
   if (record.peakRssMb === null) problems.push('peak RSS could not be read');
   else if (record.peakRssMb >= record.limitMb) {
@@ -206,23 +223,33 @@ export function ratiosToBaseline(runs: readonly RunRecord[]): Map<RunRecord, num
 /** The baseline's CPU time per request divided by each run's, in the same round (null without both). */
 export function cpuRatiosToBaseline(runs: readonly RunRecord[]): Map<RunRecord, number | null> {
   const baselineCpu = new Map<number, number>();
-  for (const run of runs) if (run.target === 'baseline' && run.cpuUsPerRequest !== null) baselineCpu.set(run.roundId, run.cpuUsPerRequest);
+  for (const run of runs)
+    if (run.target === 'baseline' && run.cpuUsPerRequest !== null) baselineCpu.set(run.roundId, run.cpuUsPerRequest);
   return new Map(
     runs.map((run) => {
       const reference = baselineCpu.get(run.roundId);
-      return [run, run.cpuUsPerRequest === null || reference === undefined ? null : ratio(reference, run.cpuUsPerRequest)];
+      return [
+        run,
+        run.cpuUsPerRequest === null || reference === undefined ? null : ratio(reference, run.cpuUsPerRequest),
+      ];
     }),
   );
 }
 
 /** Medians over rounds per cell and target, in the plan's order. */
-export function summarize(runs: readonly RunRecord[], cells: readonly Cell[], targets: readonly TargetName[]): CellSummary[] {
+export function summarize(
+  runs: readonly RunRecord[],
+  cells: readonly Cell[],
+  targets: readonly TargetName[],
+): CellSummary[] {
   const ratios = ratiosToBaseline(runs);
   const cpuRatios = cpuRatiosToBaseline(runs);
   return cells.map((cell) => ({
     ...cell,
     targets: targets.flatMap((target) => {
-      const mine = runs.filter((r) => r.scenario === cell.scenario && r.connections === cell.connections && r.target === target);
+      const mine = runs.filter(
+        (r) => r.scenario === cell.scenario && r.connections === cell.connections && r.target === target,
+      );
       if (mine.length === 0) return [];
       const peakRssMb: Record<string, number | null> = {};
       for (const run of mine) {

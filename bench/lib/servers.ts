@@ -21,7 +21,10 @@ export interface BenchServers {
 export async function buildBenchServers(dir: string): Promise<BenchServers> {
   await build({
     config: false,
-    entry: { 'baseline-server': join(BENCH, 'baseline-server.ts'), 'hono-floor-server': join(BENCH, 'hono-floor-server.ts') },
+    entry: {
+      'baseline-server': join(BENCH, 'baseline-server.ts'),
+      'hono-floor-server': join(BENCH, 'hono-floor-server.ts'),
+    },
     outDir: dir,
     format: ['esm'],
     outExtension: () => ({ js: '.mjs' }),

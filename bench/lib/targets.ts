@@ -120,12 +120,21 @@ const ROOT = resolvePath(fileURLToPath(new URL('../..', import.meta.url)));
 /** The monolith (memory store) on Deno or Bun, through the same entrypoints as npm run start:deno / start:bun. */
 function startOnRuntime(runtime: 'deno' | 'bun', env: Record<string, string>) {
   const entry = resolvePath(ROOT, 'src', `${runtime}.ts`);
-  const args = runtime === 'deno' ? ['run', '--allow-net', '--allow-env', '--allow-read', '--allow-write', '--allow-sys', entry] : [entry];
-  return startChild(`monolith on ${runtime}`, resolvePath(ROOT, 'node_modules/.bin', runtime), args, {
-    ...env,
-    MODE: 'monolith',
-    STOCK_STORE: 'memory',
-  }, 30_000);
+  const args =
+    runtime === 'deno'
+      ? ['run', '--allow-net', '--allow-env', '--allow-read', '--allow-write', '--allow-sys', entry]
+      : [entry];
+  return startChild(
+    `monolith on ${runtime}`,
+    resolvePath(ROOT, 'node_modules/.bin', runtime),
+    args,
+    {
+      ...env,
+      MODE: 'monolith',
+      STOCK_STORE: 'memory',
+    },
+    30_000,
+  );
 }
 
 function appProcess(role: string, service: Service): TargetProcess {
@@ -140,7 +149,8 @@ export async function startTarget(
   const { initialStock } = options;
   const env = { ...APP_ENV, INITIAL_STOCK: String(initialStock), ...options.extraEnv };
   const base = { name, initialStock };
-  const stopAll = (services: Service[]) => Promise.all(services.map((s) => s.stop('SIGTERM', 5_000))).then(() => undefined);
+  const stopAll = (services: Service[]) =>
+    Promise.all(services.map((s) => s.stop('SIGTERM', 5_000))).then(() => undefined);
 
   switch (name) {
     case 'baseline':
@@ -272,7 +282,9 @@ export function parseCpuSeconds(stat: string, ticksPerSecond = 100): number | nu
   // After "pid (comm) ": state is field 3 of proc(5), utime 14 and stime 15, so indexes 11 and 12 here.
   const utime = Number(fields[11]);
   const stime = Number(fields[12]);
-  return Number.isFinite(utime) && Number.isFinite(stime) && fields.length > 12 ? (utime + stime) / ticksPerSecond : null;
+  return Number.isFinite(utime) && Number.isFinite(stime) && fields.length > 12
+    ? (utime + stime) / ticksPerSecond
+    : null;
 }
 
 /** The VmHWM line of a /proc/<pid>/status text, in MB (1 MB = 1024 kB), or null. */

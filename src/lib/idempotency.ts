@@ -17,9 +17,13 @@ export class InFlightKeys {
   async run<T>(key: string | undefined, work: () => Promise<T>): Promise<T> {
     if (key === undefined) return work();
     if (this.#keys.has(key)) {
-      throw new ProblemError('idempotencyKeyInFlight', 'A request with this Idempotency-Key is still being processed; retry later', {
-        headers: { 'Retry-After': '1' },
-      });
+      throw new ProblemError(
+        'idempotencyKeyInFlight',
+        'A request with this Idempotency-Key is still being processed; retry later',
+        {
+          headers: { 'Retry-After': '1' },
+        },
+      );
     }
     this.#keys.add(key);
     try {

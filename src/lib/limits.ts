@@ -27,7 +27,10 @@ export function rateLimit(options: { limit: number; windowSeconds: number; trust
     skip: (c) => EXEMPT_PATHS.has(c.req.path),
     handler: (c) => {
       const resetTime = (c.get('rateLimit') as { resetTime?: Date } | undefined)?.resetTime;
-      const retryAfter = Math.max(1, Math.ceil(((resetTime?.getTime() ?? Date.now() + windowSeconds * 1000) - Date.now()) / 1000));
+      const retryAfter = Math.max(
+        1,
+        Math.ceil(((resetTime?.getTime() ?? Date.now() + windowSeconds * 1000) - Date.now()) / 1000),
+      );
       throw new ProblemError(
         'tooManyRequests',
         `More than ${limit} requests in ${windowSeconds} s from this client; retry in ${retryAfter} s`,

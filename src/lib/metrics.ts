@@ -57,14 +57,21 @@ export class Metrics {
   });
   readonly #commitDuration = new Histogram({
     name: 'ticket_store_commit_duration_seconds',
-    help: "Time the stock store took to make one batch durable (file, memory) or to decide it (redis), by result",
+    help: 'Time the stock store took to make one batch durable (file, memory) or to decide it (redis), by result',
     labelNames: ['result'] as const,
     buckets: LATENCY_BUCKETS,
     registers: [this.registry],
   });
 
   constructor() {
-    for (const family of [this.#http, this.#purchases, this.#reservations, this.#ticketsSold, this.#vacancyCalls, this.#vacancyFailures]) {
+    for (const family of [
+      this.#http,
+      this.#purchases,
+      this.#reservations,
+      this.#ticketsSold,
+      this.#vacancyCalls,
+      this.#vacancyFailures,
+    ]) {
       family.register(this.registry);
     }
   }
@@ -82,7 +89,11 @@ export class Metrics {
         },
       });
     gauge('ticket_stock_remaining', 'Tickets left in the stock this process owns', () => actor.snapshot()?.remaining);
-    gauge('ticket_stock_sold', 'Tickets sold from the stock this process owns, over its whole life', () => actor.snapshot()?.sold);
+    gauge(
+      'ticket_stock_sold',
+      'Tickets sold from the stock this process owns, over its whole life',
+      () => actor.snapshot()?.sold,
+    );
     gauge('ticket_actor_mailbox_depth', 'Messages waiting for the stock actor', () => actor.stats().mailboxDepth);
     gauge('ticket_idempotency_keys', 'Idempotency keys the stock remembers', () => actor.stats().idempotencyKeys);
   }
@@ -121,7 +132,9 @@ export class Metrics {
         const method = c.req.method;
         const route = routeOf(c);
         const status = c.res.status;
-        this.#http.series(`${method} ${status} ${route}`, () => ({ method, route, status: String(status) })).add(seconds);
+        this.#http
+          .series(`${method} ${status} ${route}`, () => ({ method, route, status: String(status) }))
+          .add(seconds);
       }
     };
   }
@@ -149,7 +162,12 @@ interface MetricValue {
 
 /** A prom-client metric object that reports `values()` as a counter at scrape time. */
 function counterMetric(name: string, help: string, values: () => MetricValue[]) {
-  return { name, help, type: 'counter', get: () => ({ name, help, type: 'counter', aggregator: 'sum', values: values() }) };
+  return {
+    name,
+    help,
+    type: 'counter',
+    get: () => ({ name, help, type: 'counter', aggregator: 'sum', values: values() }),
+  };
 }
 
 /**
@@ -191,7 +209,9 @@ class CounterFamily extends Family<{ labels: Labels; total: number }> {
 
   register(registry: Registry): void {
     registry.registerMetric(
-      counterMetric(this.name, this.help, () => this.entries.map(({ labels, total }) => ({ labels, value: total }))) as never,
+      counterMetric(this.name, this.help, () =>
+        this.entries.map(({ labels, total }) => ({ labels, value: total })),
+      ) as never,
     );
   }
 }
@@ -234,7 +254,9 @@ class HistogramFamily extends Family<{ labels: Labels; buckets: Float64Array; su
     } as never);
     if (this.countAlso) {
       const { name, help } = this.countAlso;
-      registry.registerMetric(counterMetric(name, help, () => this.entries.map(({ labels, count }) => ({ labels, value: count }))) as never);
+      registry.registerMetric(
+        counterMetric(name, help, () => this.entries.map(({ labels, count }) => ({ labels, value: count }))) as never,
+      );
     }
   }
 

@@ -5,4 +5,6 @@
  * else a zero timeout.
  */
 export const nextTurn: (callback: () => void) => void =
-  typeof globalThis.setImmediate === 'function' ? (callback) => globalThis.setImmediate(callback) : (callback) => setTimeout(callback, 0);
+  typeof globalThis.setImmediate === 'function'
+    ? (callback) => globalThis.setImmediate(callback)
+    : (callback) => setTimeout(callback, 0);

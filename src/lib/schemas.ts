@@ -57,7 +57,7 @@ export const ReserveBatchRequestSchema = z
         z.object({
           qty: QtySchema,
           key: IdempotencyKeySchema.openapi({
-            description: 'The reserve\'s idempotency key: a retried batch replays the decisions already made',
+            description: "The reserve's idempotency key: a retried batch replays the decisions already made",
           }),
           requestId: z
             .string()
@@ -123,7 +123,10 @@ const replayedHeader = {
 };
 
 /** The 200 response of a route that takes an Idempotency-Key. */
-export function idempotentOk(description: string, schema: typeof ReserveResponseSchema | typeof PurchaseResponseSchema) {
+export function idempotentOk(
+  description: string,
+  schema: typeof ReserveResponseSchema | typeof PurchaseResponseSchema,
+) {
   return { description, headers: replayedHeader, content: { 'application/json': { schema } } };
 }
 

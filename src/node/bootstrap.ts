@@ -114,7 +114,13 @@ export async function prepare(
 /** Logs that the service listens, with what it runs on. */
 export function logListening({ config, logger, deps }: Started, runtime: string): void {
   logger.info(
-    { port: config.port, host: config.HOST, runtime, store: deps.actor?.storeKind, vacancy: deps.vacancyClientDescription },
+    {
+      port: config.port,
+      host: config.HOST,
+      runtime,
+      store: deps.actor?.storeKind,
+      vacancy: deps.vacancyClientDescription,
+    },
     `${config.MODE} listening on http://${config.HOST}:${config.port}`,
   );
 }
@@ -161,7 +167,10 @@ export function shutdownOnSignals(
     lifecycle.shuttingDown = true;
     logger.info({ signal }, 'shutting down: refusing new connections, finishing requests in flight');
     const deadline = setTimeout(() => {
-      logger.warn({ timeoutSeconds: config.SHUTDOWN_TIMEOUT }, 'shutdown deadline passed; closing remaining connections');
+      logger.warn(
+        { timeoutSeconds: config.SHUTDOWN_TIMEOUT },
+        'shutdown deadline passed; closing remaining connections',
+      );
       void hooks.force();
     }, config.SHUTDOWN_TIMEOUT * 1000);
     void hooks.drain().then(() => {

@@ -1,13 +1,34 @@
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { constants as fsConstants } from 'node:fs';
-import { appendFile, cp, mkdir, mkdtemp, open, readFile, readdir, readlink, rm, stat, utimes, writeFile, type FileHandle } from 'node:fs/promises';
+import {
+  appendFile,
+  cp,
+  mkdir,
+  mkdtemp,
+  open,
+  readFile,
+  readdir,
+  readlink,
+  rm,
+  stat,
+  utimes,
+  writeFile,
+  type FileHandle,
+} from 'node:fs/promises';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { crc32 } from 'node:zlib';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import type { IdempotencyRecord, KeyRecorded, StockEvent, StockLevel, StockReserved, StockState } from '../vacancy/stock-store.ts';
+import type {
+  IdempotencyRecord,
+  KeyRecorded,
+  StockEvent,
+  StockLevel,
+  StockReserved,
+  StockState,
+} from '../vacancy/stock-store.ts';
 import { KeyTable } from '../vacancy/key-table.ts';
 import { FileStockStore, type FileStockStoreOptions } from './file-stock-store.ts';
 
@@ -119,12 +140,18 @@ async function readJournal(dir: string): Promise<Array<{ seq: number; events: St
       const match = /^([0-9a-f]{8}) (.*)$/.exec(line);
       expect(match).not.toBeNull();
       const [, crc, json] = match as RegExpExecArray;
-      expect(crc32(json as string).toString(16).padStart(8, '0')).toBe(crc);
+      expect(
+        crc32(json as string)
+          .toString(16)
+          .padStart(8, '0'),
+      ).toBe(crc);
       return JSON.parse(json as string) as { seq: number; events: StockEvent[] };
     });
 }
 
-async function readSnapshot(dir: string): Promise<{ seq: number; levels: Record<string, StockLevel>; keys: IdempotencyRecord[] }> {
+async function readSnapshot(
+  dir: string,
+): Promise<{ seq: number; levels: Record<string, StockLevel>; keys: IdempotencyRecord[] }> {
   return JSON.parse(await readFile(snapshotPath(dir), 'utf8'));
 }
 
@@ -164,7 +191,11 @@ describe('FileStockStore', () => {
     const state = await first.open(seed({ default: 100 }), NOW);
     expect(plain(state)).toEqual({ levels: { default: { remaining: 100, sold: 0 } }, keys: [] });
     // The seed itself is on disk before anything is sold.
-    expect(await readSnapshot(dir)).toMatchObject({ version: 1, seq: 0, levels: { default: { remaining: 100, sold: 0 } } });
+    expect(await readSnapshot(dir)).toMatchObject({
+      version: 1,
+      seq: 0,
+      levels: { default: { remaining: 100, sold: 0 } },
+    });
     await first.commit([new Seller(state).sell('default', 30)]);
     await first.close();
 
@@ -276,13 +307,21 @@ describe('FileStockStore', () => {
     const { store } = makeStore(dir, { snapshotEvery: 2 });
     const seller = new Seller(await store.open(seed({ default: 1_000_000 }), NOW));
     // About 1.3 MB of text: several pieces, with multi-byte characters (é, ключ, 🎟) on their edges.
-    const keys = Array.from({ length: 12_000 }, (_, i) => keyEvent(`${['é', 'ключ', '🎟', 'k'][i % 4]}-${i}-${'x'.repeat(i % 50)}`, NOW + 60_000 + i, i));
+    const keys = Array.from({ length: 12_000 }, (_, i) =>
+      keyEvent(`${['é', 'ключ', '🎟', 'k'][i % 4]}-${i}-${'x'.repeat(i % 50)}`, NOW + 60_000 + i, i),
+    );
     await store.commit([seller.sell('default', 7), ...keys.slice(0, 6_000)]);
     await store.commit(keys.slice(6_000));
     await store.snapshotSettled();
 
     const text = await readFile(snapshotPath(dir), 'utf8');
-    expect(text).toBe(encodeSnapshot(2, { default: { remaining: 999_993, sold: 7 } }, keys.map((k) => k.record)));
+    expect(text).toBe(
+      encodeSnapshot(
+        2,
+        { default: { remaining: 999_993, sold: 7 } },
+        keys.map((k) => k.record),
+      ),
+    );
     await store.close();
     const { store: reopened } = makeStore(dir);
     const state = await reopened.open(seed({ default: 1_000_000 }), NOW);
@@ -321,7 +360,10 @@ describe('FileStockStore', () => {
       ['a whole line with a bad crc', (line) => Buffer.from(`00000000${line.slice(8)}`)],
       ['NUL bytes', () => Buffer.alloc(4096)],
       ['half a record then NUL bytes', (line) => Buffer.concat([Buffer.from(line.slice(0, 20)), Buffer.alloc(512)])],
-      ['unparsable JSON with a matching crc', () => Buffer.from(`${crc32('{"seq":').toString(16).padStart(8, '0')} {"seq":\n`)],
+      [
+        'unparsable JSON with a matching crc',
+        () => Buffer.from(`${crc32('{"seq":').toString(16).padStart(8, '0')} {"seq":\n`),
+      ],
     ];
 
     it.each(tails)('drops %s, truncates the file, and appends cleanly after it', async (_name, tail) => {
@@ -348,22 +390,25 @@ describe('FileStockStore', () => {
 
   describe('the journal read in pieces', () => {
     // Recovery reads the journal a piece at a time; tiny pieces put piece boundaries inside every record.
-    it.each([1, 7, 64])('replays the same state and drops the same torn tail when read %i bytes at a time', async (pieceBytes) => {
-      const whole = await tempDir();
-      const seller = await journalWithBatches(whole, 4);
-      const goodSize = await fileSize(journalPath(whole));
-      await appendFile(journalPath(whole), encodeRecord(5, [seller.sell('default', 50)]).slice(0, 30));
-      const pieces = await tempDir();
-      await cp(whole, pieces, { recursive: true });
+    it.each([1, 7, 64])(
+      'replays the same state and drops the same torn tail when read %i bytes at a time',
+      async (pieceBytes) => {
+        const whole = await tempDir();
+        const seller = await journalWithBatches(whole, 4);
+        const goodSize = await fileSize(journalPath(whole));
+        await appendFile(journalPath(whole), encodeRecord(5, [seller.sell('default', 50)]).slice(0, 30));
+        const pieces = await tempDir();
+        await cp(whole, pieces, { recursive: true });
 
-      const expected = plain(await makeStore(whole).store.open(seed({ default: 100, vip: 10 }), NOW));
-      const { store, logger } = makeStore(pieces, { journalReadBytes: pieceBytes });
-      expect(plain(await store.open(seed({ default: 100, vip: 10 }), NOW))).toEqual(expected);
-      expect(expected.levels.default).toEqual({ remaining: 90, sold: 10 });
-      expect(expected.keys.map((k) => k.key)).toEqual(['k1', 'k2', 'k3', 'k4']);
-      expect(logger.warns[0]?.obj).toMatchObject({ offset: goodSize });
-      expect(await fileSize(journalPath(pieces))).toBe(goodSize);
-    });
+        const expected = plain(await makeStore(whole).store.open(seed({ default: 100, vip: 10 }), NOW));
+        const { store, logger } = makeStore(pieces, { journalReadBytes: pieceBytes });
+        expect(plain(await store.open(seed({ default: 100, vip: 10 }), NOW))).toEqual(expected);
+        expect(expected.levels.default).toEqual({ remaining: 90, sold: 10 });
+        expect(expected.keys.map((k) => k.key)).toEqual(['k1', 'k2', 'k3', 'k4']);
+        expect(logger.warns[0]?.obj).toMatchObject({ offset: goodSize });
+        expect(await fileSize(journalPath(pieces))).toBe(goodSize);
+      },
+    );
 
     it.each([1, 7, 64])('refuses the same damaged record when read %i bytes at a time', async (pieceBytes) => {
       const dir = await tempDir();
@@ -406,7 +451,9 @@ describe('FileStockStore', () => {
       await journalWithBatches(dir, 1);
       const goodSize = await fileSize(journalPath(dir));
       await appendFile(journalPath(dir), 'garbage one\ngarbage two\n');
-      await expect(makeStore(dir).store.open(seed({}), NOW)).rejects.toThrow(`corrupt at byte offset ${goodSize} (line 2)`);
+      await expect(makeStore(dir).store.open(seed({}), NOW)).rejects.toThrow(
+        `corrupt at byte offset ${goodSize} (line 2)`,
+      );
     });
 
     it('refuses a gap in seq', async () => {
@@ -445,7 +492,11 @@ describe('FileStockStore', () => {
   });
 
   it.each<[string, string, RegExp]>([
-    ['a record missing its qty', '{"key":"a","inventoryId":"default","success":true,"remaining":1,"firstTicket":1,"expiresAt":1}', /an idempotency key record is malformed/],
+    [
+      'a record missing its qty',
+      '{"key":"a","inventoryId":"default","success":true,"remaining":1,"firstTicket":1,"expiresAt":1}',
+      /an idempotency key record is malformed/,
+    ],
     ['a record that is not JSON', '{"key":"a",qty:1}', /its checksum matches but it is not valid JSON/],
     ['two records without a comma', '{"key":"a"}{"key":"b"}', /its checksum matches but it is not valid JSON/],
   ])('refuses a snapshot whose checksum matches but which holds %s', async (_name, keysText, why) => {
@@ -491,7 +542,9 @@ describe('FileStockStore', () => {
       expect((await readJournal(dir)).map((r) => r.seq)).toEqual([3, 4, 5]);
       expect(await readdir(dir)).not.toContain('journal.log.tmp');
       expect(await openFlags(journalPath(dir)), 'the new journal is open O_APPEND | O_DSYNC').toSatisfy(
-        (flags: number[]) => flags.length === 1 && (flags[0]! & (fsConstants.O_DSYNC | fsConstants.O_APPEND)) === (fsConstants.O_DSYNC | fsConstants.O_APPEND),
+        (flags: number[]) =>
+          flags.length === 1 &&
+          (flags[0]! & (fsConstants.O_DSYNC | fsConstants.O_APPEND)) === (fsConstants.O_DSYNC | fsConstants.O_APPEND),
       );
 
       // The new journal takes the next batch, which starts the next snapshot (4 batches since the last).
@@ -518,7 +571,9 @@ describe('FileStockStore', () => {
       await store.snapshotSettled();
       expect((await readSnapshot(dir)).seq).toBe(2);
       expect((await readJournal(dir)).map((r) => r.seq)).toEqual([1, 2, 3]);
-      expect(logger.warns.map((w) => w.msg)).toContain('file store: snapshot failed; the journal still holds every batch');
+      expect(logger.warns.map((w) => w.msg)).toContain(
+        'file store: snapshot failed; the journal still holds every batch',
+      );
       await store.commit([seller.sell('default', 4)]); // still writable, into the same journal
       expect((await readJournal(dir)).map((r) => r.seq)).toEqual([1, 2, 3, 4]);
       await store.close();
@@ -555,10 +610,15 @@ describe('FileStockStore', () => {
     it('skips journal records the snapshot already holds (renamed, journal not yet emptied)', async () => {
       const dir = await tempDir();
       const seller = new Seller({ levels: new Map([['default', { remaining: 100, sold: 0 }]]), keys: new KeyTable() });
-      const journal = [1, 2, 3].map((seq) => encodeRecord(seq, [seller.sell('default', 1), keyEvent(`k${seq}`, NOW + 60_000)]));
+      const journal = [1, 2, 3].map((seq) =>
+        encodeRecord(seq, [seller.sell('default', 1), keyEvent(`k${seq}`, NOW + 60_000)]),
+      );
       await writeFile(journalPath(dir), journal.join(''));
       // Deliberately different from what the records say, so applying them again would show.
-      await writeFile(snapshotPath(dir), encodeSnapshot(3, { default: { remaining: 50, sold: 50 } }, [keyEvent('s', NOW + 60_000).record]));
+      await writeFile(
+        snapshotPath(dir),
+        encodeSnapshot(3, { default: { remaining: 50, sold: 50 } }, [keyEvent('s', NOW + 60_000).record]),
+      );
 
       const { store } = makeStore(dir);
       const state = await store.open(seed({ default: 100 }), NOW);
@@ -574,9 +634,14 @@ describe('FileStockStore', () => {
     it('replays only the records past the snapshot when the journal holds both', async () => {
       const dir = await tempDir();
       const seller = new Seller({ levels: new Map([['default', { remaining: 100, sold: 0 }]]), keys: new KeyTable() });
-      const journal = [1, 2, 3, 4].map((seq) => encodeRecord(seq, [keyEvent(`k${seq}`, NOW + 60_000), seller.sell('default', seq)]));
+      const journal = [1, 2, 3, 4].map((seq) =>
+        encodeRecord(seq, [keyEvent(`k${seq}`, NOW + 60_000), seller.sell('default', seq)]),
+      );
       await writeFile(journalPath(dir), journal.join(''));
-      await writeFile(snapshotPath(dir), encodeSnapshot(2, { default: { remaining: 97, sold: 3 } }, [keyEvent('k2', NOW + 60_000).record]));
+      await writeFile(
+        snapshotPath(dir),
+        encodeSnapshot(2, { default: { remaining: 97, sold: 3 } }, [keyEvent('k2', NOW + 60_000).record]),
+      );
       const { store } = makeStore(dir);
       const state = await store.open(seed({ default: 100 }), NOW);
       expect(plain(state).levels).toEqual({ default: { remaining: 90, sold: 10 } });
@@ -615,7 +680,9 @@ describe('FileStockStore', () => {
       await writeFile(join(dir, 'LOCK'), `${process.pid}\n`);
       const { store } = makeStore(dir);
       await store.open(seed({ default: 1 }), NOW);
-      await expect(makeStore(dir).store.open(seed({ default: 1 }), NOW)).rejects.toThrow(/already has DATA_DIR .* open/);
+      await expect(makeStore(dir).store.open(seed({ default: 1 }), NOW)).rejects.toThrow(
+        /already has DATA_DIR .* open/,
+      );
       await store.close();
       await makeStore(dir).store.open(seed({ default: 1 }), NOW);
     });
@@ -630,7 +697,9 @@ describe('FileStockStore', () => {
       for (const pid of [1, process.pid]) {
         await writeFile(join(dir, 'LOCK'), `${pid} ${OTHER_HOST}\n`);
         const refused = makeStore(dir, { lockHeartbeatMs: 60_000 }).store.open(seed({ default: 1 }), NOW);
-        await expect(refused).rejects.toThrow(`Another process (pid ${pid} on host ${OTHER_HOST}) holds DATA_DIR ${dir}`);
+        await expect(refused).rejects.toThrow(
+          `Another process (pid ${pid} on host ${OTHER_HOST}) holds DATA_DIR ${dir}`,
+        );
         await expect(refused).rejects.toThrow(/untouched for 300000 ms/);
         expect(await readFile(join(dir, 'LOCK'), 'utf8')).toBe(`${pid} ${OTHER_HOST}\n`);
       }
@@ -644,7 +713,9 @@ describe('FileStockStore', () => {
       const { store, logger } = makeStore(dir, { lockHeartbeatMs: 1_000 });
       await store.open(seed({ default: 1 }), NOW);
       expect(await readFile(join(dir, 'LOCK'), 'utf8')).toBe(`${process.pid} ${hostname()}\n`);
-      expect(logger.infos.some((entry) => entry.msg?.includes(`from host ${OTHER_HOST}, untouched for 6 s`))).toBe(true);
+      expect(logger.infos.some((entry) => entry.msg?.includes(`from host ${OTHER_HOST}, untouched for 6 s`))).toBe(
+        true,
+      );
     });
 
     it('touches its LOCK while open and stops when closed', async () => {
@@ -654,8 +725,11 @@ describe('FileStockStore', () => {
       const longAgo = new Date(Date.now() - 60_000);
       await utimes(join(dir, 'LOCK'), longAgo, longAgo);
       const deadline = Date.now() + 5_000;
-      while ((await stat(join(dir, 'LOCK'))).mtimeMs < longAgo.getTime() + 1_000 && Date.now() < deadline) await new Promise((done) => setTimeout(done, 10));
-      expect((await stat(join(dir, 'LOCK'))).mtimeMs, 'the heartbeat moved the mtime forward').toBeGreaterThan(Date.now() - 5_000);
+      while ((await stat(join(dir, 'LOCK'))).mtimeMs < longAgo.getTime() + 1_000 && Date.now() < deadline)
+        await new Promise((done) => setTimeout(done, 10));
+      expect((await stat(join(dir, 'LOCK'))).mtimeMs, 'the heartbeat moved the mtime forward').toBeGreaterThan(
+        Date.now() - 5_000,
+      );
       await store.close();
       expect(await readdir(dir)).not.toContain('LOCK');
     });
@@ -725,7 +799,10 @@ describe('FileStockStore', () => {
 
       const { store: reopened, logger } = makeStore(dir);
       const state = await reopened.open(seed({ default: 100 }), NOW);
-      expect(plain(state)).toEqual({ levels: { default: { remaining: 97, sold: 3 } }, keys: [keyEvent('kept', NOW + 60_000).record] });
+      expect(plain(state)).toEqual({
+        levels: { default: { remaining: 97, sold: 3 } },
+        keys: [keyEvent('kept', NOW + 60_000).record],
+      });
       expect(logger.warns).toEqual([]);
     });
 
@@ -738,8 +815,12 @@ describe('FileStockStore', () => {
 
       store.failWrites = 1;
       store.failTruncates = 1;
-      await expect(store.commit([new Seller({ levels: new Map(seller.levels), keys: new KeyTable() }).sell('default', 5)])).rejects.toThrow(/ENOSPC/);
-      await expect(store.commit([new Seller({ levels: new Map(seller.levels), keys: new KeyTable() }).sell('default', 6)])).rejects.toThrow(/EIO/);
+      await expect(
+        store.commit([new Seller({ levels: new Map(seller.levels), keys: new KeyTable() }).sell('default', 5)]),
+      ).rejects.toThrow(/ENOSPC/);
+      await expect(
+        store.commit([new Seller({ levels: new Map(seller.levels), keys: new KeyTable() }).sell('default', 6)]),
+      ).rejects.toThrow(/EIO/);
       expect(store.health()).toMatchObject({ writable: false, error: expect.stringContaining('EIO') });
       expect(await fileSize(journalPath(dir))).toBeGreaterThan(goodSize);
 
@@ -808,7 +889,9 @@ for (;;) {
     const dataDir = join(dir, 'data');
     let lastAck = 0;
     for (let round = 0; round < 2; round++) {
-      const child = spawn(process.execPath, ['--import', 'tsx', script, dataDir], { stdio: ['ignore', 'pipe', 'inherit'] });
+      const child = spawn(process.execPath, ['--import', 'tsx', script, dataDir], {
+        stdio: ['ignore', 'pipe', 'inherit'],
+      });
       const exited = once(child, 'exit');
       const target = lastAck + 60;
       let buffered = '';

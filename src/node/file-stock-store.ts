@@ -545,7 +545,11 @@ export class FileStockStore implements StockStore {
    * directory synced. A crash in here leaves the old snapshot (and the
    * journal, which holds every batch since).
    */
-  async #writeSnapshotFile(seq: number, levels: ReadonlyMap<string, StockLevel>, keys: Iterable<IdempotencyRecord>): Promise<void> {
+  async #writeSnapshotFile(
+    seq: number,
+    levels: ReadonlyMap<string, StockLevel>,
+    keys: Iterable<IdempotencyRecord>,
+  ): Promise<void> {
     const tmp = await open(this.#snapshotTmpPath, 'w');
     try {
       await writeSnapshotText(tmp, seq, levels, keys);
@@ -634,7 +638,10 @@ export class FileStockStore implements StockStore {
       if (!(await this.#createLock())) {
         const holder = await this.#readLock();
         const takeOver = await this.#mayTakeOver(holder);
-        this.#logger.info({ lock: this.#lockPath, previousPid: holder?.pid ?? null, previousHost: holder?.host ?? null }, takeOver);
+        this.#logger.info(
+          { lock: this.#lockPath, previousPid: holder?.pid ?? null, previousHost: holder?.host ?? null },
+          takeOver,
+        );
         await unlink(this.#lockPath).catch((error: unknown) => {
           if (errorCode(error) !== 'ENOENT') throw error;
         });
@@ -658,7 +665,8 @@ export class FileStockStore implements StockStore {
     if (holder === null) return 'file store: taking over a lock that names no process (a start cut short)';
     const host = hostname();
     if (holder.host === null || holder.host === host) {
-      if (holder.pid === process.pid) return 'file store: taking over a lock left with this pid by an earlier run (pid reuse)';
+      if (holder.pid === process.pid)
+        return 'file store: taking over a lock left with this pid by an earlier run (pid reuse)';
       if (!isAlive(holder.pid)) return 'file store: taking over a stale lock from a process that is gone';
       throw new Error(
         `Another process (pid ${holder.pid}) holds DATA_DIR ${this.#dataDir} (lock file ${this.#lockPath}); two writers can never share a journal. Stop that process or give this one another DATA_DIR.`,
@@ -728,7 +736,8 @@ export class FileStockStore implements StockStore {
     this.#lockHeartbeat = undefined;
     try {
       const holder = await this.#readLock();
-      if (holder?.pid === process.pid && (holder.host === null || holder.host === hostname())) await unlink(this.#lockPath);
+      if (holder?.pid === process.pid && (holder.host === null || holder.host === hostname()))
+        await unlink(this.#lockPath);
     } catch (error) {
       if (errorCode(error) !== 'ENOENT') {
         this.#logger.warn({ err: describeError(error), lock: this.#lockPath }, 'file store: could not remove the lock');
@@ -763,9 +772,17 @@ export class FileStockStore implements StockStore {
     type Previous = { seq: number; offset: number; line: number } | null;
     let previous = null as Previous; // assigned in the callback below, which TypeScript does not follow
     // Each record is checked and applied as it is read, so that only one is ever parsed at a time.
-    const { records, goodEnd, size: journalSize } = await this.#scanJournal((record, offset, line) => {
+    const {
+      records,
+      goodEnd,
+      size: journalSize,
+    } = await this.#scanJournal((record, offset, line) => {
       if (previous !== null && record.seq !== previous.seq + 1) {
-        throw this.#corrupt(offset, line, `its seq ${record.seq} does not follow seq ${previous.seq} of the record before it`);
+        throw this.#corrupt(
+          offset,
+          line,
+          `its seq ${record.seq} does not follow seq ${previous.seq} of the record before it`,
+        );
       }
       if (previous === null && record.seq > snapshotSeq + 1) {
         throw this.#corrupt(
@@ -783,7 +800,10 @@ export class FileStockStore implements StockStore {
     });
 
     // O_DSYNC: the sync rides on the write, one trip to the thread pool per batch instead of two.
-    const journal = await open(this.#journalPath, fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_APPEND | JOURNAL_DSYNC);
+    const journal = await open(
+      this.#journalPath,
+      fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_APPEND | JOURNAL_DSYNC,
+    );
     this.#journal = journal;
     await syncDirectory(this.#dataDir); // journal.log may have just been created
     let keepBytes = goodEnd;
@@ -796,7 +816,10 @@ export class FileStockStore implements StockStore {
     if (previous !== null && previous.seq <= snapshotSeq) {
       // Every record is already in the snapshot (a crash before the journal was emptied): start it over,
       // so that the next record's seq follows the snapshot's without a gap.
-      this.#logger.info({ file: this.#journalPath, snapshotSeq, lastJournalSeq: previous.seq }, 'file store: emptied a journal the snapshot already holds');
+      this.#logger.info(
+        { file: this.#journalPath, snapshotSeq, lastJournalSeq: previous.seq },
+        'file store: emptied a journal the snapshot already holds',
+      );
       keepBytes = 0;
     }
     if (keepBytes < journalSize) await this.truncateJournal(journal, keepBytes);
@@ -820,7 +843,14 @@ export class FileStockStore implements StockStore {
       await this.#writeSnapshot();
     }
     this.#logger.info(
-      { dataDir: this.#dataDir, snapshotSeq, seq, replayed: seq - Math.min(seq, snapshotSeq), inventories: state.levels.size, keys: state.keys.size },
+      {
+        dataDir: this.#dataDir,
+        snapshotSeq,
+        seq,
+        replayed: seq - Math.min(seq, snapshotSeq),
+        inventories: state.levels.size,
+        keys: state.keys.size,
+      },
       'file store: recovered',
     );
     return callerState(state);
@@ -849,7 +879,8 @@ export class FileStockStore implements StockStore {
     });
     if (scan === null) return null;
     if (!scan.trailer) throw damaged('it does not end with its crc member');
-    if (scan.computedCrc !== scan.expectedCrc) throw damaged(`checksum mismatch: expected ${scan.expectedCrc}, computed ${scan.computedCrc}`);
+    if (scan.computedCrc !== scan.expectedCrc)
+      throw damaged(`checksum mismatch: expected ${scan.expectedCrc}, computed ${scan.computedCrc}`);
     let parsed: unknown;
     try {
       const syntaxError = scan.syntaxError ?? recordSyntaxError;
@@ -926,7 +957,11 @@ export class FileStockStore implements StockStore {
     while (next < end) {
       const nl = tail.indexOf(NEWLINE, next);
       if (nl !== -1 && typeof parseRecord(tail.subarray(next, nl)) !== 'string') {
-        throw this.#corrupt(offset, line, `${reason}, yet a good record follows it at line ${nextLine} (byte offset ${offset + next})`);
+        throw this.#corrupt(
+          offset,
+          line,
+          `${reason}, yet a good record follows it at line ${nextLine} (byte offset ${offset + next})`,
+        );
       }
       if (nl === -1) break;
       next = nl + 1;

@@ -47,11 +47,17 @@ const CONTENTS: Array<[string, Buffer]> = [
 ];
 
 describe('journalLines', () => {
-  it.each(CONTENTS.flatMap(([name, content]) => [1, 2, 3, 7, 64, 1024 * 1024].map((chunkBytes) => ({ name, content, chunkBytes }))))(
+  it.each(
+    CONTENTS.flatMap(([name, content]) =>
+      [1, 2, 3, 7, 64, 1024 * 1024].map((chunkBytes) => ({ name, content, chunkBytes })),
+    ),
+  )(
     'yields every line of $name, with its offset, read $chunkBytes bytes at a time',
     async ({ content, chunkBytes }) => {
       const lines = await linesOf(content, chunkBytes);
-      expect(lines.map((l) => ({ text: l.bytes.toString('hex'), offset: l.offset, ended: l.ended }))).toEqual(expectedLines(content));
+      expect(lines.map((l) => ({ text: l.bytes.toString('hex'), offset: l.offset, ended: l.ended }))).toEqual(
+        expectedLines(content),
+      );
     },
   );
 

@@ -21,7 +21,7 @@ export interface JournalLine {
 export async function* journalLines(file: FileHandle, chunkBytes = 1024 * 1024): AsyncGenerator<JournalLine> {
   let pending: Buffer | null = null;
   let pendingOffset = 0;
-  for (let position = 0; ; ) {
+  for (let position = 0; ;) {
     const chunk = Buffer.allocUnsafe(chunkBytes);
     const { bytesRead } = await file.read(chunk, 0, chunkBytes, position);
     if (bytesRead === 0) break;

@@ -274,7 +274,11 @@ describe.skipIf(gate.skip)(`RedisStockStore on a real Redis (seed ${SEED})`, () 
 
   it('with no Redis listening, open rejects with a message naming REDIS_URL', async () => {
     const port = await freePort();
-    const store = await RedisStockStore.create({ url: `redis://127.0.0.1:${port}/0`, keyPrefix: `${PREFIX}-nowhere`, timeoutMs: 300 });
+    const store = await RedisStockStore.create({
+      url: `redis://127.0.0.1:${port}/0`,
+      keyPrefix: `${PREFIX}-nowhere`,
+      timeoutMs: 300,
+    });
     const started = performance.now();
     const opening = settle(StockActor.start(store, seed(10)));
     const { error } = await opening;
@@ -355,7 +359,9 @@ describe.skipIf(gate.skip)(`RedisStockStore on a real Redis (seed ${SEED})`, () 
         for (let round = 0; round < 3; round++) {
           const started = performance.now();
           const batch = await Promise.all([
-            ...Array.from({ length: 5 }, (_, i) => settle(actor.reserve(1, { idempotencyKey: `frozen-${round}-${i}` }))),
+            ...Array.from({ length: 5 }, (_, i) =>
+              settle(actor.reserve(1, { idempotencyKey: `frozen-${round}-${i}` })),
+            ),
             settle(actor.reserve(3)),
             settle(actor.adjust('add', 1_000)),
           ]);

@@ -24,7 +24,12 @@ const TRICKY_KEYS = [
 ];
 
 describe('KeysArraySplitter', () => {
-  const document = { version: 1, seq: 9, levels: { keys: { remaining: 1, sold: 2 }, '[': { remaining: 0, sold: 0 } }, keys: TRICKY_KEYS };
+  const document = {
+    version: 1,
+    seq: 9,
+    levels: { keys: { remaining: 1, sold: 2 }, '[': { remaining: 0, sold: 0 } },
+    keys: TRICKY_KEYS,
+  };
   const text = JSON.stringify(document);
 
   it('hands out each element of the top-level keys array and leaves it empty in the skeleton, at every piece size', () => {
@@ -32,7 +37,10 @@ describe('KeysArraySplitter', () => {
       const { skeleton, elements, syntaxError } = split(text, size);
       expect(syntaxError, `pieces of ${size}`).toBeNull();
       expect(JSON.parse(skeleton), `pieces of ${size}`).toEqual({ ...document, keys: [] });
-      expect(elements.map((element) => JSON.parse(element)), `pieces of ${size}`).toEqual(TRICKY_KEYS);
+      expect(
+        elements.map((element) => JSON.parse(element)),
+        `pieces of ${size}`,
+      ).toEqual(TRICKY_KEYS);
     }
   });
 
@@ -80,7 +88,13 @@ describe('scanSnapshot', () => {
     const path = await snapshotFile(`${body.slice(0, -1)},"crc":"${crc}"}\n`);
     const seen: unknown[] = [];
     const scan = await scanSnapshot(path, (text) => seen.push(JSON.parse(text)));
-    expect(scan).toEqual({ trailer: true, expectedCrc: crc, computedCrc: crc, skeleton: '{"version":1,"seq":3,"levels":{},"keys":[]}', syntaxError: null });
+    expect(scan).toEqual({
+      trailer: true,
+      expectedCrc: crc,
+      computedCrc: crc,
+      skeleton: '{"version":1,"seq":3,"levels":{},"keys":[]}',
+      syntaxError: null,
+    });
     expect(seen).toEqual(keys);
   });
 

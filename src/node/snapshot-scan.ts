@@ -158,7 +158,7 @@ export async function scanSnapshot(path: string, onKey: (text: string) => void):
     const decoder = new TextDecoder();
     const buffer = Buffer.allocUnsafe(READ_BYTES);
     let crc = 0;
-    for (let position = 0; position < bodyBytes; ) {
+    for (let position = 0; position < bodyBytes;) {
       const { bytesRead } = await file.read(buffer, 0, Math.min(buffer.length, bodyBytes - position), position);
       if (bytesRead === 0) break;
       const piece = buffer.subarray(0, bytesRead);

@@ -46,7 +46,10 @@ function envValue(env: Env, name: string): string | undefined {
 export function tracingConfigured(env: Env = process.env): boolean {
   if (envValue(env, 'OTEL_SDK_DISABLED')?.toLowerCase() === 'true') return false;
   if (envValue(env, 'OTEL_TRACES_EXPORTER')?.toLowerCase() === 'none') return false;
-  return envValue(env, 'OTEL_EXPORTER_OTLP_TRACES_ENDPOINT') !== undefined || envValue(env, 'OTEL_EXPORTER_OTLP_ENDPOINT') !== undefined;
+  return (
+    envValue(env, 'OTEL_EXPORTER_OTLP_TRACES_ENDPOINT') !== undefined ||
+    envValue(env, 'OTEL_EXPORTER_OTLP_ENDPOINT') !== undefined
+  );
 }
 
 /** The URL the exporter posts to, as it derives it from the environment (credentials left out). */
@@ -71,16 +74,23 @@ export async function startTracing(config: Config, logger: Logger): Promise<Trac
   const env = process.env;
   if (!tracingConfigured(env)) return undefined;
 
-  const [{ diag, DiagLogLevel }, sdk, { OTLPTraceExporter }, { registerInstrumentations }, { UndiciInstrumentation }, resources, honoOtel] =
-    await Promise.all([
-      import('@opentelemetry/api'),
-      import('@opentelemetry/sdk-trace-node'),
-      import('@opentelemetry/exporter-trace-otlp-http'),
-      import('@opentelemetry/instrumentation'),
-      import('@opentelemetry/instrumentation-undici'),
-      import('@opentelemetry/resources'),
-      import('@hono/otel'),
-    ]);
+  const [
+    { diag, DiagLogLevel },
+    sdk,
+    { OTLPTraceExporter },
+    { registerInstrumentations },
+    { UndiciInstrumentation },
+    resources,
+    honoOtel,
+  ] = await Promise.all([
+    import('@opentelemetry/api'),
+    import('@opentelemetry/sdk-trace-node'),
+    import('@opentelemetry/exporter-trace-otlp-http'),
+    import('@opentelemetry/instrumentation'),
+    import('@opentelemetry/instrumentation-undici'),
+    import('@opentelemetry/resources'),
+    import('@hono/otel'),
+  ]);
 
   // The SDK's own complaints (an unreachable collector, a bad OTEL_* value) go to our log, at warn.
   const report = (message: string, ...args: unknown[]) =>
@@ -93,9 +103,15 @@ export async function startTracing(config: Config, logger: Logger): Promise<Trac
     { logLevel: DiagLogLevel.WARN, suppressOverrideMessage: true },
   );
 
-  const exporters = (envValue(env, 'OTEL_TRACES_EXPORTER') ?? 'otlp').toLowerCase().split(',').map((name) => name.trim());
+  const exporters = (envValue(env, 'OTEL_TRACES_EXPORTER') ?? 'otlp')
+    .toLowerCase()
+    .split(',')
+    .map((name) => name.trim());
   if (exporters.some((name) => name !== 'otlp')) {
-    logger.warn({ OTEL_TRACES_EXPORTER: env.OTEL_TRACES_EXPORTER }, 'tracing exports over OTLP only; other exporters are ignored');
+    logger.warn(
+      { OTEL_TRACES_EXPORTER: env.OTEL_TRACES_EXPORTER },
+      'tracing exports over OTLP only; other exporters are ignored',
+    );
   }
   const protocol = envValue(env, 'OTEL_EXPORTER_OTLP_TRACES_PROTOCOL') ?? envValue(env, 'OTEL_EXPORTER_OTLP_PROTOCOL');
   if (protocol !== undefined && protocol !== 'http/json') {
@@ -120,7 +136,10 @@ export async function startTracing(config: Config, logger: Logger): Promise<Trac
   });
   // W3C trace context (and baggage) propagation, AsyncLocalStorage context.
   provider.register();
-  const unregister = registerInstrumentations({ tracerProvider: provider, instrumentations: [new UndiciInstrumentation()] });
+  const unregister = registerInstrumentations({
+    tracerProvider: provider,
+    instrumentations: [new UndiciInstrumentation()],
+  });
 
   const endpoint = tracesEndpoint(env);
   logger.info({ endpoint, serviceName }, `tracing on: sending spans to ${endpoint} as ${serviceName}`);
@@ -140,7 +159,8 @@ export async function startTracing(config: Config, logger: Logger): Promise<Trac
         });
         try {
           const outcome = await Promise.race([provider.shutdown().then(() => 'done' as const), limit]);
-          if (outcome === 'late') logger.warn({ endpoint, limitMs: FLUSH_LIMIT_MS }, 'tracing: gave up sending the last spans');
+          if (outcome === 'late')
+            logger.warn({ endpoint, limitMs: FLUSH_LIMIT_MS }, 'tracing: gave up sending the last spans');
         } catch (error) {
           logger.warn({ err: error, endpoint }, 'tracing: could not send the last spans');
         } finally {
@@ -157,7 +177,9 @@ function errorMessage(message: string): string {
   if (!message.startsWith('{')) return message;
   try {
     const parsed: unknown = JSON.parse(message);
-    return typeof parsed === 'object' && parsed !== null && typeof (parsed as { message?: unknown }).message === 'string'
+    return typeof parsed === 'object' &&
+      parsed !== null &&
+      typeof (parsed as { message?: unknown }).message === 'string'
       ? (parsed as { message: string }).message
       : message;
   } catch {

@@ -19,9 +19,7 @@ export const HealthSchema = z
   })
   .openapi('Health');
 
-export const ReadySchema = z
-  .object({ status: z.literal('ready'), detail: z.string() })
-  .openapi('Ready');
+export const ReadySchema = z.object({ status: z.literal('ready'), detail: z.string() }).openapi('Ready');
 
 export const rootRoute = createRoute({
   method: 'get',
@@ -29,7 +27,10 @@ export const rootRoute = createRoute({
   tags: ['system'],
   summary: 'What this process is',
   responses: {
-    200: { description: 'Service name, version and mode', content: { 'application/json': { schema: ServiceInfoSchema } } },
+    200: {
+      description: 'Service name, version and mode',
+      content: { 'application/json': { schema: ServiceInfoSchema } },
+    },
   },
 });
 
@@ -39,7 +40,10 @@ export const healthRoute = createRoute({
   tags: ['system'],
   summary: 'Liveness: the process answers',
   responses: {
-    200: { description: 'The service and what it depends on', content: { 'application/json': { schema: HealthSchema } } },
+    200: {
+      description: 'The service and what it depends on',
+      content: { 'application/json': { schema: HealthSchema } },
+    },
   },
 });
 

@@ -26,7 +26,8 @@ export class Coalescer<Item, Result> {
     send: (items: Item[]) => Promise<Array<Result | Error>>,
     options: { maxItems: number; maxInFlight: number },
   ) {
-    if (!(options.maxItems >= 1 && options.maxInFlight >= 1)) throw new Error('Coalescer needs maxItems and maxInFlight >= 1');
+    if (!(options.maxItems >= 1 && options.maxInFlight >= 1))
+      throw new Error('Coalescer needs maxItems and maxInFlight >= 1');
     this.#send = send;
     this.#maxItems = options.maxItems;
     this.#maxInFlight = options.maxInFlight;
@@ -54,7 +55,8 @@ export class Coalescer<Item, Result> {
           (results) => {
             batch.forEach((entry, index) => {
               const result = results[index];
-              if (result === undefined) entry.reject(new Error(`no result for item ${index} of a batch of ${batch.length}`));
+              if (result === undefined)
+                entry.reject(new Error(`no result for item ${index} of a batch of ${batch.length}`));
               else if (result instanceof Error) entry.reject(result);
               else entry.resolve(result);
             });

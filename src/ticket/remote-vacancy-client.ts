@@ -1,4 +1,12 @@
-import { ROOT_CONTEXT, SpanKind, SpanStatusCode, context as otelContext, trace, type Link, type SpanContext } from '@opentelemetry/api';
+import {
+  ROOT_CONTEXT,
+  SpanKind,
+  SpanStatusCode,
+  context as otelContext,
+  trace,
+  type Link,
+  type SpanContext,
+} from '@opentelemetry/api';
 import ky, { HTTPError, TimeoutError, type KyInstance } from 'ky';
 import { IdempotencyKeyInFlightError, IdempotencyKeyReusedError, type ReserveResult } from '../vacancy/stock-actor.ts';
 import type { TicketRange } from '../vacancy/stock-store.ts';
@@ -79,7 +87,10 @@ export class RemoteVacancyClient implements VacancyClient {
     const batchMax = options.batchMax ?? 1;
     this.#reserves =
       batchMax > 1
-        ? new Coalescer((items) => this.#sendReserves(items), { maxItems: batchMax, maxInFlight: RESERVE_CALLS_IN_FLIGHT })
+        ? new Coalescer((items) => this.#sendReserves(items), {
+            maxItems: batchMax,
+            maxInFlight: RESERVE_CALLS_IN_FLIGHT,
+          })
         : undefined;
     this.#reads =
       batchMax > 1
@@ -133,7 +144,8 @@ export class RemoteVacancyClient implements VacancyClient {
     const body = await this.#call('available', (http, signal) =>
       http.get('available', { headers: headers(context), signal }).json(),
     );
-    if (!isRecord(body) || !isCount(body.qty)) throw new VacancyProtocolError('vacancy answered /available without a qty');
+    if (!isRecord(body) || !isCount(body.qty))
+      throw new VacancyProtocolError('vacancy answered /available without a qty');
     return body.qty;
   }
 
@@ -193,7 +205,9 @@ export class RemoteVacancyClient implements VacancyClient {
       );
       const answers = isRecord(body) && Array.isArray(body.results) ? body.results : undefined;
       if (!answers || answers.length !== pending.length) {
-        throw new VacancyProtocolError(`vacancy answered a batch of ${pending.length} reserves without one result each`);
+        throw new VacancyProtocolError(
+          `vacancy answered a batch of ${pending.length} reserves without one result each`,
+        );
       }
       const again: typeof pending = [];
       const mayRetry = attempt < this.#retries && Date.now() < deadline;
@@ -268,7 +282,9 @@ export class RemoteVacancyClient implements VacancyClient {
       this.#replicas.map(async ({ baseUrl, http }) => {
         try {
           // The whole answer, not just its headers: a vacancy that stalls mid-body is not ready.
-          await withDeadline(this.#timeoutMs, (signal) => http.get('ready', { headers: headers(context), signal }).text());
+          await withDeadline(this.#timeoutMs, (signal) =>
+            http.get('ready', { headers: headers(context), signal }).text(),
+          );
           return { ready: true, detail: `vacancy at ${baseUrl} is ready` };
         } catch (error) {
           return { ready: false, detail: describeFailure(error, baseUrl, this.#timeoutMs) };
@@ -295,7 +311,8 @@ export class RemoteVacancyClient implements VacancyClient {
         return await withDeadline(budgetMs, (signal) => send(http, signal));
       } catch (error) {
         // Refused by every attempt: nothing reached this replica, so the next one may take the call.
-        const refusedOnly = !earlierAttemptMayHaveLanded() && !mayHaveReachedVacancy(error) && !(error instanceof HTTPError);
+        const refusedOnly =
+          !earlierAttemptMayHaveLanded() && !mayHaveReachedVacancy(error) && !(error instanceof HTTPError);
         if (refusedOnly && index < replicas.length - 1) continue;
         throw await this.#translate(error, what, baseUrl, earlierAttemptMayHaveLanded);
       }
@@ -320,7 +337,10 @@ export class RemoteVacancyClient implements VacancyClient {
     const outcomeUnknown =
       what === 'reserve' &&
       (earlierAttemptMayHaveLanded() || mayHaveReachedVacancy(error) || (await vacancySaysOutcomeUnknown(error)));
-    return new VacancyUnavailableError(describeFailure(error, baseUrl, this.#timeoutMs), { cause: error, outcomeUnknown });
+    return new VacancyUnavailableError(describeFailure(error, baseUrl, this.#timeoutMs), {
+      cause: error,
+      outcomeUnknown,
+    });
   }
 }
 
@@ -391,7 +411,8 @@ function batchResult(entry: unknown, item: PendingReserve, maybeMade: boolean): 
   }
   const detail = typeof entry.detail === 'string' ? entry.detail : `status ${String(entry.status)}`;
   if (entry.status === 409) return new IdempotencyKeyInFlightError();
-  if (entry.status === 422 && entry.type === problemTypes.idempotencyKeyReused.type) return new IdempotencyKeyReusedError();
+  if (entry.status === 422 && entry.type === problemTypes.idempotencyKeyReused.type)
+    return new IdempotencyKeyReusedError();
   if (entry.status === 503) {
     return new VacancyUnavailableError(`The vacancy service could not make the reserve: ${detail}`, {
       outcomeUnknown: entry.outcomeUnknown === true || maybeMade,
@@ -401,7 +422,9 @@ function batchResult(entry: unknown, item: PendingReserve, maybeMade: boolean): 
 }
 
 function refusedAsTooLarge(error: unknown): boolean {
-  return error instanceof VacancyProtocolError && error.cause instanceof HTTPError && error.cause.response.status === 413;
+  return (
+    error instanceof VacancyProtocolError && error.cause instanceof HTTPError && error.cause.response.status === 413
+  );
 }
 
 function sleep(ms: number): Promise<void> {
@@ -472,7 +495,8 @@ function describeFailure(error: unknown, baseUrl: string, timeoutMs: number): st
   if (error instanceof TimeoutError || (error instanceof DOMException && error.name === 'TimeoutError')) {
     return `The vacancy service did not answer within ${timeoutMs} ms`;
   }
-  if (mayHaveReachedVacancy(error)) return `The connection to the vacancy service at ${baseUrl} was lost before it answered`;
+  if (mayHaveReachedVacancy(error))
+    return `The connection to the vacancy service at ${baseUrl} was lost before it answered`;
   if (error instanceof HTTPError) return `The vacancy service answered ${error.response.status}`;
   return `The vacancy service at ${baseUrl} could not be reached`;
 }

@@ -36,7 +36,12 @@ export class TicketService {
       ...(idempotencyKey === undefined ? {} : { idempotencyKey: `purchase:${idempotencyKey}` }),
     });
     if (!outcome.success) {
-      return { success: false, remaining: outcome.remaining, message: INSUFFICIENT_INVENTORY, replayed: outcome.replayed };
+      return {
+        success: false,
+        remaining: outcome.remaining,
+        message: INSUFFICIENT_INVENTORY,
+        replayed: outcome.replayed,
+      };
     }
     return {
       success: true,

@@ -49,7 +49,9 @@ export function createTicketRouter({ tickets, bodyLimitBytes, serveAvailability,
 
   if (serveAvailability) {
     router.openAPIRegistry.registerPath(ticketAvailableRoute);
-    router.get(ticketAvailableRoute.path, async (c) => jsonResponse(c, { qty: await tickets.available(callContext(c)) }));
+    router.get(ticketAvailableRoute.path, async (c) =>
+      jsonResponse(c, { qty: await tickets.available(callContext(c)) }),
+    );
   }
 
   return router;

@@ -10,7 +10,10 @@ export const AdjustStockRequestSchema = z
       .int('qty must be a whole number')
       .min(-Number.MAX_SAFE_INTEGER, 'qty is out of range')
       .max(Number.MAX_SAFE_INTEGER, 'qty is out of range')
-      .openapi({ example: 500, description: 'set: the tickets remaining from now on (0 or more); add: tickets to add (negative takes away)' }),
+      .openapi({
+        example: 500,
+        description: 'set: the tickets remaining from now on (0 or more); add: tickets to add (negative takes away)',
+      }),
   })
   .refine((body) => body.op !== 'set' || body.qty >= 0, { message: 'qty must be 0 or more to set', path: ['qty'] })
   .openapi('AdjustStockRequest');
@@ -35,6 +38,14 @@ export const adjustStockRoute = (bodyLimitBytes: number) =>
     request: { body: { required: true, content: { 'application/json': { schema: AdjustStockRequestSchema } } } },
     responses: {
       200: { description: 'The stock after the change', content: { 'application/json': { schema: StockLevelSchema } } },
-      ...problemResponses('malformedJson', 'unauthorized', 'stockConflict', 'payloadTooLarge', 'unsupportedMediaType', 'validation', 'serviceUnavailable'),
+      ...problemResponses(
+        'malformedJson',
+        'unauthorized',
+        'stockConflict',
+        'payloadTooLarge',
+        'unsupportedMediaType',
+        'validation',
+        'serviceUnavailable',
+      ),
     },
   });

@@ -43,43 +43,46 @@ const PAGE_SIZES = [undefined, 1, 3];
 const CASES = HASHES.flatMap(([name, hash]) => PAGE_SIZES.map((pageBits) => [name, pageBits, hash] as const));
 
 describe('KeyTable', () => {
-  it.each(CASES)('behaves like a Map in insertion order under random set, delete and prune (hash: %s, pageBits: %s)', (_, pageBits, hash) => {
-    for (const seed of [1, 2, 3]) {
-      const next = random(seed);
-      const table = new KeyTable({ hash, pageBits });
-      const model = new Map<string, IdempotencyRecord>();
-      let now = 0;
-      const steps = hash === fnv1aHash ? 20_000 : 3_000;
-      for (let step = 0; step < steps; step++) {
-        const n = Math.floor(next() * (steps / 4));
-        const key = KEY_SHAPES[n % KEY_SHAPES.length]!(n);
-        const roll = next();
-        if (roll < 0.6) {
-          const value = record(key, step, { expiresAt: now + 50 + Math.floor(next() * 10) });
-          table.set(key, value);
-          model.delete(key);
-          model.set(key, value);
-        } else if (roll < 0.85) {
-          expect(table.delete(key), `delete ${key} at step ${step} (seed ${seed})`).toBe(model.delete(key));
-        } else if (roll < 0.97) {
-          expect(table.get(key), `get ${key} at step ${step} (seed ${seed})`).toEqual(model.get(key));
-          expect(table.has(key)).toBe(model.has(key));
-        } else {
-          now += 5;
-          const maxKeys = Math.floor(next() * 200) + 1;
-          table.prune(now, maxKeys);
-          for (const [k, v] of model) {
-            if (v.expiresAt > now && model.size <= maxKeys) break;
-            model.delete(k);
+  it.each(CASES)(
+    'behaves like a Map in insertion order under random set, delete and prune (hash: %s, pageBits: %s)',
+    (_, pageBits, hash) => {
+      for (const seed of [1, 2, 3]) {
+        const next = random(seed);
+        const table = new KeyTable({ hash, pageBits });
+        const model = new Map<string, IdempotencyRecord>();
+        let now = 0;
+        const steps = hash === fnv1aHash ? 20_000 : 3_000;
+        for (let step = 0; step < steps; step++) {
+          const n = Math.floor(next() * (steps / 4));
+          const key = KEY_SHAPES[n % KEY_SHAPES.length]!(n);
+          const roll = next();
+          if (roll < 0.6) {
+            const value = record(key, step, { expiresAt: now + 50 + Math.floor(next() * 10) });
+            table.set(key, value);
+            model.delete(key);
+            model.set(key, value);
+          } else if (roll < 0.85) {
+            expect(table.delete(key), `delete ${key} at step ${step} (seed ${seed})`).toBe(model.delete(key));
+          } else if (roll < 0.97) {
+            expect(table.get(key), `get ${key} at step ${step} (seed ${seed})`).toEqual(model.get(key));
+            expect(table.has(key)).toBe(model.has(key));
+          } else {
+            now += 5;
+            const maxKeys = Math.floor(next() * 200) + 1;
+            table.prune(now, maxKeys);
+            for (const [k, v] of model) {
+              if (v.expiresAt > now && model.size <= maxKeys) break;
+              model.delete(k);
+            }
           }
+          expect(table.size).toBe(model.size);
         }
-        expect(table.size).toBe(model.size);
+        expect([...table]).toEqual([...model]);
+        expect([...table.keys()]).toEqual([...model.keys()]);
+        for (const [key, value] of model) expect(table.get(key)).toEqual(value);
       }
-      expect([...table]).toEqual([...model]);
-      expect([...table.keys()]).toEqual([...model.keys()]);
-      for (const [key, value] of model) expect(table.get(key)).toEqual(value);
-    }
-  });
+    },
+  );
 
   it.each(CASES)(
     'a view holds the records live when it was taken, less those deleted, replaced or pruned since (hash: %s, pageBits: %s)',
@@ -118,7 +121,9 @@ describe('KeyTable', () => {
             views.push({ view: table.view(), then: [...model.values()], gone: new Set() });
           } else if (views.length > 0) {
             const { view, then, gone } = views.shift()!;
-            expect([...view], `a view read at step ${step} (seed ${seed})`).toEqual(then.filter((r) => !gone.has(r.key)));
+            expect([...view], `a view read at step ${step} (seed ${seed})`).toEqual(
+              then.filter((r) => !gone.has(r.key)),
+            );
           }
         }
         for (const { view, then, gone } of views) expect([...view]).toEqual(then.filter((r) => !gone.has(r.key)));
@@ -130,7 +135,11 @@ describe('KeyTable', () => {
   it('keeps a million keys with their records, and finds each', () => {
     const table = new KeyTable();
     const count = 1_000_000;
-    for (let n = 0; n < count; n++) table.set(`00000000-0000-4000-8000-${String(n).padStart(12, '0')}`, record(`00000000-0000-4000-8000-${String(n).padStart(12, '0')}`, n));
+    for (let n = 0; n < count; n++)
+      table.set(
+        `00000000-0000-4000-8000-${String(n).padStart(12, '0')}`,
+        record(`00000000-0000-4000-8000-${String(n).padStart(12, '0')}`, n),
+      );
     expect(table.size).toBe(count);
     for (const n of [0, 1, 65_535, 65_536, 524_287, 999_999]) {
       const key = `00000000-0000-4000-8000-${String(n).padStart(12, '0')}`;
@@ -151,7 +160,11 @@ describe('KeyTable', () => {
   });
 
   it('prune drops expired keys from the front, then the oldest beyond maxKeys', () => {
-    const table = KeyTable.from([record('a', 1, { expiresAt: 10 }), record('b', 2, { expiresAt: 20 }), record('c', 3, { expiresAt: 30 })]);
+    const table = KeyTable.from([
+      record('a', 1, { expiresAt: 10 }),
+      record('b', 2, { expiresAt: 20 }),
+      record('c', 3, { expiresAt: 30 }),
+    ]);
     table.prune(10, 10);
     expect([...table.keys()]).toEqual(['b', 'c']);
     table.prune(10, 1);
@@ -172,7 +185,10 @@ describe('KeyTable', () => {
   it('dropExpired drops expired keys wherever they are (a TTL changed between runs), keeping the order of the rest', () => {
     for (const pageBits of [undefined, 1]) {
       const expiries = [50, 10, 70, 10, 30, 90, 20];
-      const table = KeyTable.from(expiries.map((expiresAt, n) => record(`k${n}`, n, { expiresAt })), { pageBits });
+      const table = KeyTable.from(
+        expiries.map((expiresAt, n) => record(`k${n}`, n, { expiresAt })),
+        { pageBits },
+      );
       table.dropExpired(30);
       expect([...table.keys()]).toEqual(['k0', 'k2', 'k5']);
       expect(table.get('k4')).toBeUndefined();
@@ -188,7 +204,12 @@ describe('KeyTable', () => {
 
   it('keeps numbers beyond 32 bits exactly', () => {
     const table = new KeyTable();
-    const big = record('big', 1, { qty: Number.MAX_SAFE_INTEGER, remaining: 2 ** 53 - 2, firstTicket: 2 ** 40 + 1, expiresAt: 8.64e15 });
+    const big = record('big', 1, {
+      qty: Number.MAX_SAFE_INTEGER,
+      remaining: 2 ** 53 - 2,
+      firstTicket: 2 ** 40 + 1,
+      expiresAt: 8.64e15,
+    });
     table.set('big', big);
     expect(table.get('big')).toEqual(big);
   });

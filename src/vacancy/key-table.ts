@@ -195,8 +195,10 @@ export class KeyTable {
 
   /** Records `record` under `key` as the newest entry, replacing what `key` held. */
   set(key: string, record: IdempotencyRecord): this {
-    if (record.key !== key) throw new Error(`KeyTable.set: the record's key ${JSON.stringify(record.key)} is not ${JSON.stringify(key)}`);
-    if (key.length > MAX_KEY_LENGTH) throw new Error(`KeyTable.set: a key of ${key.length} characters is longer than ${MAX_KEY_LENGTH}`);
+    if (record.key !== key)
+      throw new Error(`KeyTable.set: the record's key ${JSON.stringify(record.key)} is not ${JSON.stringify(key)}`);
+    if (key.length > MAX_KEY_LENGTH)
+      throw new Error(`KeyTable.set: a key of ${key.length} characters is longer than ${MAX_KEY_LENGTH}`);
     const hash = this.#hash(key, this.#seed);
     const known = this.#find(key, hash);
     if (known !== -1) this.#deleteAt(known);
@@ -289,7 +291,8 @@ export class KeyTable {
     const firstPage = Math.floor(head / pageSlots);
     // Pages are never reused: one dropped from the ring (or by clear) stays as it was, flags aside.
     const pages: Page[] = [];
-    for (let page = firstPage; page * pageSlots < tail; page++) pages.push(this.#pages[page & (this.#pages.length - 1)]!);
+    for (let page = firstPage; page * pageSlots < tail; page++)
+      pages.push(this.#pages[page & (this.#pages.length - 1)]!);
     const recordAt = (page: Page, offset: number) => this.#recordAt(page, offset, page.readKey(offset));
     return {
       *[Symbol.iterator]() {

@@ -215,7 +215,10 @@ describe('StockActor', () => {
 
     it('replays an insufficient answer too, even once stock would fit', async () => {
       const actor = await StockActor.start(new MemoryStockStore(), seed(2));
-      await expect(actor.reserve(3, { idempotencyKey: 'big' })).resolves.toMatchObject({ success: false, remaining: 2 });
+      await expect(actor.reserve(3, { idempotencyKey: 'big' })).resolves.toMatchObject({
+        success: false,
+        remaining: 2,
+      });
       await expect(actor.reserve(1)).resolves.toMatchObject({ success: true, remaining: 1 });
       await expect(actor.reserve(3, { idempotencyKey: 'big' })).resolves.toEqual({
         success: false,
@@ -247,7 +250,10 @@ describe('StockActor', () => {
       });
       await actor.reserve(1, { idempotencyKey: 'old' });
       now += 1_001;
-      await expect(actor.reserve(1, { idempotencyKey: 'old' })).resolves.toMatchObject({ replayed: false, remaining: 98 });
+      await expect(actor.reserve(1, { idempotencyKey: 'old' })).resolves.toMatchObject({
+        replayed: false,
+        remaining: 98,
+      });
 
       for (const key of ['a', 'b', 'c', 'd']) await actor.reserve(1, { idempotencyKey: key });
       expect(actor.stats().idempotencyKeys).toBe(3);

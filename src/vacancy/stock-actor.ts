@@ -313,7 +313,13 @@ export class StockActor {
         rejections.push(message.settle.reject);
         const next = { remaining, sold: level.sold };
         levels.set(message.inventoryId, next);
-        events.push({ type: 'adjusted', inventoryId: message.inventoryId, op: message.op, qty: message.qty, level: next });
+        events.push({
+          type: 'adjusted',
+          inventoryId: message.inventoryId,
+          op: message.op,
+          qty: message.qty,
+          level: next,
+        });
         answers.push(() => message.settle.resolve({ ...next }));
         continue;
       }
@@ -342,7 +348,14 @@ export class StockActor {
         const reservationId = reservationIdOf(message.inventoryId, tickets.first);
         outcome = { success: true, remaining: next.remaining, reservationId, tickets };
         levels.set(message.inventoryId, next);
-        events.push({ type: 'reserved', inventoryId: message.inventoryId, qty: message.qty, reservationId, tickets, level: next });
+        events.push({
+          type: 'reserved',
+          inventoryId: message.inventoryId,
+          qty: message.qty,
+          reservationId,
+          tickets,
+          level: next,
+        });
       } else {
         outcome = { success: false, remaining: level.remaining };
       }
@@ -418,7 +431,9 @@ export class StockActor {
         this.#state.levels.set(message.inventoryId, { ...decision.level });
         message.settle.resolve({ ...decision.level });
       } else {
-        message.settle.reject(new StoreUnavailableError(new Error(`the store answered ${decision.kind} to ${message.kind}`)));
+        message.settle.reject(
+          new StoreUnavailableError(new Error(`the store answered ${decision.kind} to ${message.kind}`)),
+        );
       }
     });
   }

@@ -70,7 +70,10 @@ export function createVacancyRouter({ actor, bodyLimitBytes, internalToken, metr
   router.openAPIRegistry.registerPath(reserveBatchRoute);
   router.post(reserveBatchRoute.path, async (c) => {
     const { reserves } = await readBatch(c);
-    c.set('batchRequestIds', reserves.flatMap(({ requestId }) => (requestId === undefined ? [] : [requestId])));
+    c.set(
+      'batchRequestIds',
+      reserves.flatMap(({ requestId }) => (requestId === undefined ? [] : [requestId])),
+    );
     const results = await Promise.all(
       reserves.map(async ({ qty, key }) => {
         try {

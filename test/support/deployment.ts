@@ -145,7 +145,11 @@ export function parseContainerfile(text = readFileSync(fromRoot('Containerfile')
         stage.expose.push(...instruction.args.split(/\s+/).map((p) => Number(p.split('/')[0])));
         break;
       case 'VOLUME':
-        stage.volumes.push(...(instruction.args.startsWith('[') ? (JSON.parse(instruction.args) as string[]) : instruction.args.split(/\s+/)));
+        stage.volumes.push(
+          ...(instruction.args.startsWith('[')
+            ? (JSON.parse(instruction.args) as string[])
+            : instruction.args.split(/\s+/)),
+        );
         break;
     }
   }
@@ -245,7 +249,13 @@ export interface ComposeService {
   ports?: Array<string | { target: number; published?: string | number }>;
   expose?: Array<string | number>;
   volumes?: Array<string | { type?: string; source?: string; target: string }>;
-  healthcheck?: { test: string[] | string; interval?: string; timeout?: string; retries?: number; start_period?: string };
+  healthcheck?: {
+    test: string[] | string;
+    interval?: string;
+    timeout?: string;
+    retries?: number;
+    start_period?: string;
+  };
   depends_on?: Record<string, { condition?: string }> | string[];
   profiles?: string[];
   deploy?: { replicas?: number | string };
@@ -265,7 +275,10 @@ export interface ComposeFile {
  * compose.yaml with `${VAR}`, `${VAR:-default}`, `${VAR-default}`, `${VAR:?error}` and `$$`
  * interpolated from `variables` (as Compose does from the shell and .env), anchors and `<<` merged.
  */
-export function loadCompose(variables: Record<string, string | undefined> = {}, file = fromRoot('compose.yaml')): ComposeFile {
+export function loadCompose(
+  variables: Record<string, string | undefined> = {},
+  file = fromRoot('compose.yaml'),
+): ComposeFile {
   const document = parseDocument(readFileSync(file, 'utf8'), { merge: true, uniqueKeys: true });
   const problems = [...document.errors, ...document.warnings];
   if (problems.length > 0) throw new Error(`${file}: ${problems.map((p) => p.message).join('; ')}`);
@@ -282,18 +295,21 @@ function interpolate(value: unknown, variables: Record<string, string | undefine
 }
 
 export function interpolateString(text: string, variables: Record<string, string | undefined>): string {
-  return text.replace(/\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?)([-?])([^}]*))?\}|\$([A-Za-z_][A-Za-z0-9_]*)/g, (whole, braced, colon, op, arg, bare) => {
-    if (whole === '$$') return '$';
-    const name = (braced ?? bare) as string;
-    const value = variables[name];
-    const missing = colon === ':' ? value === undefined || value === '' : value === undefined;
-    if (op === '-') return missing ? (arg as string) : (value as string);
-    if (op === '?') {
-      if (missing) throw new Error(`compose: ${name} is required: ${arg as string}`);
-      return value as string;
-    }
-    return value ?? '';
-  });
+  return text.replace(
+    /\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?)([-?])([^}]*))?\}|\$([A-Za-z_][A-Za-z0-9_]*)/g,
+    (whole, braced, colon, op, arg, bare) => {
+      if (whole === '$$') return '$';
+      const name = (braced ?? bare) as string;
+      const value = variables[name];
+      const missing = colon === ':' ? value === undefined || value === '' : value === undefined;
+      if (op === '-') return missing ? (arg as string) : (value as string);
+      if (op === '?') {
+        if (missing) throw new Error(`compose: ${name} is required: ${arg as string}`);
+        return value as string;
+      }
+      return value ?? '';
+    },
+  );
 }
 
 /** A service's `environment:` as a map (list form `KEY=value` too); null values (`KEY:` alone) are left out. */
@@ -314,7 +330,11 @@ export function environmentOf(service: ComposeService): Record<string, string> {
 /** Published and container ports of a service: "8001:8001", "127.0.0.1:8001:8001", "8001", or the long form. */
 export function portsOf(service: ComposeService): Array<{ published?: string; target: number }> {
   return (service.ports ?? []).map((port) => {
-    if (typeof port === 'object') return { published: port.published === undefined ? undefined : String(port.published), target: Number(port.target) };
+    if (typeof port === 'object')
+      return {
+        published: port.published === undefined ? undefined : String(port.published),
+        target: Number(port.target),
+      };
     const parts = String(port).split('/')[0]?.split(':') ?? [];
     const target = Number(parts.at(-1));
     const published = parts.length >= 2 ? parts.at(-2) : undefined;
@@ -347,7 +367,10 @@ export const DUMMY_TOKEN = 'test-token-0123456789abcdef';
  * nothing leaves the process) and answers whether `path` is routed: the first of GET, then POST
  * with an empty JSON body, that is not a 404.
  */
-export async function routeExists(env: Record<string, string>, path: string): Promise<{ exists: boolean; statuses: string }> {
+export async function routeExists(
+  env: Record<string, string>,
+  path: string,
+): Promise<{ exists: boolean; statuses: string }> {
   const config = parseConfig({
     ...env,
     STOCK_STORE: 'memory',
@@ -359,7 +382,10 @@ export async function routeExists(env: Record<string, string>, path: string): Pr
   const app = createApp(deps);
   const statuses: string[] = [];
   try {
-    for (const init of [{ method: 'GET' }, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: '{}' }]) {
+    for (const init of [
+      { method: 'GET' },
+      { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: '{}' },
+    ]) {
       const response = await app.request(path, init);
       await response.arrayBuffer();
       statuses.push(`${init.method} ${response.status}`);

@@ -26,7 +26,16 @@ type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
 type JsonObject = { [key: string]: Json };
 
 const KUSTOMIZATION_FILES = ['kustomization.yaml', 'kustomization.yml', 'Kustomization'];
-const SUPPORTED_FIELDS = new Set(['apiVersion', 'kind', 'resources', 'components', 'patches', 'namespace', 'labels', 'images']);
+const SUPPORTED_FIELDS = new Set([
+  'apiVersion',
+  'kind',
+  'resources',
+  'components',
+  'patches',
+  'namespace',
+  'labels',
+  'images',
+]);
 
 /** Kinds that live outside any namespace: the namespace transformer leaves them alone. */
 const CLUSTER_SCOPED = new Set([
@@ -68,7 +77,9 @@ export function readKustomization(dir: string): Kustomization {
   const raw = docs[0];
   const unsupported = Object.keys(raw).filter((key) => !SUPPORTED_FIELDS.has(key));
   if (unsupported.length > 0) {
-    throw new KustomizeError(`${file}: ${unsupported.join(', ')} not supported by test/support/kustomize.ts (extend it)`);
+    throw new KustomizeError(
+      `${file}: ${unsupported.join(', ')} not supported by test/support/kustomize.ts (extend it)`,
+    );
   }
   const kind = (raw.kind ?? 'Kustomization') as string;
   if (kind !== 'Kustomization' && kind !== 'Component') throw new KustomizeError(`${file}: unknown kind ${kind}`);
@@ -105,7 +116,8 @@ function build(k: Kustomization, inherited: K8sObject[]): K8sObject[] {
     if (!existsSync(path)) throw new KustomizeError(`${k.file}: resource ${entry} does not exist`);
     if (isDirectory(path)) {
       const sub = readKustomization(path);
-      if (sub.kind === 'Component') throw new KustomizeError(`${k.file}: ${entry} is a Component; list it under components`);
+      if (sub.kind === 'Component')
+        throw new KustomizeError(`${k.file}: ${entry} is a Component; list it under components`);
       addAll(objects, build(sub, []), k.file);
     } else {
       addAll(objects, loadObjects(path), k.file);
@@ -141,8 +153,15 @@ export function loadObjects(file: string): K8sObject[] {
   return parseYamlFile(file)
     .filter((doc) => doc !== null)
     .map((doc, index) => {
-      if (!isObject(doc) || typeof doc.apiVersion !== 'string' || typeof doc.kind !== 'string' || !isObject(doc.metadata)) {
-        throw new KustomizeError(`${file}: document ${index + 1} is not a Kubernetes object (apiVersion, kind, metadata)`);
+      if (
+        !isObject(doc) ||
+        typeof doc.apiVersion !== 'string' ||
+        typeof doc.kind !== 'string' ||
+        !isObject(doc.metadata)
+      ) {
+        throw new KustomizeError(
+          `${file}: document ${index + 1} is not a Kubernetes object (apiVersion, kind, metadata)`,
+        );
       }
       if (typeof doc.metadata.name !== 'string' || doc.metadata.name === '') {
         throw new KustomizeError(`${file}: ${doc.kind} without metadata.name`);
@@ -200,14 +219,16 @@ function applyPatches(k: Kustomization, objects: K8sObject[]): K8sObject[] {
       if (Array.isArray(patch)) {
         if (!target) throw new KustomizeError(`${where}: a JSON 6902 patch needs a target`);
         const matched = result.filter((o) => matchesTarget(o, target));
-        if (matched.length === 0) throw new KustomizeError(`${where}: target ${JSON.stringify(target)} matches nothing`);
+        if (matched.length === 0)
+          throw new KustomizeError(`${where}: target ${JSON.stringify(target)} matches nothing`);
         result = result.map((o) => (matches(o, matched) ? applyJson6902(o, patch, where) : o));
       } else if (isObject(patch)) {
         const selector: Target = target ?? {
           kind: patch.kind as string,
           name: (patch.metadata as JsonObject | undefined)?.name as string,
         };
-        if (!selector.kind || !selector.name) throw new KustomizeError(`${where}: a strategic merge patch needs kind and metadata.name`);
+        if (!selector.kind || !selector.name)
+          throw new KustomizeError(`${where}: a strategic merge patch needs kind and metadata.name`);
         const matched = result.filter((o) => matchesTarget(o, selector));
         if (matched.length === 0) throw new KustomizeError(`${where}: no ${selector.kind} ${selector.name} to patch`);
         result = result.map((o) => {
@@ -324,8 +345,13 @@ function applyJson6902(object: K8sObject, operations: Json[], where: string): K8
     if (last === undefined) throw new KustomizeError(`${where}: empty path`);
     let parent: Json = doc;
     for (const token of tokens) {
-      parent = Array.isArray(parent) ? (parent[Number(token)] as Json) : isObject(parent) ? (parent[token] as Json) : null;
-      if (parent === null || parent === undefined) throw new KustomizeError(`${where}: ${operation.path} does not exist`);
+      parent = Array.isArray(parent)
+        ? (parent[Number(token)] as Json)
+        : isObject(parent)
+          ? (parent[token] as Json)
+          : null;
+      if (parent === null || parent === undefined)
+        throw new KustomizeError(`${where}: ${operation.path} does not exist`);
     }
     const op = operation.op;
     if (Array.isArray(parent)) {
@@ -364,12 +390,15 @@ function applyLabels(k: Kustomization, objects: K8sObject[]): void {
     for (const object of objects) {
       object.metadata = { ...object.metadata, labels: { ...object.metadata.labels, ...pairs } };
       const template = podTemplateOf(object);
-      if (templates && template) template.metadata = { ...template.metadata, labels: { ...template.metadata?.labels, ...pairs } };
+      if (templates && template)
+        template.metadata = { ...template.metadata, labels: { ...template.metadata?.labels, ...pairs } };
       if (selectors) {
         const spec = object.spec as JsonObject | undefined;
-        if (object.kind === 'Service' && spec) spec.selector = { ...(spec.selector as JsonObject | undefined), ...pairs };
+        if (object.kind === 'Service' && spec)
+          spec.selector = { ...(spec.selector as JsonObject | undefined), ...pairs };
         const selector = spec?.selector as JsonObject | undefined;
-        if (object.kind !== 'Service' && selector) selector.matchLabels = { ...(selector.matchLabels as JsonObject | undefined), ...pairs };
+        if (object.kind !== 'Service' && selector)
+          selector.matchLabels = { ...(selector.matchLabels as JsonObject | undefined), ...pairs };
       }
     }
   }
@@ -379,7 +408,8 @@ function applyImages(k: Kustomization, objects: K8sObject[]): void {
   const entries = (k.raw.images ?? []) as Json[];
   if (!Array.isArray(entries)) throw new KustomizeError(`${k.file}: images must be a list`);
   for (const entry of entries) {
-    if (!isObject(entry) || typeof entry.name !== 'string') throw new KustomizeError(`${k.file}: images entries need name`);
+    if (!isObject(entry) || typeof entry.name !== 'string')
+      throw new KustomizeError(`${k.file}: images entries need name`);
     for (const object of objects) {
       for (const container of containersOf(object)) {
         const ref = parseImage(container.image);
@@ -444,7 +474,11 @@ export interface Container {
       [source: string]: unknown;
     };
   }>;
-  envFrom?: Array<{ configMapRef?: { name: string; optional?: boolean }; secretRef?: { name: string; optional?: boolean }; prefix?: string }>;
+  envFrom?: Array<{
+    configMapRef?: { name: string; optional?: boolean };
+    secretRef?: { name: string; optional?: boolean };
+    prefix?: string;
+  }>;
   startupProbe?: Probe;
   readinessProbe?: Probe;
   livenessProbe?: Probe;
@@ -459,7 +493,8 @@ export function podTemplateOf(object: K8sObject): PodTemplate | undefined {
   const spec = object.spec as JsonObject | undefined;
   if (WORKLOAD_KINDS.has(object.kind)) return spec?.template as unknown as PodTemplate | undefined;
   if (object.kind === 'CronJob') {
-    return ((spec?.jobTemplate as JsonObject | undefined)?.spec as JsonObject | undefined)?.template as unknown as PodTemplate;
+    return ((spec?.jobTemplate as JsonObject | undefined)?.spec as JsonObject | undefined)
+      ?.template as unknown as PodTemplate;
   }
   return undefined;
 }
@@ -484,13 +519,22 @@ export function parseImage(image: string): { name: string; tag?: string; digest?
 
 /** Whether every `matchLabels` pair (and simple `matchExpressions`) holds for `labels`. */
 export function selectorMatches(
-  selector: { matchLabels?: Record<string, string>; matchExpressions?: Array<{ key: string; operator: string; values?: string[] }> } | Record<string, string>,
+  selector:
+    | {
+        matchLabels?: Record<string, string>;
+        matchExpressions?: Array<{ key: string; operator: string; values?: string[] }>;
+      }
+    | Record<string, string>,
   labels: Record<string, string> | undefined,
 ): boolean {
   const have = labels ?? {};
   const isLabelSelector = 'matchLabels' in selector || 'matchExpressions' in selector;
-  const matchLabels = (isLabelSelector ? (selector as { matchLabels?: Record<string, string> }).matchLabels : selector) ?? {};
-  const expressions = isLabelSelector ? ((selector as { matchExpressions?: Array<{ key: string; operator: string; values?: string[] }> }).matchExpressions ?? []) : [];
+  const matchLabels =
+    (isLabelSelector ? (selector as { matchLabels?: Record<string, string> }).matchLabels : selector) ?? {};
+  const expressions = isLabelSelector
+    ? ((selector as { matchExpressions?: Array<{ key: string; operator: string; values?: string[] }> })
+        .matchExpressions ?? [])
+    : [];
   if (Object.keys(matchLabels).length === 0 && expressions.length === 0) return false; // an empty selector selects nothing useful here
   for (const [key, value] of Object.entries(matchLabels)) if (have[key] !== value) return false;
   for (const { key, operator, values = [] } of expressions) {
@@ -513,6 +557,7 @@ function isDirectory(path: string): boolean {
 
 function stringList(value: unknown, where: string): string[] {
   if (value === undefined) return [];
-  if (!Array.isArray(value) || !value.every((v) => typeof v === 'string')) throw new KustomizeError(`${where}: expected a list of paths`);
+  if (!Array.isArray(value) || !value.every((v) => typeof v === 'string'))
+    throw new KustomizeError(`${where}: expected a list of paths`);
   return value;
 }

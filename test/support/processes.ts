@@ -88,7 +88,11 @@ export function childEnv(env: Record<string, string>): NodeJS.ProcessEnv {
  * Spawns the bundle without waiting for anything; the process is tracked for cleanup.
  * `nodeArgs` go to node before the bundle (e.g. `--expose-gc`).
  */
-export function spawnBundle(env: Record<string, string>, port = Number(env.PORT ?? 0), nodeArgs: string[] = []): Service {
+export function spawnBundle(
+  env: Record<string, string>,
+  port = Number(env.PORT ?? 0),
+  nodeArgs: string[] = [],
+): Service {
   const child = spawn(process.execPath, [...nodeArgs, BUNDLE], {
     cwd: WORK_DIR,
     env: childEnv(env),
@@ -230,7 +234,9 @@ export async function waitForHealth(service: Service, timeoutMs = 15_000): Promi
     }
     await sleep(50);
   }
-  throw new Error(`service on port ${service.port} not healthy within ${timeoutMs} ms (last: ${last})\n${service.output()}`);
+  throw new Error(
+    `service on port ${service.port} not healthy within ${timeoutMs} ms (last: ${last})\n${service.output()}`,
+  );
 }
 
 /**
@@ -307,7 +313,11 @@ export function parseLogLines(text: string): Array<Record<string, unknown>> {
  * Node arguments that make the child collect garbage every few milliseconds, so that a bug which
  * only shows once something has been garbage-collected shows at once instead of now and then.
  */
-export const FREQUENT_GC_NODE_ARGS = ['--expose-gc', '--import', 'data:text/javascript,setInterval(()=>globalThis.gc(),20).unref()'];
+export const FREQUENT_GC_NODE_ARGS = [
+  '--expose-gc',
+  '--import',
+  'data:text/javascript,setInterval(()=>globalThis.gc(),20).unref()',
+];
 
 export function sleep(ms: number): Promise<void> {
   return new Promise((resolveSleep) => setTimeout(resolveSleep, ms));

@@ -67,9 +67,13 @@ export class RawConnection {
       const parsed = this.#tryParse();
       if (parsed) return parsed;
       if (this.#error) throw this.#error;
-      if (this.#ended) throw new Error(`connection closed before a complete response (got ${JSON.stringify(this.#buffer.toString())})`);
+      if (this.#ended)
+        throw new Error(
+          `connection closed before a complete response (got ${JSON.stringify(this.#buffer.toString())})`,
+        );
       const left = deadline - Date.now();
-      if (left <= 0) throw new Error(`no complete response within ${timeoutMs} ms (got ${JSON.stringify(this.#buffer.toString())})`);
+      if (left <= 0)
+        throw new Error(`no complete response within ${timeoutMs} ms (got ${JSON.stringify(this.#buffer.toString())})`);
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, left);
         this.#wake = () => {
@@ -82,7 +86,12 @@ export class RawConnection {
   }
 
   /** Sends a request and reads its response. */
-  async request(method: string, path: string, body?: string, headers: Record<string, string> = {}): Promise<RawResponse> {
+  async request(
+    method: string,
+    path: string,
+    body?: string,
+    headers: Record<string, string> = {},
+  ): Promise<RawResponse> {
     await this.write(requestText(method, path, body, headers));
     return this.readResponse();
   }

@@ -26,7 +26,6 @@ import { freePort, sleep } from './processes.ts';
 /** The shared Redis the tests use: REDIS_URL, else the local default. */
 export const REDIS_URL = process.env.REDIS_URL?.trim() || 'redis://127.0.0.1:6379';
 
-
 export interface RedisGate {
   url: string;
   /** Whether Redis answered PING (and, if asked for, whether `redis-server` can be run). */
@@ -70,7 +69,8 @@ export async function redisGate(
     reason,
     skip: !reachable && !IN_CI,
     assertReachable() {
-      if (!reachable) throw new Error(`${reason?.replace(/\.$/, '')}. Under CI=true the Redis tests must run, not skip.`);
+      if (!reachable)
+        throw new Error(`${reason?.replace(/\.$/, '')}. Under CI=true the Redis tests must run, not skip.`);
     },
   };
 }
@@ -118,7 +118,11 @@ export function stockKey(prefix: string, inventoryId = 'default'): string {
 }
 
 /** `HMGET <stock key> remaining sold` as numbers (null when the key is absent). */
-export async function readStock(client: Redis, prefix: string, inventoryId = 'default'): Promise<{ remaining: number; sold: number } | null> {
+export async function readStock(
+  client: Redis,
+  prefix: string,
+  inventoryId = 'default',
+): Promise<{ remaining: number; sold: number } | null> {
   const [remaining, sold] = await client.hmget(stockKey(prefix, inventoryId), 'remaining', 'sold');
   if (remaining === null || sold === null) return null;
   return { remaining: Number(remaining), sold: Number(sold) };
@@ -169,7 +173,20 @@ const servers = new Set<ChildProcess>();
 function spawnServer(port: number, dir: string): { child: ChildProcess; output: () => string; exited: Promise<void> } {
   const child = spawn(
     'redis-server',
-    ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir, '--loglevel', 'warning'],
+    [
+      '--port',
+      String(port),
+      '--bind',
+      '127.0.0.1',
+      '--save',
+      '',
+      '--appendonly',
+      'no',
+      '--dir',
+      dir,
+      '--loglevel',
+      'warning',
+    ],
     { stdio: ['ignore', 'pipe', 'pipe'] },
   );
   servers.add(child);
@@ -216,7 +233,12 @@ function rawPing(port: number, timeoutMs: number): Promise<void> {
   });
 }
 
-async function waitForPong(port: number, exited: () => boolean, output: () => string, timeoutMs = 10_000): Promise<void> {
+async function waitForPong(
+  port: number,
+  exited: () => boolean,
+  output: () => string,
+  timeoutMs = 10_000,
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   let last = 'no attempt';
   while (Date.now() < deadline) {
@@ -229,7 +251,9 @@ async function waitForPong(port: number, exited: () => boolean, output: () => st
     }
     await sleep(25);
   }
-  throw new Error(`redis-server on port ${port} did not answer PING within ${timeoutMs} ms (last: ${last}):\n${output()}`);
+  throw new Error(
+    `redis-server on port ${port} did not answer PING within ${timeoutMs} ms (last: ${last}):\n${output()}`,
+  );
 }
 
 /**
