@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { Coalescer } from './ticket/coalescer.ts';
+import { Coalescer } from './coalescer.ts';
 
 /** A send that records its batches and answers when the test says so. */
 function controlledSend() {

@@ -1,9 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import { createApp } from './app.ts';
-import { parseConfig } from './config.ts';
-import { buildDependencies } from './dependencies.ts';
-import { PROBLEM_CONTENT_TYPE, problemTypes } from './lib/problem.ts';
-import { RemoteVacancyClient } from './ticket/remote-vacancy-client.ts';
+import { createApp } from '../app.ts';
+import { parseConfig } from '../config.ts';
+import { buildDependencies } from '../dependencies.ts';
+import { PROBLEM_CONTENT_TYPE, problemTypes } from '../lib/problem.ts';
+import { RemoteVacancyClient } from '../ticket/remote-vacancy-client.ts';
 
 const TOKEN = 'internal-token-between-services';
 

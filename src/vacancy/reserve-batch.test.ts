@@ -1,12 +1,12 @@
 import { describe, expect, it } from 'vitest';
-import { createApp } from './app.ts';
-import { parseConfig } from './config.ts';
-import { buildDependencies } from './dependencies.ts';
-import { PROBLEM_CONTENT_TYPE, problemTypes } from './lib/problem.ts';
-import { MAX_RESERVE_BATCH } from './lib/schemas.ts';
-import { RemoteVacancyClient } from './ticket/remote-vacancy-client.ts';
-import { VacancyUnavailableError } from './ticket/vacancy-client.ts';
-import { MemoryStockStore, type StockStore } from './vacancy/stock-store.ts';
+import { createApp } from '../app.ts';
+import { parseConfig } from '../config.ts';
+import { buildDependencies } from '../dependencies.ts';
+import { PROBLEM_CONTENT_TYPE, problemTypes } from '../lib/problem.ts';
+import { MAX_RESERVE_BATCH } from '../lib/schemas.ts';
+import { RemoteVacancyClient } from '../ticket/remote-vacancy-client.ts';
+import { VacancyUnavailableError } from '../ticket/vacancy-client.ts';
+import { MemoryStockStore, type StockStore } from './stock-store.ts';
 
 const TOKEN = 'between-services';
 

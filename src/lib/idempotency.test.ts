@@ -1,9 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import { createApp } from './app.ts';
-import { parseConfig } from './config.ts';
-import { buildDependencies } from './dependencies.ts';
-import { PROBLEM_CONTENT_TYPE, problemTypes } from './lib/problem.ts';
-import { seededState, type StockEvent, type StockState, type StockStore } from './vacancy/stock-store.ts';
+import { createApp } from '../app.ts';
+import { parseConfig } from '../config.ts';
+import { buildDependencies } from '../dependencies.ts';
+import { PROBLEM_CONTENT_TYPE, problemTypes } from './problem.ts';
+import { seededState, type StockEvent, type StockState, type StockStore } from '../vacancy/stock-store.ts';
 
 /** A store whose commits wait until the test lets them through. */
 class GatedStore implements StockStore {
