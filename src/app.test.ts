@@ -593,6 +593,21 @@ describe.each(QTY_PATHS)('bad input on POST %s', (path) => {
     expect(actor.snapshot()).toEqual({ remaining: INITIAL_STOCK, sold: 0 });
   });
 
+  it.each([
+    ['2**53, past the safe integers', '9007199254740992', `qty must be at most ${Number.MAX_SAFE_INTEGER}`],
+    ['1e21', '1e21', `qty must be at most ${Number.MAX_SAFE_INTEGER}`],
+    ['1e400, parsed as Infinity', '1e400', `qty must be at most ${Number.MAX_SAFE_INTEGER}`],
+    ['-2**53', '-9007199254740992', 'qty must be at least 1'],
+    ['-1.5', '-1.5', 'qty must be at least 1'],
+    ['1.5', '1.5', 'qty must be a whole number'],
+  ])('qty %s gets exactly one detail, the true one', async (_label, qty, reason) => {
+    const { app, actor } = await monolithApp();
+    const problem = await expectProblem(await postJson(app, path, `{"qty":${qty}}`), 422, path);
+    expect(problem.errors).toEqual([{ name: 'qty', reason }]);
+    expect(problem.detail).toBe(`qty: ${reason}`);
+    expect(actor.snapshot()).toEqual({ remaining: INITIAL_STOCK, sold: 0 });
+  });
+
   it.each(UNSUPPORTED_TYPES)('%s is a 415 problem and changes nothing', async (_label, contentType, body) => {
     const { app, actor } = await monolithApp();
     // A byte body, so that the Request does not invent a text/plain content type of its own.

@@ -12,11 +12,20 @@ export const IdempotencyKeySchema = z
   .max(255, 'Idempotency-Key must be at most 255 characters')
   .refine((key) => !CONTROL_CHARACTERS.test(key), 'Idempotency-Key must not contain control characters');
 
+const QTY_TOO_LARGE = `qty must be at most ${Number.MAX_SAFE_INTEGER}`;
+const QTY_TOO_SMALL = 'qty must be at least 1';
+
+// The range is checked first and stops the checks when it fails: zod's int() also refuses integers
+// beyond 2**53, so a huge qty would otherwise get a second, wrong detail ("must be a whole number").
 const QtySchema = z
-  .number({ error: 'qty must be a number' })
+  .number({
+    // JSON numbers beyond ±1.8e308 parse as ±Infinity, which zod reports as not a number.
+    error: (issue) =>
+      issue.input === Infinity ? QTY_TOO_LARGE : issue.input === -Infinity ? QTY_TOO_SMALL : 'qty must be a number',
+  })
+  .positive({ error: QTY_TOO_SMALL, abort: true })
+  .max(Number.MAX_SAFE_INTEGER, { error: QTY_TOO_LARGE, abort: true })
   .int('qty must be a whole number')
-  .positive('qty must be at least 1')
-  .max(Number.MAX_SAFE_INTEGER, `qty must be at most ${Number.MAX_SAFE_INTEGER}`)
   .openapi({ example: 2, description: 'How many tickets to take' });
 
 /** The body of POST /api/v1/reserve and POST /api/v1/purchase. */
