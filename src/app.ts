@@ -1,9 +1,7 @@
 import { OpenAPIHono } from '@hono/zod-openapi';
-import { swaggerUI } from '@hono/swagger-ui';
 import type { Context, MiddlewareHandler } from 'hono';
 import { compress } from 'hono/compress';
 import { cors } from 'hono/cors';
-import { secureHeaders } from 'hono/secure-headers';
 import packageJson from '../package.json' with { type: 'json' };
 import type { Config } from './config.ts';
 import { apiHeaders } from './lib/api-headers.ts';
@@ -13,6 +11,7 @@ import { Metrics } from './lib/metrics.ts';
 import { silentLogger, type Logger } from './lib/logger.ts';
 import { errorToProblem, problemResponse, validationHook } from './lib/problem.ts';
 import { toProblemError } from './domain-problems.ts';
+import { createDocsRouter, type SwaggerUiAssets } from './system/docs.router.ts';
 import { createSystemRouter, type Lifecycle } from './system/system.router.ts';
 import { TicketService } from './ticket/ticket-service.ts';
 import { createTicketRouter } from './ticket/ticket.router.ts';
@@ -46,6 +45,8 @@ export interface AppDependencies {
    * processes without tracing never load it.
    */
   traceRequests?: MiddlewareHandler;
+  /** Swagger UI's files for /docs, read by the runtime edge (src/node/swagger-ui-assets.ts). */
+  swaggerUiAssets?: SwaggerUiAssets;
 }
 
 /**
@@ -102,9 +103,6 @@ export function createApp(deps: AppDependencies): OpenAPIHono {
   // Only documents are worth compressing: every API answer is well under compress's 1 KiB threshold,
   // and compress would still rebuild each answer to add a Vary header.
   app.use('/openapi.json', compress());
-  app.use('/docs', compress());
-  // The one HTML page: it gets the document headers too (its own, set first, win over the API's).
-  app.use('/docs', secureHeaders());
 
   if (ownsStock && deps.actor) {
     app.route(
@@ -156,7 +154,7 @@ export function createApp(deps: AppDependencies): OpenAPIHono {
       description: 'Sells a limited stock of tickets under heavy concurrency without overselling.',
     },
   });
-  app.get('/docs', swaggerUI({ url: '/openapi.json' }));
+  app.route('/', createDocsRouter({ title: `ticket-system (${mode})`, assets: deps.swaggerUiAssets }));
 
   if (config.METRICS) {
     if (config.METRICS_TOKEN) app.use('/metrics', requireBearerToken(config.METRICS_TOKEN, 'metrics'));

@@ -14,6 +14,7 @@ import type { Lifecycle } from '../system/system.router.ts';
 import { MemoryStockStore, type StockStore } from '../vacancy/stock-store.ts';
 import { FileStockStore } from './file-stock-store.ts';
 import { RedisStockStore } from './redis-stock-store.ts';
+import { swaggerUiAssets } from './swagger-ui-assets.ts';
 import type { Tracing } from './tracing.ts';
 
 /** Keep-alive longer than common load balancers' idle timeouts (AWS ALB 60 s, nginx 75 s). */
@@ -107,7 +108,13 @@ export async function prepare(
   const tracing = await extras.startTracing?.(config, logger);
   const deps = await buildDependencies(config, { logger, fetch, store: await createStore(config, logger) });
   const lifecycle: Lifecycle = { shuttingDown: false };
-  const app = createApp({ ...deps, logger, lifecycle, traceRequests: tracing?.requestMiddleware });
+  const app = createApp({
+    ...deps,
+    logger,
+    lifecycle,
+    traceRequests: tracing?.requestMiddleware,
+    swaggerUiAssets: swaggerUiAssets(),
+  });
   return { config, logger, deps, lifecycle, app, tracing };
 }
 
