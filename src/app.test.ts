@@ -11,15 +11,10 @@ import {
   type VacancyClient,
   type VacancyProbe,
 } from './ticket/vacancy-client.ts';
-import { StockActor, type ReserveResult } from './vacancy/stock-actor.ts';
-import {
-  DEFAULT_INVENTORY,
-  MemoryStockStore,
-  seededState,
-  type StockState,
-  type StockStore,
-  type StoreHealth,
-} from './vacancy/stock-store.ts';
+import type { ReserveResult } from './stock/model.ts';
+import { MemoryStockStore, type StockStore } from './stock/store.ts';
+import { StockActor } from './vacancy/stock-actor.ts';
+import { ControlledStore } from '../test/support/controlled-store.ts';
 
 type App = ReturnType<typeof createApp>;
 
@@ -49,7 +44,9 @@ const monolithApp = (env: Record<string, string> = {}, store?: StockStore) =>
 /** A ticket app whose vacancy client is a real actor in this process, recording the contexts it is called with. */
 async function ticketApp(env: Record<string, string> = {}) {
   const config = configFor({ MODE: 'ticket', ...env });
-  const actor = await StockActor.start(new MemoryStockStore(), new Map([[DEFAULT_INVENTORY, INITIAL_STOCK]]));
+  const actor = await StockActor.start(new MemoryStockStore(), [
+    { eventId: 'default', typeId: 'default', capacity: INITIAL_STOCK },
+  ]);
   const client = new RecordingClient(new LocalVacancyClient(actor));
   const app = createApp({ config, vacancyClient: client });
   return { app, actor, client };
@@ -116,25 +113,6 @@ class ConfusedVacancy implements VacancyClient {
   }
   async probe(): Promise<VacancyProbe> {
     return { ready: true, detail: 'looks fine' };
-  }
-  async close(): Promise<void> {}
-}
-
-/** A store that records nothing while `failing` is set (e.g. its disk or Redis is gone). */
-class FlakyStore implements StockStore {
-  readonly kind = 'flaky';
-  failing = true;
-  commits = 0;
-
-  async open(seed: ReadonlyMap<string, number>): Promise<StockState> {
-    return seededState(seed);
-  }
-  async commit(): Promise<void> {
-    if (this.failing) throw new Error('EIO: the disk went away\n    at FlakyStore.commit (flaky.ts:1:1)');
-    this.commits += 1;
-  }
-  health(): StoreHealth {
-    return { kind: this.kind, durable: true, writable: true, lastCommitAgeMs: null };
   }
   async close(): Promise<void> {}
 }
@@ -997,7 +975,8 @@ describe('shutting down', () => {
 
 describe('store failure', () => {
   it.each(QTY_PATHS)('%s is a 503 problem when the store cannot commit, and nothing is taken', async (path) => {
-    const store = new FlakyStore();
+    const store = new ControlledStore();
+    store.failing = true;
     const { app, actor } = await monolithApp({}, store);
     const res = await postJson(app, path, '{"qty":2}');
     const problem = await expectProblem(res, 503, path);
@@ -1009,7 +988,8 @@ describe('store failure', () => {
   });
 
   it('concurrent purchases in a failed batch all fail, and the stock recovers when the store does', async () => {
-    const store = new FlakyStore();
+    const store = new ControlledStore();
+    store.failing = true;
     const { app, actor } = await monolithApp({}, store);
     const failed = await Promise.all(Array.from({ length: 5 }, () => postJson(app, '/api/v1/purchase', '{"qty":1}')));
     for (const res of failed) await expectProblem(res, 503);
@@ -1026,7 +1006,7 @@ describe('store failure', () => {
       tickets: { first: 1, last: 1 },
     });
     expect(actor.snapshot()).toEqual({ remaining: 9, sold: 1 });
-    expect(store.commits).toBe(1);
+    expect(store.committed).toBe(1);
   });
 
   it('a closed actor is a 503 problem', async () => {

@@ -6,7 +6,7 @@ export const MODES = ['monolith', 'vacancy', 'ticket'] as const;
 export type Mode = (typeof MODES)[number];
 
 /** Where the stock actor records its decisions. */
-export const STOCK_STORES = ['file', 'memory', 'redis'] as const;
+export const STOCK_STORES = ['sqlite', 'memory', 'redis'] as const;
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 
@@ -77,9 +77,17 @@ export const configSchema = z.object({
   VACANCY_PORT: port(8001),
   TICKET_PORT: port(8002),
   INITIAL_STOCK: integer(0, Number.MAX_SAFE_INTEGER, 'a whole number of tickets, 0 or more').default(1000),
-  STOCK_STORE: z.enum(STOCK_STORES, { error: `expected one of ${STOCK_STORES.join(', ')}` }).default('file'),
+  STOCK_STORE: z
+    .string()
+    .trim()
+    .refine((value) => value !== 'file', {
+      message:
+        'the file store was replaced by sqlite (STOCK_STORE=sqlite, the default), which keeps the stock in DATA_DIR/ticket-system.db',
+    })
+    .pipe(z.enum(STOCK_STORES, { error: `expected one of ${STOCK_STORES.join(', ')}` }))
+    .default('sqlite'),
   DATA_DIR: z.string().trim().min(1, 'expected a directory path').default('./data'),
-  SNAPSHOT_EVERY: integer(1, 10_000_000, 'a whole number of batches between 1 and 10000000').default(10_000),
+  SQLITE_WAL_AUTOCHECKPOINT: integer(1, 1_000_000, 'a whole number of pages between 1 and 1000000').default(1000),
   REDIS_URL: z
     .string()
     .trim()

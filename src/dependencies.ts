@@ -6,7 +6,8 @@ import { LocalVacancyClient } from './ticket/local-vacancy-client.ts';
 import { MeasuredVacancyClient } from './ticket/measured-vacancy-client.ts';
 import { RemoteVacancyClient } from './ticket/remote-vacancy-client.ts';
 import { StockActor } from './vacancy/stock-actor.ts';
-import { DEFAULT_INVENTORY, MemoryStockStore, type StockStore } from './vacancy/stock-store.ts';
+import { DEFAULT_EVENT_ID, DEFAULT_TICKET_TYPE_ID } from './stock/model.ts';
+import { MemoryStockStore, type StockStore } from './stock/store.ts';
 
 export interface BuiltDependencies extends AppDependencies {
   /** Stops the actor (answering what it holds) and closes the store. */
@@ -40,11 +41,11 @@ export async function buildDependencies(
       if (config.STOCK_STORE !== 'memory') {
         throw new Error(`STOCK_STORE=${config.STOCK_STORE} needs a store from the runtime entrypoint`);
       }
-      store = new MemoryStockStore();
+      store = new MemoryStockStore({ maxKeys: config.IDEMPOTENCY_MAX_KEYS });
     }
-    actor = await StockActor.start(store, new Map([[DEFAULT_INVENTORY, config.INITIAL_STOCK]]), {
+    const seed = [{ eventId: DEFAULT_EVENT_ID, typeId: DEFAULT_TICKET_TYPE_ID, capacity: config.INITIAL_STOCK }];
+    actor = await StockActor.start(store, seed, {
       idempotencyTtlMs: config.IDEMPOTENCY_TTL * 1000,
-      maxKeys: config.IDEMPOTENCY_MAX_KEYS,
       observer: metrics.actorObserver,
     });
     metrics.watchStock(actor);

@@ -8,8 +8,8 @@ import {
   IdempotencyKeyReusedError,
   NegativeStockError,
   StoreUnavailableError,
-  UnknownInventoryError,
-} from './vacancy/stock-actor.ts';
+  UnknownStockError,
+} from './stock/errors.ts';
 
 /** Maps the domain's failures to the problem a caller sees. */
 export function toProblemError(error: Error): Error {
@@ -49,7 +49,7 @@ export function toProblemError(error: Error): Error {
   if (error instanceof NegativeStockError) {
     return new ProblemError('stockConflict', `${error.message}; nothing was changed`);
   }
-  if (error instanceof UnknownInventoryError) {
+  if (error instanceof UnknownStockError) {
     return new ProblemError('notFound', error.message);
   }
   return error;

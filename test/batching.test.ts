@@ -31,7 +31,7 @@ async function batchSizes(url: string): Promise<{ messages: number; batches: num
   };
 }
 
-describe.each(['memory', 'file'])('the stock actor on the %s store', (store) => {
+describe.each(['memory', 'sqlite'])('the stock actor on the %s store', (store) => {
   it(`decides purchases that arrive together on ${CONNECTIONS} connections in shared batches, each once`, async () => {
     const service = await startService({
       MODE: 'monolith',

@@ -1,19 +1,23 @@
 /**
- * Crash recovery of the file store, with real processes: a monolith on
- * STOCK_STORE=file is killed with SIGKILL at a random moment while 40
- * concurrent buyers purchase, several rounds on one DATA_DIR (one round
- * snapshotting every 2 batches, so kills land mid-snapshot). After every
- * restart: the stock adds up, no acknowledged sale is lost, acknowledged
- * ticket ranges never overlap, and an acknowledged keyed purchase retried
- * with its key is replayed, not sold again. Also: a second process on the
- * same DATA_DIR is refused while the first keeps serving, and the stock sells
- * out to exactly zero.
+ * Crash recovery of the SQLite store, with real processes: a monolith on
+ * STOCK_STORE=sqlite is killed with SIGKILL at a random moment while 40
+ * concurrent buyers purchase, several rounds on one DATA_DIR: some rounds
+ * checkpoint the WAL after every commit (SQLITE_WAL_AUTOCHECKPOINT=1), so
+ * kills land mid-checkpoint, and some run `ticket-system backup` in a loop
+ * beside the load, so kills land mid-backup. After every restart: the stock
+ * adds up, no acknowledged sale is lost, acknowledged ticket ranges never
+ * overlap, and an acknowledged keyed purchase retried with its key is
+ * replayed, not sold again; every backup that finished is a sound database,
+ * and one cut short left nothing under its name. Also: a second process on
+ * the same DATA_DIR is refused while the first keeps serving, and the stock
+ * sells out to exactly zero.
  *
  * Replay a failing run with TEST_SEED=<seed printed in the failure>.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
+import { openSqlite } from '../src/node/sqlite-binding.ts';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import {
   available,
@@ -26,17 +30,27 @@ import {
   type PurchaseBody,
   type StockHealth,
 } from './support/http-json.ts';
-import { freePort, runBundle, sleep, startService, stopAllServices, type Service } from './support/processes.ts';
+import {
+  freePort,
+  runBundle,
+  sleep,
+  spawnBundle,
+  startService,
+  stopAllServices,
+  type Service,
+} from './support/processes.ts';
 
 // Enough that the crash rounds never sell out, however fast the service answers between kills.
 const INITIAL_STOCK = 30_000;
 const BUYERS = 40;
-/** Rounds killed with SIGKILL; the ones listed in SNAPSHOT_ROUNDS snapshot every 2 batches. */
+/** Rounds killed with SIGKILL: some checkpoint after every commit, some take backups meanwhile. */
 const ROUNDS = 6;
-const SNAPSHOT_ROUNDS = new Set([3, 5]);
+const CHECKPOINT_ROUNDS = new Set([2, 3, 5]);
+const BACKUP_ROUNDS = new Set([4, 5]);
 const SEED = testSeed();
 const random = seededRandom(SEED);
 const DATA_DIR = makeTempDir('ticket-system-crash');
+const BACKUP_DIR = makeTempDir('ticket-system-crash-backups');
 
 /** A purchase answered 200 with success: true, as the caller saw it. */
 interface Ack {
@@ -54,14 +68,13 @@ const acks: Ack[] = [];
 const ackedTickets = () => acks.reduce((sum, ack) => sum + ack.qty, 0);
 const seedNote = `(TEST_SEED=${SEED}, DATA_DIR=${DATA_DIR})`;
 
-function envFor(options: { snapshotEvery?: number; logLevel?: string } = {}): Record<string, string> {
+function envFor(options: { checkpointEveryCommit?: boolean } = {}): Record<string, string> {
   return {
     MODE: 'monolith',
-    ...(options.logLevel === undefined ? {} : { LOG_LEVEL: options.logLevel }),
-    STOCK_STORE: 'file',
+    STOCK_STORE: 'sqlite',
     DATA_DIR,
     INITIAL_STOCK: String(INITIAL_STOCK),
-    ...(options.snapshotEvery === undefined ? {} : { SNAPSHOT_EVERY: String(options.snapshotEvery) }),
+    ...(options.checkpointEveryCommit ? { SQLITE_WAL_AUTOCHECKPOINT: '1' } : {}),
   };
 }
 
@@ -108,7 +121,7 @@ async function expectKeyedAcksReplayed(service: Service, latestRound: string): P
   const keyed = acks.filter((ack) => ack.key !== undefined);
   const latest = keyed.filter((ack) => ack.round === latestRound);
   const older = keyed.filter((ack) => ack.round !== latestRound);
-  // Every keyed ack of the round just killed, plus a sample of the older ones (kept across snapshots).
+  // Every keyed ack of the round just killed, plus a sample of the older ones (kept across restarts).
   const sample = [...latest, ...older.sort(() => random() - 0.5).slice(0, 15)];
   const before = (await stockHealth(service.url)).stock;
   for (let i = 0; i < sample.length; i += 20) {
@@ -187,72 +200,125 @@ async function purchaseUntilKilled(service: Service, round: string): Promise<{ a
   return { acked, killAfterMs };
 }
 
-/** What the file store said while recovering, less the routine lines. */
-function recoveryLog(service: Service, round: string): string[] {
-  return service
-    .logEntries()
-    .map((entry) => String(entry.msg ?? ''))
-    .filter((msg) => msg.startsWith('file store:') && !/file store: (recovered|taking over a stale lock)/.test(msg))
-    .map((msg) => `${round} ${msg.slice('file store: '.length, 'file store: '.length + 60)}`);
+/**
+ * `ticket-system backup` in a loop beside the load until `stop()`: each copy
+ * goes to a path of its own. Resolves with the copies that finished.
+ */
+function backupsUntilStopped(round: string): { stop: () => Promise<string[]> } {
+  let stopped = false;
+  const finished: string[] = [];
+  const loop = (async () => {
+    for (let n = 0; !stopped; n++) {
+      const target = join(BACKUP_DIR, `${round}-${n}.db`);
+      const result = await runBundle(envFor(), 20_000, ['backup', target]);
+      if (result.code === 0) finished.push(target);
+      else if (!stopped) throw new Error(`backup ${target} failed while the service ran: ${result.stderr}`);
+    }
+  })();
+  return {
+    stop: async () => {
+      stopped = true;
+      await loop.catch((error: unknown) => {
+        // A backup whose source process died under it may fail; the check is on what it left behind.
+        if (!/backup failed/.test(String(error))) throw error;
+      });
+      return finished;
+    },
+  };
 }
 
-function readSnapshot(): { seq: number; levels: Record<string, { remaining: number; sold: number }>; keys: unknown[] } {
-  // snapshot.json ends with its crc member, so the whole text is one JSON object.
-  return JSON.parse(readFileSync(join(DATA_DIR, 'snapshot.json'), 'utf8')) as ReturnType<typeof readSnapshot>;
+/** A finished backup is a sound database whose sales add up; a cut-short one left only a .partial file. */
+async function expectBackupsSound(paths: string[]): Promise<number> {
+  for (const path of paths) {
+    const db = await openSqlite(path, { readonly: true });
+    try {
+      expect(db.prepare('PRAGMA integrity_check').get(), path).toEqual({ integrity_check: 'ok' });
+      const stock = db.prepare("SELECT capacity, sold FROM ticket_types WHERE event_id = 'default'").get()!;
+      expect(stock.capacity, `${path}: the stock adds up`).toBe(INITIAL_STOCK);
+      expect(Number(stock.sold), `${path}: sold within the stock`).toBeLessThanOrEqual(INITIAL_STOCK);
+    } finally {
+      db.close();
+    }
+  }
+  const names = readdirSync(BACKUP_DIR);
+  for (const name of names)
+    expect(name, 'every file under a backup name is a finished one').toMatch(/\.db(\.partial-\d+)?$/);
+  return paths.length;
 }
 
-describe('file store: SIGKILL under concurrent purchases', () => {
+describe('SQLite store: SIGKILL under concurrent purchases', () => {
   // Each test stops what it started; this only matters when one fails half-way.
   afterEach(() => stopAllServices());
   afterAll(async () => {
     await stopAllServices();
     removeDir(DATA_DIR);
+    removeDir(BACKUP_DIR);
   });
 
-  it('keeps every acknowledged sale, never overlaps tickets and replays keyed purchases across kill -9 rounds', async () => {
+  it('keeps every acknowledged sale, never overlaps tickets and replays keyed purchases across kill -9 rounds, mid-checkpoint and mid-backup', async () => {
     const log: string[] = [];
-    const recoveryNotes: string[] = [];
+    const backups: string[] = [];
     let previousRound: string | undefined;
     for (let r = 1; r <= ROUNDS; r++) {
       const round = `r${r}`;
-      const snapshotEvery = SNAPSHOT_ROUNDS.has(r) ? 2 : undefined;
-      // After a snapshot round, log at info to see what recovery found (an unfinished snapshot, a torn record).
-      const logLevel = SNAPSHOT_ROUNDS.has(r - 1) ? 'info' : undefined;
-      const service = await startService(envFor({ snapshotEvery, logLevel }));
-      recoveryNotes.push(...recoveryLog(service, round));
+      const checkpointEveryCommit = CHECKPOINT_ROUNDS.has(r);
+      const service = await startService(envFor({ checkpointEveryCommit }));
       if (previousRound !== undefined) {
         await expectStockSound(service);
         await expectKeyedAcksReplayed(service, previousRound);
       }
-      if (snapshotEvery !== undefined) expect(existsSync(join(DATA_DIR, 'snapshot.json.tmp'))).toBe(false);
+      const backing = BACKUP_ROUNDS.has(r) ? backupsUntilStopped(round) : undefined;
       const { acked, killAfterMs } = await purchaseUntilKilled(service, round);
+      const copies = (await backing?.stop()) ?? [];
+      backups.push(...copies);
       log.push(
-        `${round}${snapshotEvery ? ' (SNAPSHOT_EVERY=2)' : ''}: ${acked} acks, killed ${killAfterMs} ms after the first`,
+        `${round}${checkpointEveryCommit ? ' (checkpoint per commit)' : ''}${backing ? ` (${copies.length} backups)` : ''}: ${acked} acks, killed ${killAfterMs} ms after the first`,
       );
       previousRound = round;
     }
 
-    // The last kill is recovered from too, and the snapshot round left a snapshot holding sales.
-    const service = await startService(envFor({ logLevel: SNAPSHOT_ROUNDS.has(ROUNDS) ? 'info' : undefined }));
-    recoveryNotes.push(...recoveryLog(service, 'final'));
+    // The last kill is recovered from too, and the database is sound by SQLite's own check.
+    const service = await startService(envFor());
     const stock = await expectStockSound(service);
     const replays = await expectKeyedAcksReplayed(service, previousRound!);
-    expect(existsSync(join(DATA_DIR, 'snapshot.json')), `snapshot.json in ${DATA_DIR}`).toBe(true);
-    expect(existsSync(join(DATA_DIR, 'snapshot.json.tmp')), 'an unfinished snapshot is removed on start').toBe(false);
-    const snapshot = readSnapshot();
-    expect(snapshot.seq, 'the snapshot was written after sales, not only the seed').toBeGreaterThan(0);
-    expect(snapshot.levels.default!.sold).toBeGreaterThan(0);
-    expect(snapshot.levels.default!.sold).toBeLessThanOrEqual(stock.sold);
-    expect(snapshot.levels.default!.sold + snapshot.levels.default!.remaining).toBe(INITIAL_STOCK);
+    await service.stop('SIGTERM');
+    const db = await openSqlite(join(DATA_DIR, 'ticket-system.db'), { readonly: true });
+    try {
+      expect(db.prepare('PRAGMA integrity_check').get()).toEqual({ integrity_check: 'ok' });
+      expect(db.prepare("SELECT capacity, sold FROM ticket_types WHERE event_id = 'default'").get()).toEqual({
+        capacity: INITIAL_STOCK,
+        sold: stock.sold,
+      });
+    } finally {
+      db.close();
+    }
+    const soundBackups = await expectBackupsSound(backups);
+    expect(soundBackups, 'backups finished during the backup rounds').toBeGreaterThan(0);
 
     expect(
       acks.length,
       `acknowledged purchases over ${ROUNDS} rounds ${seedNote}\n${log.join('\n')}`,
     ).toBeGreaterThanOrEqual(ROUNDS);
-    await service.stop('SIGKILL');
     console.info(
-      `crash-recovery ${seedNote}: ${log.join('; ')}; sold ${stock.sold}, acknowledged ${ackedTickets()} tickets, ${replays} replays checked after the last restart; recovery: ${recoveryNotes.join('; ') || 'nothing to repair'}`,
+      `crash-recovery ${seedNote}: ${log.join('; ')}; sold ${stock.sold}, acknowledged ${ackedTickets()} tickets, ${replays} replays checked after the last restart, ${soundBackups} backups checked`,
     );
+  });
+
+  it('a backup killed half-way leaves no file under its name, and the service sells on', async () => {
+    const service = await startService(envFor());
+    const target = join(BACKUP_DIR, 'killed.db');
+    const backup = spawnBundle(envFor(), 0, [], ['backup', target]);
+    await sleep(5 + Math.floor(random() * 20));
+    backup.child.kill('SIGKILL');
+    const exit = await backup.exited;
+    if (exit.signal === 'SIGKILL') expect(existsSync(target), 'a backup cut short is not under its name').toBe(false);
+    else expect(exit.code, `the backup finished before the kill: ${backup.output()}`).toBe(0);
+    const key = `after-backup-kill-${crypto.randomUUID()}`;
+    const reply = await purchase(service.url, 1, key);
+    expect(reply.status, reply.text).toBe(200);
+    recordAck('backup-kill', 1, key, reply.body);
+    await expectStockSound(service);
+    await service.stop('SIGKILL');
   });
 
   it('refuses a second process on the same DATA_DIR while the first keeps serving', async () => {

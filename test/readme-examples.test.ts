@@ -68,7 +68,7 @@ async function check(list: Example[], ports: Record<string, number>) {
 }
 
 const dataDirs: string[] = [];
-/** An empty DATA_DIR, as on a fresh clone, for the default file store. */
+/** An empty DATA_DIR, as on a fresh clone, for the default SQLite store. */
 function freshDataDir(): string {
   const dir = mkdtempSync(join(tmpdir(), 'ticket-system-readme-'));
   dataDirs.push(dir);
@@ -82,12 +82,12 @@ afterAll(async () => {
 
 describe('README curl examples', () => {
   it('the monolith answers every monolith example as written', async () => {
-    const monolith = await startService({ MODE: 'monolith', STOCK_STORE: 'file', DATA_DIR: freshDataDir() });
+    const monolith = await startService({ MODE: 'monolith', STOCK_STORE: 'sqlite', DATA_DIR: freshDataDir() });
     await check(examples('monolith'), { 8000: monolith.port });
   });
 
   it('vacancy and ticket answer every microservices example as written', async () => {
-    const vacancy = await startService({ MODE: 'vacancy', STOCK_STORE: 'file', DATA_DIR: freshDataDir() });
+    const vacancy = await startService({ MODE: 'vacancy', STOCK_STORE: 'sqlite', DATA_DIR: freshDataDir() });
     const ticket = await startService({ MODE: 'ticket', VACANCY_URL: `http://127.0.0.1:${vacancy.port}` });
     const list = examples('microservices').map((example) => ({
       ...example,

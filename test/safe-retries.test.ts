@@ -1,6 +1,6 @@
 /**
  * Safe retries between the microservices, with real processes and a lossy
- * link: vacancy (file store) behind an HTTP proxy in this test process that
+ * link: vacancy (SQLite store) behind an HTTP proxy in this test process that
  * can lose the answer to the first POST /api/v1/reserve after vacancy has
  * committed it (the request is forwarded, vacancy's full response is read,
  * then the ticket service's socket is destroyed without it), or answer that
@@ -268,7 +268,7 @@ describe('ticket → vacancy over a lossy link: retries never sell twice', () =>
   /** A caller-keyed purchase answered 200, checked again after vacancy restarts. */
   let keyedSale: { key: string; qty: number; body: PurchaseBody } | undefined;
 
-  const vacancyEnv = { MODE: 'vacancy', STOCK_STORE: 'file', DATA_DIR: dataDir, INITIAL_STOCK: String(INITIAL_STOCK) };
+  const vacancyEnv = { MODE: 'vacancy', STOCK_STORE: 'sqlite', DATA_DIR: dataDir, INITIAL_STOCK: String(INITIAL_STOCK) };
 
   beforeAll(async () => {
     vacancy = await startService(vacancyEnv);

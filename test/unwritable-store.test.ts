@@ -1,16 +1,16 @@
 /**
- * Readiness and reserves when the file store's journal cannot be written,
+ * Readiness and reserves when the SQLite store's database cannot be written,
  * with a real process on a real file system that really fails:
  *
  * - a full disk: a small tmpfs as DATA_DIR, filled up while the monolith runs;
  * - a read-only file system: ext4 on a loop device (errors=remount-ro) turned
  *   read-only under the running service by a file system error. (Linux refuses
  *   `mount -o remount,ro` with EBUSY while a process holds a file open for
- *   writing, as the service holds journal.log, so a running service only ever
+ *   writing, as the service holds its database and WAL, so a running service only ever
  *   meets a read-only DATA_DIR this way.) A DATA_DIR remounted read-only while
  *   the service is stopped is covered too: it must refuse to start, clearly.
  *
- * While the journal cannot be written a purchase is 503 (problem+json,
+ * While the database cannot be written a purchase is 503 (problem+json,
  * Retry-After) and sells nothing, /api/v1/ready is 503 naming the store, and
  * /api/v1/health is 200 with store.writable false; once the file system can
  * take writes again readiness comes back and every acknowledged sale is there.
@@ -121,7 +121,7 @@ function mountExt4(ctx: TestContext): { dir: string; image: string; device: stri
 }
 
 function monolithEnv(dataDir: string): Record<string, string> {
-  return { MODE: 'monolith', STOCK_STORE: 'file', DATA_DIR: dataDir, INITIAL_STOCK: String(INITIAL_STOCK) };
+  return { MODE: 'monolith', STOCK_STORE: 'sqlite', DATA_DIR: dataDir, INITIAL_STOCK: String(INITIAL_STOCK) };
 }
 
 function expectUnavailableProblem(reply: JsonReply, what: string): { detail: string } {
@@ -185,7 +185,7 @@ function fillDisk(path: string): NodeJS.ErrnoException {
   }
 }
 
-describe('file store that cannot write its journal', () => {
+describe('SQLite store that cannot write', () => {
   afterEach(unmountAll);
   afterAll(unmountAll);
 
@@ -204,7 +204,7 @@ describe('file store that cannot write its journal', () => {
     const filler = join(dir, 'filler');
     expect(fillDisk(filler).code).toBe('ENOSPC');
 
-    // The journal's last page may still hold a few records: buy until a purchase cannot be recorded.
+    // The WAL may still have room for a few commits: buy until a purchase cannot be recorded.
     let refused: { reply: JsonReply; key: string } | undefined;
     for (let i = 0; i < 200 && !refused; i++) {
       const key = `full-${i}-${crypto.randomUUID()}`;
@@ -219,12 +219,16 @@ describe('file store that cannot write its journal', () => {
 
     const notReady = expectUnavailableProblem(await ready(service), 'ready on a full disk');
     expect(notReady.detail).toMatch(/store/i);
-    expect(notReady.detail).toMatch(/ENOSPC|no space|bytes free/i);
+    expect(notReady.detail).toMatch(/ENOSPC|SQLITE_FULL|disk is full/i);
 
     const health = await requestJson<{ status: string }>(`${service.url}/api/v1/health`);
     expect(health.status, 'health is liveness: still 200').toBe(200);
     const { store } = await stockHealth(service.url);
-    expect(store).toMatchObject({ kind: 'file', writable: false, error: expect.stringMatching(/ENOSPC/) });
+    expect(store).toMatchObject({
+      kind: 'sqlite',
+      writable: false,
+      error: expect.stringMatching(/ENOSPC|SQLITE_FULL/),
+    });
 
     // Still refused, still nothing sold (also for a bigger qty), until space comes back.
     expectUnavailableProblem(await purchase(service.url, 3), 'second purchase on a full disk');
@@ -288,7 +292,7 @@ describe('file store that cannot write its journal', () => {
     expectUnavailableProblem(await ready(service), 'ready on a full 1 MiB disk');
     await expectStock(service, sold);
 
-    // Everything but the store's own few KiB is free again, and a journal write would succeed; readiness,
+    // Everything but the store's own few KiB is free again, and a commit would succeed; readiness,
     // which keeps the service out of rotation (so no purchase will come to clear it), must say so.
     unlinkSync(filler);
     const back = await pollReady(service, 5_000);

@@ -3,33 +3,8 @@ import { createApp } from '../app.ts';
 import { parseConfig } from '../config.ts';
 import { buildDependencies } from '../dependencies.ts';
 import { PROBLEM_CONTENT_TYPE, problemTypes } from './problem.ts';
-import { seededState, type StockEvent, type StockState, type StockStore } from '../vacancy/stock-store.ts';
-
-/** A store whose commits wait until the test lets them through. */
-class GatedStore implements StockStore {
-  readonly kind = 'gated';
-  #open: Promise<void> = Promise.resolve();
-  #release: () => void = () => {};
-  readonly committed: StockEvent[][] = [];
-
-  hold(): void {
-    this.#open = new Promise((resolve) => (this.#release = resolve));
-  }
-  release(): void {
-    this.#release();
-  }
-  async open(seed: ReadonlyMap<string, number>): Promise<StockState> {
-    return seededState(seed);
-  }
-  async commit(events: readonly StockEvent[]): Promise<void> {
-    await this.#open;
-    this.committed.push([...events]);
-  }
-  health() {
-    return { kind: this.kind, durable: false, writable: true, lastCommitAgeMs: null };
-  }
-  async close(): Promise<void> {}
-}
+import type { StockStore } from '../stock/store.ts';
+import { ControlledStore } from '../../test/support/controlled-store.ts';
 
 async function monolith(store?: StockStore) {
   const config = parseConfig({ MODE: 'monolith', STOCK_STORE: 'memory', INITIAL_STOCK: '10' });
@@ -84,7 +59,7 @@ describe.each(['/api/v1/purchase', '/api/v1/reserve'])('Idempotency-Key on POST 
   });
 
   it('answers 409 while the first request with the key is still being decided', async () => {
-    const store = new GatedStore();
+    const store = new ControlledStore();
     const { app, actor } = await monolith(store);
     store.hold();
     const first = post(app, path, 2, 'slow');

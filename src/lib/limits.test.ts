@@ -4,7 +4,7 @@ import { createApp } from '../app.ts';
 import { parseConfig } from '../config.ts';
 import { PROBLEM_CONTENT_TYPE, problemTypes } from './problem.ts';
 import type { CallContext, VacancyClient } from '../ticket/vacancy-client.ts';
-import type { ReserveResult } from '../vacancy/stock-actor.ts';
+import type { ReserveResult } from '../stock/model.ts';
 
 describe('RATE_LIMIT', () => {
   const client = (address: string) => ({ incoming: { socket: { remoteAddress: address } } });

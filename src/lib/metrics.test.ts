@@ -7,7 +7,7 @@ import { MeasuredVacancyClient } from '../ticket/measured-vacancy-client.ts';
 import { VacancyUnavailableError, type VacancyClient, type VacancyProbe } from '../ticket/vacancy-client.ts';
 import { Metrics } from './metrics.ts';
 import { PROBLEM_CONTENT_TYPE } from './problem.ts';
-import type { ReserveResult } from '../vacancy/stock-actor.ts';
+import type { ReserveResult } from '../stock/model.ts';
 import { parseScrape } from '../../test/support/prometheus.ts';
 
 const METRICS_TOKEN = 'metrics-token-0123456789';

@@ -11,10 +11,11 @@ import { createApp } from '../app.ts';
 import { ConfigError, parseConfig, type Config } from '../config.ts';
 import { buildDependencies, type BuiltDependencies } from '../dependencies.ts';
 import type { Lifecycle } from '../system/system.router.ts';
-import { MemoryStockStore, type StockStore } from '../vacancy/stock-store.ts';
-import { FileStockStore } from './file-stock-store.ts';
+import { MemoryStockStore, type StockStore } from '../stock/store.ts';
+import { backupCommand } from './backup-command.ts';
 import { RedisStockStore } from './redis-stock-store.ts';
 import { swaggerUiAssets } from './swagger-ui-assets.ts';
+import { SqliteStockStore } from './sqlite-stock-store.ts';
 import type { Tracing } from './tracing.ts';
 
 /** Keep-alive longer than common load balancers' idle timeouts (AWS ALB 60 s, nginx 75 s). */
@@ -53,7 +54,7 @@ export function createLogger(config: Config): PinoLogger {
 /** The store of the modes that own stock, as STOCK_STORE says. */
 export async function createStore(config: Config, logger: PinoLogger): Promise<StockStore | undefined> {
   if (config.MODE === 'ticket') return undefined;
-  if (config.STOCK_STORE === 'memory') return new MemoryStockStore();
+  if (config.STOCK_STORE === 'memory') return new MemoryStockStore({ maxKeys: config.IDEMPOTENCY_MAX_KEYS });
   if (config.STOCK_STORE === 'redis') {
     return RedisStockStore.create({
       url: config.REDIS_URL,
@@ -61,11 +62,11 @@ export async function createStore(config: Config, logger: PinoLogger): Promise<S
       timeoutMs: Math.round(config.REDIS_TIMEOUT * 1000),
     });
   }
-  return new FileStockStore({
+  return new SqliteStockStore({
     dataDir: config.DATA_DIR,
-    snapshotEvery: config.SNAPSHOT_EVERY,
     maxKeys: config.IDEMPOTENCY_MAX_KEYS,
-    logger,
+    walAutocheckpoint: config.SQLITE_WAL_AUTOCHECKPOINT,
+    logger: logger.child({ store: 'sqlite' }),
   });
 }
 
@@ -87,7 +88,7 @@ export interface EntryExtras {
 
 /**
  * Everything up to serving, from the configuration (see
- * {@link loadConfigOrExit}): the `healthcheck` subcommand (exits 0/1),
+ * {@link loadConfigOrExit}): the `healthcheck` and `backup PATH` subcommands,
  * logger, tracing (if the entry brings it and OTEL_* ask for it), store,
  * dependencies and the app. `fetch` is what the ticket service calls vacancy
  * through.
@@ -99,8 +100,9 @@ export async function prepare(
   extras: EntryExtras = {},
 ): Promise<Started> {
   if (args[0] === 'healthcheck') await healthcheck(config);
+  if (args[0] === 'backup') await backupCommand(config, args[1]);
   if (args[0] !== undefined) {
-    process.stderr.write(`unknown command ${JSON.stringify(args[0])}; the only command is healthcheck\n`);
+    process.stderr.write(`unknown command ${JSON.stringify(args[0])}; the commands are healthcheck and backup PATH\n`);
     process.exit(2);
   }
   const logger = createLogger(config);

@@ -27,20 +27,19 @@ import {
   IdempotencyKeyInFlightError,
   IdempotencyKeyReusedError,
   NegativeStockError,
-  StockActor,
   StoreUnavailableError,
-  UnknownInventoryError,
-  type ReserveResult,
-  type StockActorOptions,
-} from '../vacancy/stock-actor.ts';
-import { DEFAULT_INVENTORY } from '../vacancy/stock-store.ts';
+  UnknownStockError,
+} from '../stock/errors.ts';
+import type { ReserveResult } from '../stock/model.ts';
+import type { SeedStock } from '../stock/store.ts';
+import { StockActor, type StockActorOptions } from '../vacancy/stock-actor.ts';
 import { RedisStockStore } from './redis-stock-store.ts';
 
 const gate = await redisGate('src/node/redis-stock-store.test.ts', { needServerBinary: true });
 const PREFIX = uniquePrefix('redis-store');
 const SEED = testSeed();
 
-const seed = (initial: number) => new Map([[DEFAULT_INVENTORY, initial]]);
+const seed = (capacity: number): SeedStock[] => [{ eventId: 'default', typeId: 'default', capacity }];
 
 /** Actors opened by a test, closed (with their stores) after it. */
 const opened: StockActor[] = [];
@@ -145,7 +144,7 @@ describe.skipIf(gate.skip)(`RedisStockStore on a real Redis (seed ${SEED})`, () 
         soldBy[ask.via] += ask.qty;
         expect(answer.tickets).toBeDefined();
         expect(answer.tickets!.last - answer.tickets!.first + 1).toBe(ask.qty);
-        expect(answer.reservationId).toBe(`${DEFAULT_INVENTORY}-${answer.tickets!.first}`);
+        expect(answer.reservationId).toBe(`default-${answer.tickets!.first}`);
         ranges.push(answer.tickets!);
       } else {
         // A reserve is refused only when it does not fit in what is left.
@@ -221,7 +220,7 @@ describe.skipIf(gate.skip)(`RedisStockStore on a real Redis (seed ${SEED})`, () 
     expect(first).toMatchObject({ success: true, tickets: { first: 1, last: 1 }, replayed: false });
     expect(await actor.reserve(1, { idempotencyKey: 'short' })).toEqual({ ...first, replayed: true });
 
-    const idemKeys = await observer!.keys(`{${keyPrefix}:${DEFAULT_INVENTORY}}:idem:*`);
+    const idemKeys = await observer!.keys(`{${keyPrefix}:default}:idem:*`);
     expect(idemKeys).toHaveLength(1);
     const ttl = await observer!.pttl(idemKeys[0]!);
     expect(ttl).toBeGreaterThan(0);
@@ -259,15 +258,15 @@ describe.skipIf(gate.skip)(`RedisStockStore on a real Redis (seed ${SEED})`, () 
     expect(await b.actor.reserve(1)).toEqual({ success: false, remaining: 0, replayed: false });
   });
 
-  it('refuses an unknown inventory and changes nothing', async () => {
+  it('refuses an unknown stock and changes nothing', async () => {
     const keyPrefix = `${PREFIX}-unknown`;
     const { actor } = await replica({ keyPrefix, initial: 10 });
-    await expect(actor.reserve(1, { inventoryId: 'no-such-event' })).rejects.toBeInstanceOf(UnknownInventoryError);
-    await expect(actor.reserve(1, { inventoryId: 'no-such-event', idempotencyKey: 'k' })).rejects.toBeInstanceOf(
-      UnknownInventoryError,
+    await expect(actor.reserve(1, { eventId: 'no-such-event' })).rejects.toBeInstanceOf(UnknownStockError);
+    await expect(actor.reserve(1, { eventId: 'no-such-event', idempotencyKey: 'k' })).rejects.toBeInstanceOf(
+      UnknownStockError,
     );
-    await expect(actor.level('no-such-event')).rejects.toBeInstanceOf(UnknownInventoryError);
-    await expect(actor.adjust('add', 5, 'no-such-event')).rejects.toBeInstanceOf(UnknownInventoryError);
+    await expect(actor.level('no-such-event')).rejects.toBeInstanceOf(UnknownStockError);
+    await expect(actor.adjust('add', 5, 'no-such-event')).rejects.toBeInstanceOf(UnknownStockError);
     expect(await observer!.keys(`*${keyPrefix}:no-such-event*`)).toEqual([]);
     expect(await readStock(observer!, keyPrefix)).toEqual({ remaining: 10, sold: 0 });
   });
@@ -423,8 +422,8 @@ describe.skipIf(gate.skip)(`RedisStockStore on a real Redis (seed ${SEED})`, () 
       expect(actor.storeHealth().writable).toBe(true);
 
       // The new server holds no data: the stock is unknown, and nothing is decided from local memory.
-      await expect(actor.reserve(1)).rejects.toBeInstanceOf(UnknownInventoryError);
-      await privateObserver!.hset(stockKey(keyPrefix), 'remaining', '50', 'sold', '0');
+      await expect(actor.reserve(1)).rejects.toBeInstanceOf(UnknownStockError);
+      await privateObserver!.hset(stockKey(keyPrefix), 'capacity', '50', 'sold', '0', 'issued', '0');
       expect(await actor.reserve(2)).toMatchObject({ success: true, remaining: 48, tickets: { first: 1, last: 2 } });
       expect(await readStock(privateObserver!, keyPrefix)).toEqual({ remaining: 48, sold: 2 });
     });

@@ -1,15 +1,7 @@
 import type { Redis } from 'ioredis';
-import type {
-  ReserveOutcome,
-  StockCommand,
-  StockDecision,
-  StockLevel,
-  StockState,
-  StockStore,
-  StoreHealth,
-} from '../vacancy/stock-store.ts';
-import { reservationIdOf } from '../vacancy/stock-store.ts';
-import { KeyTable } from '../vacancy/key-table.ts';
+import { stockKeyOf, type StockCommand, type StockDecision } from '../stock/model.ts';
+import { reserveOutcomeOf, reserveRequestOf, type DecideOptions } from '../stock/rules.ts';
+import type { SeedStock, StockStore, StoreHealth } from '../stock/store.ts';
 
 export interface RedisStockStoreOptions {
   /** e.g. `redis://127.0.0.1:6379/0` */
@@ -21,43 +13,45 @@ export interface RedisStockStoreOptions {
 }
 
 /**
- * Decides one batch of one inventory atomically. KEYS[1] is the stock hash,
+ * Decides one batch of one stock atomically, by the rules of
+ * src/stock/rules.ts. KEYS[1] is the stock hash (capacity, sold, issued),
  * KEYS[2..] the idempotency keys of the batch. ARGV[1] is the deadline (ms,
  * Redis clock): a batch that reaches Redis after it changes nothing, so a
  * command whose caller gave up can never sell. ARGV[2] is the keys' TTL (ms),
- * then one (op, qty, key index) triple per command: op r = reserve, l = level,
- * s = set, a = add. The rules are the stock actor's: a reserve takes qty if
- * it all fits, else nothing; a known key replays its recorded decision if
- * the qty matches and is refused if not; a key twice in one batch is in
- * flight. Answers are strings, one per command (see parseDecision).
+ * then one (op, qty, key index, request) quadruple per command: op r =
+ * reserve, l = level, s = set, a = add. A key's record is its request, a
+ * newline, and the outcome as rules.ts writes it (`1 <remaining> <first>` or
+ * `0 <remaining>`). Answers are strings, one per command (see parseDecision).
  */
 const BATCH_SCRIPT = `
 local function fmt(x) return string.format('%.0f', x) end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local n = (#ARGV - 2) / 3
+local n = (#ARGV - 2) / 4
 local out = {}
 if now > tonumber(ARGV[1]) then
   for c = 1, n do out[c] = 'E' end
   return out
 end
-local level = redis.call('HMGET', KEYS[1], 'remaining', 'sold')
+local level = redis.call('HMGET', KEYS[1], 'capacity', 'sold', 'issued')
 if not level[1] then
   for c = 1, n do out[c] = 'U' end
   return out
 end
-local remaining = tonumber(level[1])
+local capacity = tonumber(level[1])
 local sold = tonumber(level[2])
+local issued = tonumber(level[3])
 local ttl = ARGV[2]
 local seen = {}
 local changed = false
 for c = 1, n do
-  local base = 3 + (c - 1) * 3
+  local base = 3 + (c - 1) * 4
   local op = ARGV[base]
   local qty = tonumber(ARGV[base + 1])
   local k = tonumber(ARGV[base + 2])
+  local request = ARGV[base + 3]
   if op == 'l' then
-    out[c] = 'L|' .. fmt(remaining) .. '|' .. fmt(sold)
+    out[c] = 'L|' .. fmt(capacity - sold) .. '|' .. fmt(sold)
   elseif op == 'r' then
     local decided = false
     if k > 0 then
@@ -68,56 +62,56 @@ for c = 1, n do
       else
         local prior = redis.call('GET', key)
         if prior then
-          local priorQty = string.match(prior, '^([^|]+)|')
-          if tonumber(priorQty) == qty then out[c] = 'R|' .. string.sub(prior, #priorQty + 2) else out[c] = 'X' end
+          local cut = string.find(prior, '\\n', 1, true)
+          if string.sub(prior, 1, cut - 1) == request then out[c] = 'R|' .. string.sub(prior, cut + 1) else out[c] = 'X' end
           decided = true
         end
       end
     end
     if not decided then
-      local record
-      if qty <= remaining then
-        local first = sold + 1
-        remaining = remaining - qty
+      local outcome
+      if qty <= capacity - sold then
+        local first = issued + 1
         sold = sold + qty
+        issued = issued + qty
         changed = true
-        record = '1|' .. fmt(remaining) .. '|' .. fmt(first)
+        outcome = '1 ' .. fmt(capacity - sold) .. ' ' .. fmt(first)
       else
-        record = '0|' .. fmt(remaining) .. '|0'
+        outcome = '0 ' .. fmt(capacity - sold)
       end
       if k > 0 then
-        redis.call('SET', KEYS[k], fmt(qty) .. '|' .. record, 'PX', ttl)
+        redis.call('SET', KEYS[k], request .. '\\n' .. outcome, 'PX', ttl)
         seen[KEYS[k]] = true
       end
-      out[c] = 'D|' .. record
+      out[c] = 'D|' .. outcome
     end
   else
-    local nextRemaining = remaining + qty
-    if op == 's' then nextRemaining = qty end
-    if nextRemaining < 0 then
+    local remaining = capacity - sold + qty
+    if op == 's' then remaining = qty end
+    if remaining < 0 or sold + remaining > 9007199254740991 then
       out[c] = 'N'
     else
-      remaining = nextRemaining
+      capacity = sold + remaining
       changed = true
-      out[c] = 'A|' .. fmt(remaining) .. '|' .. fmt(sold)
+      out[c] = 'A|' .. fmt(capacity - sold) .. '|' .. fmt(sold)
     end
   end
 end
-if changed then redis.call('HSET', KEYS[1], 'remaining', fmt(remaining), 'sold', fmt(sold)) end
+if changed then redis.call('HSET', KEYS[1], 'capacity', fmt(capacity), 'sold', fmt(sold), 'issued', fmt(issued)) end
 return out
 `;
 
 /** Seeds a stock only if it does not exist yet; answers its level either way. */
 const SEED_SCRIPT = `
 if redis.call('EXISTS', KEYS[1]) == 0 then
-  redis.call('HSET', KEYS[1], 'remaining', ARGV[1], 'sold', '0')
+  redis.call('HSET', KEYS[1], 'capacity', ARGV[1], 'sold', '0', 'issued', '0')
 end
-return redis.call('HMGET', KEYS[1], 'remaining', 'sold')
+return 1
 `;
 
 type ScriptedRedis = Redis & {
   ticketBatch(...args: Array<string | number>): Promise<string[]>;
-  ticketSeed(...args: Array<string | number>): Promise<Array<string | null>>;
+  ticketSeed(...args: Array<string | number>): Promise<number>;
 };
 
 const OP_CODES = { reserve: 'r', level: 'l', set: 's', add: 'a' } as const;
@@ -180,7 +174,7 @@ export class RedisStockStore implements StockStore {
     });
   }
 
-  async open(seed: ReadonlyMap<string, number>): Promise<StockState> {
+  async open(seed: readonly SeedStock[]): Promise<void> {
     try {
       await this.#redis.connect();
     } catch (error) {
@@ -191,51 +185,45 @@ export class RedisStockStore implements StockStore {
       );
     }
     await this.#syncClock();
-    const levels = new Map<string, StockLevel>();
-    for (const [inventoryId, initial] of seed) {
-      const [remaining, sold] = await this.#redis.ticketSeed(this.#stockKey(inventoryId), String(initial));
-      levels.set(inventoryId, { remaining: Number(remaining), sold: Number(sold) });
+    for (const { eventId, typeId, capacity } of seed) {
+      await this.#redis.ticketSeed(this.#stockKey(eventId, typeId), String(capacity));
     }
     this.#lastCommitAt = Date.now();
-    return { levels, keys: new KeyTable() };
   }
 
-  /** Never called: this store decides batches itself. */
-  async commit(): Promise<void> {
-    throw new Error('RedisStockStore decides batches itself; the actor calls decide(), not commit()');
-  }
-
-  async decide(commands: readonly StockCommand[], options: { idempotencyTtlMs: number }): Promise<StockDecision[]> {
+  async decide(commands: readonly StockCommand[], options: DecideOptions): Promise<StockDecision[]> {
     const groups = new Map<string, number[]>();
     commands.forEach((command, index) => {
-      const group = groups.get(command.inventoryId);
+      const stock = stockKeyOf(command.eventId, command.typeId);
+      const group = groups.get(stock);
       if (group) group.push(index);
-      else groups.set(command.inventoryId, [index]);
+      else groups.set(stock, [index]);
     });
     const decisions: StockDecision[] = new Array(commands.length);
     try {
       await Promise.all(
-        [...groups].map(async ([inventoryId, indexes]) => {
-          const keys = [this.#stockKey(inventoryId)];
+        [...groups.values()].map(async (indexes) => {
+          const { eventId, typeId } = commands[indexes[0]!]!;
+          const keys = [this.#stockKey(eventId, typeId)];
           const args: string[] = [String(this.#deadline()), String(options.idempotencyTtlMs)];
           for (const index of indexes) {
-            const command = commands[index] as StockCommand;
+            const command = commands[index]!;
             if (command.kind === 'reserve') {
               let keyIndex = 0;
               if (command.key !== undefined) {
-                keys.push(this.#idempotencyKey(inventoryId, command.key));
+                keys.push(this.#idempotencyKey(eventId, command.key));
                 keyIndex = keys.length;
               }
-              args.push(OP_CODES.reserve, String(command.qty), String(keyIndex));
+              args.push(OP_CODES.reserve, String(command.qty), String(keyIndex), reserveRequestOf(command));
             } else if (command.kind === 'adjust') {
-              args.push(OP_CODES[command.op], String(command.qty), '0');
+              args.push(OP_CODES[command.op], String(command.qty), '0', '');
             } else {
-              args.push(OP_CODES.level, '0', '0');
+              args.push(OP_CODES.level, '0', '0', '');
             }
           }
           const answers = await this.#redis.ticketBatch(keys.length, ...keys, ...args);
           indexes.forEach((index, position) => {
-            decisions[index] = parseDecision(answers[position], commands[index] as StockCommand);
+            decisions[index] = parseDecision(answers[position], commands[index]!);
           });
         }),
       );
@@ -300,12 +288,13 @@ export class RedisStockStore implements StockStore {
     this.#clockOffsetMs = redisNow - (sent + received) / 2;
   }
 
-  #stockKey(inventoryId: string): string {
-    return `{${this.#prefix}:${inventoryId}}:stock`;
+  /** Every key of an event shares its hash tag: one script call touches one slot of a cluster. */
+  #stockKey(eventId: string, typeId: string): string {
+    return `{${this.#prefix}:${eventId}}:stock:${typeId}`;
   }
 
-  #idempotencyKey(inventoryId: string, key: string): string {
-    return `{${this.#prefix}:${inventoryId}}:idem:${key}`;
+  #idempotencyKey(eventId: string, key: string): string {
+    return `{${this.#prefix}:${eventId}}:idem:${key}`;
   }
 }
 
@@ -319,7 +308,8 @@ function parseDecision(answer: string | undefined, command: StockCommand): Stock
   switch (tag) {
     case 'D':
     case 'R':
-      return { kind: 'reserved', outcome: outcome(fields, command), replayed: tag === 'R' };
+      if (command.kind !== 'reserve') break;
+      return { kind: 'reserved', outcome: reserveOutcomeOf(fields[0]!, command), replayed: tag === 'R' };
     case 'L':
       return { kind: 'level', level: { remaining: Number(fields[0]), sold: Number(fields[1]) } };
     case 'A':
@@ -331,23 +321,9 @@ function parseDecision(answer: string | undefined, command: StockCommand): Stock
     case 'N':
       return { kind: 'refused', reason: 'negative-stock' };
     case 'U':
-      return { kind: 'refused', reason: 'unknown-inventory' };
+      return { kind: 'refused', reason: 'unknown-stock' };
     case 'E':
       return { kind: 'refused', reason: 'expired' };
-    default:
-      throw new Error(`the batch script answered ${JSON.stringify(answer)}`);
   }
-}
-
-/** Rebuilds a reserve outcome from the script's `success|remaining|first` record. */
-function outcome([success, remaining, first]: string[], command: StockCommand): ReserveOutcome {
-  if (success !== '1') return { success: false, remaining: Number(remaining) };
-  const qty = command.kind === 'reserve' ? command.qty : 0;
-  const firstTicket = Number(first);
-  return {
-    success: true,
-    remaining: Number(remaining),
-    reservationId: reservationIdOf(command.inventoryId, firstTicket),
-    tickets: { first: firstTicket, last: firstTicket + qty - 1 },
-  };
+  throw new Error(`the batch script answered ${JSON.stringify(answer)} to ${command.kind}`);
 }

@@ -1,5 +1,6 @@
 import type { Metrics } from '../lib/metrics.ts';
-import { IdempotencyKeyInFlightError, IdempotencyKeyReusedError, type ReserveResult } from '../vacancy/stock-actor.ts';
+import { IdempotencyKeyInFlightError, IdempotencyKeyReusedError } from '../stock/errors.ts';
+import type { ReserveResult } from '../stock/model.ts';
 import { VacancyProtocolError } from './remote-vacancy-client.ts';
 import { VacancyUnavailableError, type CallContext, type VacancyClient, type VacancyProbe } from './vacancy-client.ts';
 

@@ -8,8 +8,9 @@ import {
   type SpanContext,
 } from '@opentelemetry/api';
 import ky, { HTTPError, TimeoutError, type KyInstance } from 'ky';
-import { IdempotencyKeyInFlightError, IdempotencyKeyReusedError, type ReserveResult } from '../vacancy/stock-actor.ts';
-import type { TicketRange } from '../vacancy/stock-store.ts';
+import { IdempotencyKeyInFlightError, IdempotencyKeyReusedError } from '../stock/errors.ts';
+import type { ReserveResult } from '../stock/model.ts';
+import type { TicketRange } from '../stock/model.ts';
 import { IDEMPOTENCY_KEY_HEADER, IDEMPOTENT_REPLAYED_HEADER } from '../lib/idempotency.ts';
 import { problemTypes } from '../lib/problem.ts';
 import { Coalescer } from './coalescer.ts';

@@ -1,4 +1,4 @@
-import type { TicketRange } from '../vacancy/stock-store.ts';
+import type { TicketRange } from '../stock/model.ts';
 import type { CallContext, VacancyClient } from './vacancy-client.ts';
 
 /** The answer to a purchase: the 1.0.0 fields, plus the purchase record when it succeeded. */

@@ -6,8 +6,9 @@ import { createApp } from '../app.ts';
 import { parseConfig } from '../config.ts';
 import { buildDependencies } from '../dependencies.ts';
 import { PROBLEM_CONTENT_TYPE, problemTypes } from '../lib/problem.ts';
-import { FileStockStore } from '../node/file-stock-store.ts';
-import type { StockStore } from './stock-store.ts';
+import { silentLogger } from '../lib/logger.ts';
+import { SqliteStockStore } from '../node/sqlite-stock-store.ts';
+import type { StockStore } from '../stock/store.ts';
 
 const TOKEN = 'an-admin-token-of-some-length';
 
@@ -100,15 +101,16 @@ it('is not served by the ticket service, which owns no stock', async () => {
   expect(res.status).toBe(404);
 });
 
-it('journals adjustments in the file store like any sale: they survive a restart', async () => {
+it('records adjustments in the SQLite store like any sale: they survive a restart', async () => {
   const dataDir = mkdtempSync(join(tmpdir(), 'ticket-admin-'));
   dirs.push(dataDir);
-  const first = await appWith({ ADMIN_TOKEN: TOKEN, STOCK_STORE: 'file' }, new FileStockStore({ dataDir }));
+  const store = () => new SqliteStockStore({ dataDir, maxKeys: 100, logger: silentLogger });
+  const first = await appWith({ ADMIN_TOKEN: TOKEN, STOCK_STORE: 'sqlite' }, store());
   await first.deps.actor!.reserve(3);
   expect(await (await adjust(first.app, { op: 'add', qty: 100 })).json()).toEqual({ remaining: 107, sold: 3 });
   await first.deps.close();
 
-  const second = await appWith({ ADMIN_TOKEN: TOKEN, STOCK_STORE: 'file' }, new FileStockStore({ dataDir }));
+  const second = await appWith({ ADMIN_TOKEN: TOKEN, STOCK_STORE: 'sqlite' }, store());
   expect(second.deps.actor!.snapshot()).toEqual({ remaining: 107, sold: 3 });
   await second.deps.close();
 });

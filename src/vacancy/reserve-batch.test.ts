@@ -6,7 +6,8 @@ import { PROBLEM_CONTENT_TYPE, problemTypes } from '../lib/problem.ts';
 import { MAX_RESERVE_BATCH } from '../lib/schemas.ts';
 import { RemoteVacancyClient } from '../ticket/remote-vacancy-client.ts';
 import { VacancyUnavailableError } from '../ticket/vacancy-client.ts';
-import { MemoryStockStore, type StockStore } from './stock-store.ts';
+import type { StockStore } from '../stock/store.ts';
+import { ControlledStore } from '../../test/support/controlled-store.ts';
 
 const TOKEN = 'between-services';
 
@@ -33,10 +34,10 @@ async function results(res: Response): Promise<Array<Record<string, unknown>>> {
   return ((await res.json()) as { results: Array<Record<string, unknown>> }).results;
 }
 
-class FailingStore extends MemoryStockStore {
-  override async commit(): Promise<void> {
-    throw new Error('disk gone');
-  }
+function failingStore(): ControlledStore {
+  const store = new ControlledStore();
+  store.failing = true;
+  return store;
 }
 
 describe('POST /api/v1/reserve/batch', () => {
@@ -122,7 +123,7 @@ describe('POST /api/v1/reserve/batch', () => {
   });
 
   it('answers a store failure as a 503 result per reserve, nothing sold', async () => {
-    const { app, actor } = await vacancy({}, new FailingStore());
+    const { app, actor } = await vacancy({}, failingStore());
     const answer = await results(
       await batch(app, {
         reserves: [
@@ -331,7 +332,7 @@ describe('RemoteVacancyClient with VACANCY_BATCH_MAX', () => {
   });
 
   it('fails a batched reserve the store could not make with VacancyUnavailableError, nothing sold', async () => {
-    const { app, actor } = await vacancy({}, new FailingStore());
+    const { app, actor } = await vacancy({}, failingStore());
     const { client } = clientOf(app, 10);
     const outcomes = await Promise.allSettled(Array.from({ length: 5 }, () => client.reserve(1)));
     for (const outcome of outcomes) {

@@ -1,52 +1,11 @@
 import { describe, expect, it } from 'vitest';
-import {
-  ActorClosedError,
-  IdempotencyKeyInFlightError,
-  IdempotencyKeyReusedError,
-  StockActor,
-  StoreUnavailableError,
-  UnknownInventoryError,
-  type ReserveResult,
-} from './stock-actor.ts';
-import {
-  DEFAULT_INVENTORY,
-  MemoryStockStore,
-  seededState,
-  type StockEvent,
-  type StockState,
-  type StockStore,
-} from './stock-store.ts';
+import { ActorClosedError, StoreUnavailableError, UnknownStockError } from '../stock/errors.ts';
+import type { ReserveResult } from '../stock/model.ts';
+import { MemoryStockStore, type SeedStock } from '../stock/store.ts';
+import { ControlledStore } from '../../test/support/controlled-store.ts';
+import { StockActor } from './stock-actor.ts';
 
-/** A store that records every batch and takes its time, like a disk or a network would. */
-class RecordingStore implements StockStore {
-  readonly kind = 'recording';
-  readonly batches: StockEvent[][] = [];
-  committed = 0;
-  failNext = false;
-  constructor(private readonly delayMs = 0) {}
-
-  async open(seed: ReadonlyMap<string, number>): Promise<StockState> {
-    return seededState(seed);
-  }
-
-  async commit(events: readonly StockEvent[]): Promise<void> {
-    await new Promise((resolve) => setTimeout(resolve, this.delayMs));
-    if (this.failNext) {
-      this.failNext = false;
-      throw new Error('disk on fire');
-    }
-    this.batches.push([...events]);
-    this.committed += events.length;
-  }
-
-  health() {
-    return { kind: this.kind, durable: false, writable: true, lastCommitAgeMs: null };
-  }
-
-  async close(): Promise<void> {}
-}
-
-const seed = (initial: number) => new Map([[DEFAULT_INVENTORY, initial]]);
+const seed = (capacity: number): SeedStock[] => [{ eventId: 'default', typeId: 'default', capacity }];
 
 /** A reproducible sequence of quantities, so a failure can be replayed. */
 function quantities(count: number, max: number, seedValue: number): number[] {
@@ -60,7 +19,7 @@ function quantities(count: number, max: number, seedValue: number): number[] {
 describe('StockActor', () => {
   it.each([
     ['memory store', () => new MemoryStockStore()],
-    ['a slow store (many batches)', () => new RecordingStore(2)],
+    ['a slow store (many batches)', () => new ControlledStore({ delayMs: 2 })],
   ])('decides 10,000 concurrent reserves in arrival order on %s', async (_name, makeStore) => {
     const initial = 5_000;
     const actor = await StockActor.start(makeStore(), seed(initial));
@@ -107,7 +66,7 @@ describe('StockActor', () => {
   });
 
   it('groups messages that arrive during a commit into the next batch', async () => {
-    const store = new RecordingStore(20);
+    const store = new ControlledStore({ delayMs: 20 });
     const actor = await StockActor.start(store, seed(1_000_000));
     const pending: Promise<unknown>[] = [];
     for (let wave = 0; wave < 20; wave++) {
@@ -121,7 +80,7 @@ describe('StockActor', () => {
   });
 
   it('commits many messages per batch and answers only after the commit', async () => {
-    const store = new RecordingStore(5);
+    const store = new ControlledStore({ delayMs: 5 });
     const actor = await StockActor.start(store, seed(1_000));
     const answeredAfterCommit: boolean[] = [];
 
@@ -137,11 +96,11 @@ describe('StockActor', () => {
     expect(answeredAfterCommit.every(Boolean)).toBe(true);
     expect(store.committed).toBe(300);
     expect(store.batches.length).toBeLessThan(300);
-    expect(store.batches[0]?.length).toBe(300);
+    expect(store.batches[1]?.length, 'the first batch after the start-up read').toBe(300);
   });
 
   it('reads through the mailbox: an available after a reserve sees it', async () => {
-    const actor = await StockActor.start(new RecordingStore(1), seed(10));
+    const actor = await StockActor.start(new ControlledStore({ delayMs: 1 }), seed(10));
     const [, afterReserve, , afterSecond] = await Promise.all([
       actor.reserve(3),
       actor.available(),
@@ -153,7 +112,7 @@ describe('StockActor', () => {
   });
 
   it('fails a whole batch when the store cannot commit, and keeps the previous stock', async () => {
-    const store = new RecordingStore(1);
+    const store = new ControlledStore({ delayMs: 1 });
     const actor = await StockActor.start(store, seed(10));
     store.failNext = true;
 
@@ -163,6 +122,7 @@ describe('StockActor', () => {
     expect(results[1]).toMatchObject({ status: 'rejected', reason: expect.any(StoreUnavailableError) });
     expect(results[2]).toEqual({ status: 'fulfilled', value: 10 });
     expect(actor.snapshot()).toEqual({ remaining: 10, sold: 0 });
+    expect(await actor.available(), 'nothing of the failed batch happened').toBe(10);
 
     // The next batch commits normally.
     await expect(actor.reserve(4)).resolves.toMatchObject({ success: true, remaining: 6 });
@@ -176,21 +136,18 @@ describe('StockActor', () => {
     expect(actor.snapshot()).toEqual({ remaining: 0, sold: 3 });
   });
 
-  it('keeps inventories apart and rejects unknown ones', async () => {
-    const actor = await StockActor.start(
-      new MemoryStockStore(),
-      new Map([
-        [DEFAULT_INVENTORY, 5],
-        ['gala', 2],
-      ]),
-    );
-    await expect(actor.reserve(2, { inventoryId: 'gala' })).resolves.toMatchObject({ success: true, remaining: 0 });
+  it('keeps stocks apart and rejects unknown ones', async () => {
+    const actor = await StockActor.start(new MemoryStockStore(), [
+      ...seed(5),
+      { eventId: 'gala', typeId: 'default', capacity: 2 },
+    ]);
+    await expect(actor.reserve(2, { eventId: 'gala' })).resolves.toMatchObject({ success: true, remaining: 0 });
     await expect(actor.available()).resolves.toBe(5);
-    await expect(actor.reserve(1, { inventoryId: 'nope' })).rejects.toBeInstanceOf(UnknownInventoryError);
+    await expect(actor.reserve(1, { eventId: 'nope' })).rejects.toBeInstanceOf(UnknownStockError);
   });
 
   it('answers what is queued when closed, then refuses new messages', async () => {
-    const actor = await StockActor.start(new RecordingStore(5), seed(10));
+    const actor = await StockActor.start(new ControlledStore({ delayMs: 5 }), seed(10));
     const queued = actor.reserve(4);
     const closing = actor.close();
     await expect(queued).resolves.toMatchObject({ success: true, remaining: 6 });
@@ -199,70 +156,20 @@ describe('StockActor', () => {
   });
 
   describe('idempotency keys', () => {
-    it('replays the first decision for a repeated key and takes nothing more', async () => {
-      const store = new RecordingStore();
+    it('decides a key with the sale it belongs to, in one store call', async () => {
+      const store = new ControlledStore();
       const actor = await StockActor.start(store, seed(10));
+      const before = store.batches.length;
       const first = await actor.reserve(3, { idempotencyKey: 'k1' });
       const again = await actor.reserve(3, { idempotencyKey: 'k1' });
 
       expect(first).toMatchObject({ success: true, remaining: 7, tickets: { first: 1, last: 3 }, replayed: false });
       expect(again).toEqual({ ...first, replayed: true });
-      expect(actor.snapshot()).toEqual({ remaining: 7, sold: 3 });
-      // The key went into the same commit as the reservation it belongs to.
-      expect(store.batches).toHaveLength(1);
-      expect(store.batches[0]?.map((e) => e.type)).toEqual(['reserved', 'key']);
-    });
-
-    it('replays an insufficient answer too, even once stock would fit', async () => {
-      const actor = await StockActor.start(new MemoryStockStore(), seed(2));
-      await expect(actor.reserve(3, { idempotencyKey: 'big' })).resolves.toMatchObject({
-        success: false,
-        remaining: 2,
-      });
-      await expect(actor.reserve(1)).resolves.toMatchObject({ success: true, remaining: 1 });
-      await expect(actor.reserve(3, { idempotencyKey: 'big' })).resolves.toEqual({
-        success: false,
-        remaining: 2,
-        replayed: true,
-      });
-    });
-
-    it('refuses a key reused with another qty, and a key repeated within one batch', async () => {
-      const actor = await StockActor.start(new MemoryStockStore(), seed(10));
-      await actor.reserve(1, { idempotencyKey: 'k' });
-      await expect(actor.reserve(2, { idempotencyKey: 'k' })).rejects.toBeInstanceOf(IdempotencyKeyReusedError);
-
-      const [a, b] = await Promise.allSettled([
-        actor.reserve(1, { idempotencyKey: 'twice' }),
-        actor.reserve(1, { idempotencyKey: 'twice' }),
-      ]);
-      expect(a).toMatchObject({ status: 'fulfilled', value: { success: true, replayed: false } });
-      expect(b).toMatchObject({ status: 'rejected', reason: expect.any(IdempotencyKeyInFlightError) });
-      expect(actor.snapshot()).toEqual({ remaining: 8, sold: 2 });
-    });
-
-    it('forgets a key after its TTL and the oldest keys beyond the cap', async () => {
-      let now = 1_000_000;
-      const actor = await StockActor.start(new MemoryStockStore(), seed(100), {
-        idempotencyTtlMs: 1_000,
-        maxKeys: 3,
-        now: () => now,
-      });
-      await actor.reserve(1, { idempotencyKey: 'old' });
-      now += 1_001;
-      await expect(actor.reserve(1, { idempotencyKey: 'old' })).resolves.toMatchObject({
-        replayed: false,
-        remaining: 98,
-      });
-
-      for (const key of ['a', 'b', 'c', 'd']) await actor.reserve(1, { idempotencyKey: key });
-      expect(actor.stats().idempotencyKeys).toBe(3);
-      await expect(actor.reserve(1, { idempotencyKey: 'd' })).resolves.toMatchObject({ replayed: true });
-      await expect(actor.reserve(1, { idempotencyKey: 'a' })).resolves.toMatchObject({ replayed: false });
+      expect(store.batches.length - before).toBe(2);
     });
 
     it('records no key when the commit fails, so a retry is decided afresh', async () => {
-      const store = new RecordingStore();
+      const store = new ControlledStore();
       const actor = await StockActor.start(store, seed(5));
       store.failNext = true;
       await expect(actor.reserve(2, { idempotencyKey: 'retry-me' })).rejects.toBeInstanceOf(StoreUnavailableError);
@@ -272,42 +179,5 @@ describe('StockActor', () => {
         replayed: false,
       });
     });
-  });
-});
-
-describe('StockActor with a store that records keys itself', () => {
-  /** Like the file store: adds each committed key record to the table open() returned, after the batch is durable. */
-  class KeyRecordingStore extends RecordingStore {
-    readonly recordsKeys = true;
-    state: StockState | undefined;
-    override async open(seed: ReadonlyMap<string, number>): Promise<StockState> {
-      this.state = await super.open(seed);
-      return this.state;
-    }
-    override async commit(events: readonly StockEvent[]): Promise<void> {
-      await super.commit(events);
-      for (const event of events) if (event.type === 'key') this.state!.keys.set(event.record.key, event.record);
-    }
-  }
-
-  it('leaves adding keys to the store, and replays from the one table', async () => {
-    const store = new KeyRecordingStore();
-    const actor = await StockActor.start(store, seed(10));
-    const keys = store.state!.keys;
-    let sets = 0;
-    const set = keys.set.bind(keys);
-    keys.set = (key, record) => {
-      sets += 1;
-      return set(key, record);
-    };
-
-    const first = await actor.reserve(3, { idempotencyKey: 'k1' });
-    expect(sets, 'the store added the key once; the actor did not add it again').toBe(1);
-    expect(await actor.reserve(3, { idempotencyKey: 'k1' })).toEqual({ ...first, replayed: true });
-    store.failNext = true;
-    await expect(actor.reserve(1, { idempotencyKey: 'k2' })).rejects.toThrow(StoreUnavailableError);
-    expect(keys.has('k2')).toBe(false);
-    expect(sets).toBe(1);
-    await actor.close();
   });
 });

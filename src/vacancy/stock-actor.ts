@@ -1,30 +1,24 @@
 import { nextTurn } from '../lib/next-turn.ts';
+import { ActorClosedError, refusalError, StoreUnavailableError } from '../stock/errors.ts';
 import {
-  DEFAULT_INVENTORY,
-  outcomeOf,
-  reservationIdOf,
-  type IdempotencyRecord,
-  type ReserveOutcome,
+  DEFAULT_EVENT_ID,
+  DEFAULT_TICKET_TYPE_ID,
+  stockKeyOf,
   type AdjustOp,
+  type ReserveResult,
   type StockCommand,
   type StockDecision,
-  type StockEvent,
   type StockLevel,
-  type StockState,
-  type StockStore,
-} from './stock-store.ts';
-
-export type { ReserveOutcome } from './stock-store.ts';
-
-/** A reserve's answer, and whether it is the replay of an earlier one with the same idempotency key. */
-export type ReserveResult = ReserveOutcome & { replayed: boolean };
+} from '../stock/model.ts';
+import type { SeedStock, StockStore } from '../stock/store.ts';
 
 export interface ReserveOptions {
-  inventoryId?: string;
+  eventId?: string;
+  typeId?: string;
   /**
    * Makes the reserve idempotent: the first decision for a key is recorded in
    * the same commit as the reservation, and every later reserve with the key
-   * and the same qty gets that decision back instead of a new one.
+   * and the same request gets that decision back instead of a new one.
    */
   idempotencyKey?: string;
 }
@@ -32,113 +26,51 @@ export interface ReserveOptions {
 export interface StockActorOptions {
   /** How long an idempotency key is remembered. Default 24 h. */
   idempotencyTtlMs?: number;
-  /** How many keys are remembered at most; the oldest go first. Default 1,000,000. */
-  maxKeys?: number;
   /** The clock keys expire by (ms since the epoch); tests pass their own. */
   now?: () => number;
-  /** Told of every batch and every store commit (metrics). */
+  /** Told of every batch and every store call (metrics). */
   observer?: ActorObserver;
 }
 
 /** What the actor reports as it works: batch sizes and how long the store took. */
 export interface ActorObserver {
   batch(size: number): void;
-  /** Seconds one `commit` (or, on a shared store, one `decide`) took, and whether it failed. */
+  /** Seconds one store call took, and whether it failed. */
   commit(seconds: number, failed: boolean): void;
 }
 
-/** The same idempotency key came with a different request. */
-export class IdempotencyKeyReusedError extends Error {
-  constructor() {
-    super('This Idempotency-Key was already used with a different request');
-    this.name = 'IdempotencyKeyReusedError';
-  }
-}
+type Message = { command: StockCommand; settle: Settle };
 
-/** A request with this idempotency key is still being decided. */
-export class IdempotencyKeyInFlightError extends Error {
-  constructor() {
-    super('A request with this Idempotency-Key is still being processed');
-    this.name = 'IdempotencyKeyInFlightError';
-  }
-}
-
-/** The actor no longer takes messages: it is shutting down. */
-export class ActorClosedError extends Error {
-  constructor() {
-    super('The stock actor is closed');
-    this.name = 'ActorClosedError';
-  }
-}
-
-/** The store could not make a batch durable; nothing in that batch happened. */
-export class StoreUnavailableError extends Error {
-  /**
-   * True when the store may have applied the change after all (a shared
-   * store that did not answer in time): then nothing can be said of the
-   * outcome, except that a retry with the same idempotency key will tell.
-   */
-  readonly outcomeUnknown: boolean;
-
-  constructor(cause: unknown) {
-    super('The stock store could not record the change', { cause });
-    this.name = 'StoreUnavailableError';
-    this.outcomeUnknown = (cause as { outcomeUnknown?: unknown } | undefined)?.outcomeUnknown === true;
-  }
-}
-
-/** An adjustment that would leave the stock below zero. */
-export class NegativeStockError extends Error {
-  constructor() {
-    super('The change would leave the stock below zero');
-    this.name = 'NegativeStockError';
-  }
-}
-
-/** A message for an inventory the actor does not hold. */
-export class UnknownInventoryError extends Error {
-  constructor(readonly inventoryId: string) {
-    super(`Unknown inventory ${JSON.stringify(inventoryId)}`);
-    this.name = 'UnknownInventoryError';
-  }
-}
-
-type Message =
-  | { kind: 'reserve'; inventoryId: string; qty: number; key: string | undefined; settle: Settle<ReserveResult> }
-  | { kind: 'level'; inventoryId: string; settle: Settle<StockLevel> }
-  | { kind: 'adjust'; inventoryId: string; op: AdjustOp; qty: number; settle: Settle<StockLevel> };
-
-interface Settle<T> {
-  resolve(value: T): void;
+interface Settle {
+  resolve(decision: StockDecision): void;
   reject(reason: unknown): void;
 }
 
-type Answer = () => void;
-
 /**
  * The single writer of the stock. Callers send messages and get promises;
- * the actor takes everything waiting in its mailbox as one batch, decides
- * each message in arrival order against its state, hands the batch's events
- * to the store in one `commit`, and only then applies the new state and
- * answers (group commit). While a commit is in flight, new messages queue up
- * for the next batch, so a slow store makes batches bigger, not requests
- * slower one by one.
+ * the actor takes everything waiting in its mailbox as one batch and hands
+ * it, in arrival order, to the store, which decides it by the rules in
+ * src/stock/rules.ts and makes it durable in one commit; only then are the
+ * callers answered (group commit). While a batch is with the store, new
+ * messages queue up for the next one, so a slow store makes batches bigger,
+ * not requests slower one by one.
  *
- * No lock is needed: deciding a batch is synchronous, and only one batch is
- * ever being committed. Reads go through the mailbox too, so an answer never
- * reflects a decision that is not yet durable, nor misses one that is.
+ * No lock is needed: only one batch is ever being decided. Reads go through
+ * the mailbox too, so an answer never reflects a decision that is not yet
+ * durable, nor misses one that is.
  *
  * @example
- * const actor = await StockActor.start(new MemoryStockStore(), new Map([['default', 10]]));
- * await actor.reserve(3); // { success: true, remaining: 7 }
+ * const actor = await StockActor.start(new MemoryStockStore(), [{ eventId: 'default', typeId: 'default', capacity: 10 }]);
+ * await actor.reserve(3); // { success: true, remaining: 7, ... }
  * await actor.available(); // 7
  */
 export class StockActor {
-  #state: StockState;
+  readonly #store: StockStore;
   readonly #ttlMs: number;
-  readonly #maxKeys: number;
   readonly #now: () => number;
   readonly #observer: ActorObserver | undefined;
+  /** The last level seen of each stock, for health reports and metrics (never for answers). */
+  readonly #seen = new Map<string, StockLevel>();
   #mailbox: Message[] = [];
   #draining = false;
   #closed = false;
@@ -146,129 +78,123 @@ export class StockActor {
   #markIdle: () => void = () => {};
   #lastBatchSize = 0;
 
-  private constructor(
-    private readonly store: StockStore,
-    state: StockState,
-    options: StockActorOptions,
-  ) {
-    this.#state = state;
+  private constructor(store: StockStore, options: StockActorOptions) {
+    this.#store = store;
     this.#ttlMs = options.idempotencyTtlMs ?? 24 * 60 * 60 * 1000;
-    this.#maxKeys = options.maxKeys ?? 1_000_000;
     this.#now = options.now ?? Date.now;
     this.#observer = options.observer;
   }
 
-  /** Opens the store and starts an actor on what it holds. */
+  /** Opens the store, creating the `seed` stocks it does not hold yet, and starts an actor on it. */
   static async start(
     store: StockStore,
-    seed: ReadonlyMap<string, number>,
+    seed: readonly SeedStock[],
     options: StockActorOptions = {},
   ): Promise<StockActor> {
-    const now = (options.now ?? Date.now)();
-    return new StockActor(store, await store.open(seed, now), options);
+    await store.open(seed);
+    const actor = new StockActor(store, options);
+    await Promise.all(seed.map(({ eventId, typeId }) => actor.level(eventId, typeId)));
+    return actor;
   }
 
   /** Takes `qty` tickets if they are all there; otherwise takes nothing. */
-  reserve(qty: number, options: ReserveOptions = {}): Promise<ReserveResult> {
-    return new Promise((resolve, reject) =>
-      this.#post({
-        kind: 'reserve',
-        inventoryId: options.inventoryId ?? DEFAULT_INVENTORY,
-        qty,
-        key: options.idempotencyKey,
-        settle: { resolve, reject },
-      }),
-    );
+  async reserve(qty: number, options: ReserveOptions = {}): Promise<ReserveResult> {
+    const eventId = options.eventId ?? DEFAULT_EVENT_ID;
+    const typeId = options.typeId ?? DEFAULT_TICKET_TYPE_ID;
+    const decision = await this.#send({ kind: 'reserve', eventId, typeId, qty, key: options.idempotencyKey });
+    if (decision.kind !== 'reserved') throw unexpected(decision, 'reserve');
+    // A replay answers as of its first decision: its remaining is history, not the stock now.
+    if (!decision.replayed) {
+      this.#see(eventId, typeId, decision.outcome.remaining, decision.outcome.tickets?.last);
+    }
+    return { ...decision.outcome, replayed: decision.replayed };
   }
 
   /** Tickets left, as of every decision made before this call. */
-  async available(inventoryId: string = DEFAULT_INVENTORY): Promise<number> {
-    return (await this.level(inventoryId)).remaining;
+  async available(eventId = DEFAULT_EVENT_ID, typeId = DEFAULT_TICKET_TYPE_ID): Promise<number> {
+    return (await this.level(eventId, typeId)).remaining;
   }
 
   /** Tickets left and sold, as of every decision made before this call. */
-  level(inventoryId: string = DEFAULT_INVENTORY): Promise<StockLevel> {
-    return new Promise((resolve, reject) => this.#post({ kind: 'level', inventoryId, settle: { resolve, reject } }));
+  async level(eventId = DEFAULT_EVENT_ID, typeId = DEFAULT_TICKET_TYPE_ID): Promise<StockLevel> {
+    const decision = await this.#send({ kind: 'level', eventId, typeId });
+    if (decision.kind !== 'level') throw unexpected(decision, 'level');
+    this.#seen.set(stockKeyOf(eventId, typeId), decision.level);
+    return { ...decision.level };
   }
 
   /**
    * An operator's change of stock, recorded like any sale: `set` makes
    * `qty` tickets remaining, `add` adds `qty` (negative takes away). Ticket
-   * numbers already sold are never handed out again.
+   * numbers already handed out are never handed out again.
    */
-  adjust(op: AdjustOp, qty: number, inventoryId: string = DEFAULT_INVENTORY): Promise<StockLevel> {
-    return new Promise((resolve, reject) =>
-      this.#post({ kind: 'adjust', inventoryId, op, qty, settle: { resolve, reject } }),
-    );
+  async adjust(
+    op: AdjustOp,
+    qty: number,
+    eventId = DEFAULT_EVENT_ID,
+    typeId = DEFAULT_TICKET_TYPE_ID,
+  ): Promise<StockLevel> {
+    const decision = await this.#send({ kind: 'adjust', eventId, typeId, op, qty });
+    if (decision.kind !== 'adjusted') throw unexpected(decision, 'adjust');
+    this.#seen.set(stockKeyOf(eventId, typeId), decision.level);
+    return { ...decision.level };
   }
 
   /**
-   * The level of an inventory without queueing, for health reports: the
-   * committed state, or with a shared store the level last seen.
+   * The level of a stock without queueing, for health reports and metrics:
+   * as last seen in a decision. Never used to decide anything.
    */
-  snapshot(inventoryId: string = DEFAULT_INVENTORY): StockLevel | undefined {
-    const level = this.#state.levels.get(inventoryId);
+  snapshot(eventId = DEFAULT_EVENT_ID, typeId = DEFAULT_TICKET_TYPE_ID): StockLevel | undefined {
+    const level = this.#seen.get(stockKeyOf(eventId, typeId));
     return level && { ...level };
   }
 
   /** Messages waiting for the next batch, the size of the last batch decided, idempotency keys held. */
-  stats(): { mailboxDepth: number; lastBatchSize: number; idempotencyKeys: number } {
+  stats(): { mailboxDepth: number; lastBatchSize: number; idempotencyKeys: number | undefined } {
     return {
       mailboxDepth: this.#mailbox.length,
       lastBatchSize: this.#lastBatchSize,
-      idempotencyKeys: this.#state.keys.size,
+      idempotencyKeys: this.#store.idempotencyKeys?.(),
     };
   }
 
   get storeKind(): string {
-    return this.store.kind;
+    return this.#store.kind;
   }
 
   storeHealth() {
-    return this.store.health();
+    return this.#store.health();
   }
 
   /** The store's health after it has had a chance to repair itself (readiness calls this). */
   async checkStore() {
-    await this.store.checkWritable?.();
-    return this.store.health();
+    await this.#store.checkWritable?.();
+    return this.#store.health();
   }
 
   /** Refuses new messages, answers every queued one, then closes the store. */
-  /** Runs a store call, telling the observer how long it took. */
-  async #timed<T>(call: () => Promise<T>): Promise<T> {
-    if (!this.#observer) return call();
-    const started = performance.now();
-    let failed = true;
-    try {
-      const result = await call();
-      failed = false;
-      return result;
-    } finally {
-      this.#observer.commit((performance.now() - started) / 1000, failed);
-    }
-  }
-
   async close(): Promise<void> {
     this.#closed = true;
     await this.#idle;
-    await this.store.close();
+    await this.#store.close();
   }
 
-  #post(message: Message): void {
-    if (this.#closed) {
-      message.settle.reject(new ActorClosedError());
-      return;
-    }
-    this.#mailbox.push(message);
-    if (!this.#draining) {
-      this.#draining = true;
-      this.#idle = new Promise((resolve) => (this.#markIdle = resolve));
-      // Not a microtask: each request is read in its own tick, so a microtask made batches of one.
-      // After this turn's I/O, every request read in it joins one batch, and their answers are
-      // written together (half again the throughput of the memory-store monolith at 100 connections).
-      nextTurn(() => void this.#drain());
-    }
+  #send(command: StockCommand): Promise<StockDecision> {
+    return new Promise((resolve, reject) => {
+      if (this.#closed) {
+        reject(new ActorClosedError());
+        return;
+      }
+      this.#mailbox.push({ command, settle: { resolve, reject } });
+      if (!this.#draining) {
+        this.#draining = true;
+        this.#idle = new Promise((done) => (this.#markIdle = done));
+        // Not a microtask: each request is read in its own tick, so a microtask made batches of one.
+        // After this turn's I/O, every request read in it joins one batch, and their answers are
+        // written together.
+        nextTurn(() => void this.#drain());
+      }
+    });
   }
 
   async #drain(): Promise<void> {
@@ -284,179 +210,67 @@ export class StockActor {
   }
 
   async #process(batch: Message[]): Promise<void> {
-    if (this.store.decide) return this.#delegate(batch, this.store.decide.bind(this.store));
-    const now = this.#now();
-    const levels = new Map<string, StockLevel>();
-    const keys = new Map<string, IdempotencyRecord>();
-    const levelOf = (id: string) => levels.get(id) ?? this.#state.levels.get(id);
-    const events: StockEvent[] = [];
-    const answers: Answer[] = [];
-    const rejections: Array<(reason: unknown) => void> = [];
-
-    for (const message of batch) {
-      const level = levelOf(message.inventoryId);
-      if (level === undefined) {
-        message.settle.reject(new UnknownInventoryError(message.inventoryId));
-        continue;
-      }
-      if (message.kind === 'level') {
-        const current = { ...level };
-        answers.push(() => message.settle.resolve(current));
-        continue;
-      }
-      if (message.kind === 'adjust') {
-        const remaining = message.op === 'set' ? message.qty : level.remaining + message.qty;
-        if (remaining < 0 || !Number.isSafeInteger(remaining)) {
-          message.settle.reject(new NegativeStockError());
-          continue;
-        }
-        rejections.push(message.settle.reject);
-        const next = { remaining, sold: level.sold };
-        levels.set(message.inventoryId, next);
-        events.push({
-          type: 'adjusted',
-          inventoryId: message.inventoryId,
-          op: message.op,
-          qty: message.qty,
-          level: next,
-        });
-        answers.push(() => message.settle.resolve({ ...next }));
-        continue;
-      }
-
-      if (message.key !== undefined) {
-        if (keys.has(message.key)) {
-          message.settle.reject(new IdempotencyKeyInFlightError());
-          continue;
-        }
-        const known = this.#state.keys.get(message.key);
-        if (known !== undefined && known.expiresAt > now) {
-          if (known.inventoryId === message.inventoryId && known.qty === message.qty) {
-            message.settle.resolve({ ...outcomeOf(known), replayed: true });
-          } else {
-            message.settle.reject(new IdempotencyKeyReusedError());
-          }
-          continue;
-        }
-      }
-
-      rejections.push(message.settle.reject);
-      let outcome: ReserveOutcome;
-      if (message.qty <= level.remaining) {
-        const next = { remaining: level.remaining - message.qty, sold: level.sold + message.qty };
-        const tickets = { first: level.sold + 1, last: level.sold + message.qty };
-        const reservationId = reservationIdOf(message.inventoryId, tickets.first);
-        outcome = { success: true, remaining: next.remaining, reservationId, tickets };
-        levels.set(message.inventoryId, next);
-        events.push({
-          type: 'reserved',
-          inventoryId: message.inventoryId,
-          qty: message.qty,
-          reservationId,
-          tickets,
-          level: next,
-        });
-      } else {
-        outcome = { success: false, remaining: level.remaining };
-      }
-      if (message.key !== undefined) {
-        const record: IdempotencyRecord = {
-          key: message.key,
-          inventoryId: message.inventoryId,
-          qty: message.qty,
-          success: outcome.success,
-          remaining: outcome.remaining,
-          firstTicket: outcome.tickets?.first ?? 0,
-          expiresAt: now + this.#ttlMs,
-        };
-        keys.set(message.key, record);
-        events.push({ type: 'key', record });
-      }
-      const answer = outcome;
-      answers.push(() => message.settle.resolve({ ...answer, replayed: false }));
-    }
-
-    if (events.length > 0) {
-      try {
-        await this.#timed(() => this.store.commit(events));
-      } catch (error) {
-        // Nothing of this batch happened. Reserves fail; reads answer from the committed state.
-        const failure = new StoreUnavailableError(error);
-        for (const reject of rejections) reject(failure);
-        for (const message of batch) {
-          if (message.kind === 'level') {
-            const level = this.#state.levels.get(message.inventoryId);
-            if (level) message.settle.resolve({ ...level });
-          }
-        }
-        return;
-      }
-      for (const [id, level] of levels) this.#state.levels.set(id, level);
-      if (!this.store.recordsKeys) for (const [key, record] of keys) this.#state.keys.set(key, record);
-    }
-    this.#state.keys.prune(now, this.#maxKeys);
-    for (const answer of answers) answer();
-  }
-
-  /** With a shared store: the store decides the batch atomically; the actor answers. */
-  async #delegate(
-    batch: Message[],
-    decide: (commands: readonly StockCommand[], options: { idempotencyTtlMs: number }) => Promise<StockDecision[]>,
-  ): Promise<void> {
-    const commands: StockCommand[] = batch.map((message) =>
-      message.kind === 'reserve'
-        ? { kind: 'reserve', inventoryId: message.inventoryId, qty: message.qty, key: message.key }
-        : message.kind === 'adjust'
-          ? { kind: 'adjust', inventoryId: message.inventoryId, op: message.op, qty: message.qty }
-          : { kind: 'level', inventoryId: message.inventoryId },
-    );
     let decisions: StockDecision[];
     try {
-      decisions = await this.#timed(() => decide(commands, { idempotencyTtlMs: this.#ttlMs }));
+      decisions = await this.#timed(() =>
+        this.#store.decide(
+          batch.map((message) => message.command),
+          { now: this.#now(), idempotencyTtlMs: this.#ttlMs },
+        ),
+      );
     } catch (error) {
-      const failure = new StoreUnavailableError(error);
-      for (const message of batch) message.settle.reject(failure);
+      await this.#failed(batch, error);
       return;
     }
-    batch.forEach((message, index) => {
+    batch.forEach(({ command, settle }, index) => {
       const decision = decisions[index];
       if (decision === undefined) {
-        message.settle.reject(new StoreUnavailableError(new Error('the store answered fewer decisions than asked')));
+        settle.reject(new StoreUnavailableError(new Error('the store answered fewer decisions than asked')));
       } else if (decision.kind === 'refused') {
-        message.settle.reject(refusalError(decision.reason, message.inventoryId));
-      } else if (decision.kind === 'reserved' && message.kind === 'reserve') {
-        this.#seen(message.inventoryId, decision.outcome.remaining, decision.outcome.tickets?.last);
-        message.settle.resolve({ ...decision.outcome, replayed: decision.replayed });
-      } else if (decision.kind !== 'reserved' && message.kind !== 'reserve') {
-        this.#state.levels.set(message.inventoryId, { ...decision.level });
-        message.settle.resolve({ ...decision.level });
+        settle.reject(refusalError(decision.reason, command));
       } else {
-        message.settle.reject(
-          new StoreUnavailableError(new Error(`the store answered ${decision.kind} to ${message.kind}`)),
-        );
+        settle.resolve(decision);
       }
     });
   }
 
-  /** Keeps the level last seen from a shared store for health reports (never for answers). */
-  #seen(inventoryId: string, remaining: number, lastTicket: number | undefined): void {
-    const known = this.#state.levels.get(inventoryId);
-    const sold = Math.max(known?.sold ?? 0, lastTicket ?? 0);
-    this.#state.levels.set(inventoryId, { remaining, sold });
+  /**
+   * Nothing of a failed batch happened: its changes fail with 503. Its reads
+   * are asked again on their own, so that a store that cannot write (a full
+   * disk) still answers them.
+   */
+  async #failed(batch: Message[], error: unknown): Promise<void> {
+    const failure = new StoreUnavailableError(error);
+    const reads = batch.filter(({ command }) => command.kind === 'level');
+    for (const { command, settle } of batch) if (command.kind !== 'level') settle.reject(failure);
+    if (reads.length === 0 || reads.length === batch.length) {
+      for (const { settle } of reads) settle.reject(failure);
+      return;
+    }
+    await this.#process(reads);
+  }
+
+  /** Runs a store call, telling the observer how long it took. */
+  async #timed<T>(call: () => Promise<T>): Promise<T> {
+    if (!this.#observer) return call();
+    const started = performance.now();
+    let failed = true;
+    try {
+      const result = await call();
+      failed = false;
+      return result;
+    } finally {
+      this.#observer.commit((performance.now() - started) / 1000, failed);
+    }
+  }
+
+  #see(eventId: string, typeId: string, remaining: number, lastTicket: number | undefined): void {
+    const key = stockKeyOf(eventId, typeId);
+    const known = this.#seen.get(key);
+    this.#seen.set(key, { remaining, sold: Math.max(known?.sold ?? 0, lastTicket ?? 0) });
   }
 }
 
-function refusalError(reason: Extract<StockDecision, { kind: 'refused' }>['reason'], inventoryId: string): Error {
-  switch (reason) {
-    case 'unknown-inventory':
-      return new UnknownInventoryError(inventoryId);
-    case 'key-reused':
-      return new IdempotencyKeyReusedError();
-    case 'key-in-flight':
-      return new IdempotencyKeyInFlightError();
-    case 'negative-stock':
-      return new NegativeStockError();
-    case 'expired':
-      return new StoreUnavailableError(new Error('the store got to the command after its caller stopped waiting'));
-  }
+function unexpected(decision: StockDecision, asked: string): Error {
+  return new StoreUnavailableError(new Error(`the store answered ${decision.kind} to ${asked}`));
 }

@@ -8,7 +8,8 @@ import { QtyRequestSchema, ReserveBatchRequestSchema } from '../lib/schemas.ts';
 import { toProblemError } from '../domain-problems.ts';
 import { INSUFFICIENT_INVENTORY } from '../ticket/ticket-service.ts';
 import type { Metrics } from '../lib/metrics.ts';
-import type { ReserveResult, StockActor } from './stock-actor.ts';
+import type { ReserveResult } from '../stock/model.ts';
+import type { StockActor } from './stock-actor.ts';
 import { availableRoute, reserveBatchRoute, reserveRoute } from './vacancy.routes.ts';
 
 export interface VacancyRouterOptions {

@@ -92,8 +92,9 @@ export function spawnBundle(
   env: Record<string, string>,
   port = Number(env.PORT ?? 0),
   nodeArgs: string[] = [],
+  args: string[] = [],
 ): Service {
-  const child = spawn(process.execPath, [...nodeArgs, BUNDLE], {
+  const child = spawn(process.execPath, [...nodeArgs, BUNDLE, ...args], {
     cwd: WORK_DIR,
     env: childEnv(env),
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -272,11 +273,12 @@ export async function stopAllServices(graceMs = 5_000): Promise<void> {
 export async function runBundle(
   env: Record<string, string>,
   timeoutMs = 10_000,
+  args: string[] = [],
 ): Promise<Exit & { stdout: string; stderr: string; durationMs: number; timedOut: boolean }> {
   for (let attempt = 1; ; attempt++) {
     await waitForBundle();
     const started = performance.now();
-    const service = spawnBundle(env);
+    const service = spawnBundle(env, Number(env.PORT ?? 0), [], args);
     let timedOut = false;
     const timer = setTimeout(() => {
       timedOut = true;

@@ -112,20 +112,21 @@ export function uniquePrefix(label: string): string {
   return `test-${label}-${randomBytes(6).toString('hex')}`;
 }
 
-/** The stock hash of one inventory, as RedisStockStore names it. */
-export function stockKey(prefix: string, inventoryId = 'default'): string {
-  return `{${prefix}:${inventoryId}}:stock`;
+/** The stock hash of one ticket type, as RedisStockStore names it. */
+export function stockKey(prefix: string, eventId = 'default', typeId = 'default'): string {
+  return `{${prefix}:${eventId}}:stock:${typeId}`;
 }
 
-/** `HMGET <stock key> remaining sold` as numbers (null when the key is absent). */
+/** A ticket type's stock in Redis as remaining and sold (null when the key is absent). */
 export async function readStock(
   client: Redis,
   prefix: string,
-  inventoryId = 'default',
+  eventId = 'default',
+  typeId = 'default',
 ): Promise<{ remaining: number; sold: number } | null> {
-  const [remaining, sold] = await client.hmget(stockKey(prefix, inventoryId), 'remaining', 'sold');
-  if (remaining === null || sold === null) return null;
-  return { remaining: Number(remaining), sold: Number(sold) };
+  const [capacity, sold] = await client.hmget(stockKey(prefix, eventId, typeId), 'capacity', 'sold');
+  if (capacity === null || sold === null) return null;
+  return { remaining: Number(capacity) - Number(sold), sold: Number(sold) };
 }
 
 function globEscape(value: string): string {

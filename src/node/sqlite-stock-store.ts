@@ -1,0 +1,357 @@
+import { existsSync } from 'node:fs';
+import { mkdir, open, unlink } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import type { IdempotencyRecord, StockCommand, StockDecision, TicketTypeStock } from '../stock/model.ts';
+import type { DecideOptions, StockChanges, StockView } from '../stock/rules.ts';
+import { decideAndRecord, type SeedStock, type StockStore, type StoreHealth } from '../stock/store.ts';
+import { DataDirLock, type LockLogger } from './data-dir-lock.ts';
+import { openSqlite, type SqliteDatabase, type SqliteDriver, type SqliteStatement } from './sqlite-binding.ts';
+
+/** The database file in DATA_DIR. */
+export const DATABASE_FILE = 'ticket-system.db';
+
+/** What the file store (never released) left in a DATA_DIR: refused, never reset, or the same tickets sell twice. */
+const JOURNAL_STORE_FILES = ['journal.log', 'snapshot.json'];
+
+/** The schema, one step per version (PRAGMA user_version counts the steps applied). */
+const MIGRATIONS: readonly string[] = [
+  `CREATE TABLE ticket_types (
+     event_id TEXT NOT NULL,
+     type_id TEXT NOT NULL,
+     capacity INTEGER NOT NULL CHECK (capacity >= sold),
+     sold INTEGER NOT NULL CHECK (sold >= 0),
+     issued INTEGER NOT NULL CHECK (issued >= sold),
+     PRIMARY KEY (event_id, type_id)
+   ) WITHOUT ROWID;
+   CREATE TABLE idempotency_keys (
+     key TEXT PRIMARY KEY,
+     request TEXT NOT NULL,
+     outcome TEXT NOT NULL,
+     expires_at INTEGER NOT NULL
+   ) WITHOUT ROWID;
+   CREATE INDEX idempotency_keys_by_expiry ON idempotency_keys (expires_at);`,
+];
+
+/** Stocks kept in memory at most; the others are read from the database when a batch needs them. */
+const CACHED_STOCKS = 10_000;
+/** Idempotency keys deleted at most per batch, so that a wave of expiries never makes one batch slow. */
+const PRUNE_PER_BATCH = 1_000;
+/** After a failed write, readiness comes back once a probe of this size can be written and synced. */
+const WRITE_PROBE_BYTES = 64 * 1024;
+const WRITE_PROBE_FILE = 'write-probe.tmp';
+
+export interface SqliteStockStoreOptions {
+  /** The directory that holds the database and LOCK; created if missing. */
+  dataDir: string;
+  /** How many idempotency keys are remembered at most; the oldest go first. */
+  maxKeys: number;
+  logger: LockLogger;
+  /** How often the holder touches LOCK, in ms (default 2 s); another host takes over after five missed beats. */
+  lockHeartbeatMs?: number;
+  /** WAL pages after which a commit checkpoints the WAL into the database (SQLite's default: 1000). */
+  walAutocheckpoint?: number;
+  /** The binding to use; default: the runtime's own (see sqlite-binding.ts). */
+  driver?: SqliteDriver;
+}
+
+interface Statements {
+  stock: SqliteStatement;
+  updateStock: SqliteStatement;
+  seedStock: SqliteStatement;
+  key: SqliteStatement;
+  putKey: SqliteStatement;
+  pruneExpiredKeys: SqliteStatement;
+  pruneOldestKeys: SqliteStatement;
+}
+
+/**
+ * The embedded default store: one SQLite database in DATA_DIR, in WAL mode
+ * with `synchronous=FULL`. The stock actor's batch is decided by the rules
+ * (src/stock/rules.ts) against what the database holds, and what it changed
+ * is written in one transaction, committed (one fsync of the WAL) before any
+ * caller hears of it. Stock levels, ticket sequences and idempotency keys
+ * live in tables; memory holds only a bounded cache of stocks, which is
+ * updated only after a commit.
+ *
+ * One process writes a DATA_DIR: a LOCK file (see data-dir-lock.ts) refuses
+ * a second one, on this host and on others sharing the volume.
+ *
+ * @example
+ * const store = new SqliteStockStore({ dataDir: './data', maxKeys: 1_000_000, logger });
+ * const actor = await StockActor.start(store, [{ eventId: 'default', typeId: 'default', capacity: 1000 }]);
+ */
+export class SqliteStockStore implements StockStore {
+  readonly kind = 'sqlite';
+  readonly #options: SqliteStockStoreOptions;
+  readonly #dataDir: string;
+  readonly #path: string;
+  #db: SqliteDatabase | undefined;
+  #sql: Statements | undefined;
+  #lock: DataDirLock | undefined;
+  readonly #stocks = new Map<string, TicketTypeStock>();
+  #keyCount = 0;
+  #failure: string | null = null;
+  #lastCommitAt: number | null = null;
+
+  constructor(options: SqliteStockStoreOptions) {
+    this.#options = options;
+    this.#dataDir = resolve(options.dataDir);
+    this.#path = join(this.#dataDir, DATABASE_FILE);
+  }
+
+  /** The database file. */
+  get path(): string {
+    return this.#path;
+  }
+
+  /** The binding in use, once open. */
+  get driver(): SqliteDriver | undefined {
+    return this.#db?.driver;
+  }
+
+  async open(seed: readonly SeedStock[]): Promise<void> {
+    await mkdir(this.#dataDir, { recursive: true });
+    const journal = JOURNAL_STORE_FILES.find((file) => existsSync(join(this.#dataDir, file)));
+    if (journal !== undefined) {
+      throw new Error(
+        `DATA_DIR ${this.#dataDir} holds ${journal}, the journal of the file store, which this version no longer reads; starting on it empty would sell its tickets again. Give this version another DATA_DIR (and keep the old one for the records), or run the version that wrote it until the sale is over.`,
+      );
+    }
+    this.#lock = await DataDirLock.acquire(this.#dataDir, {
+      logger: this.#options.logger,
+      heartbeatMs: this.#options.lockHeartbeatMs,
+    });
+    try {
+      await this.#connect();
+      const sql = this.#sql!;
+      this.#transaction(() => {
+        for (const { eventId, typeId, capacity } of seed) sql.seedStock.run(eventId, typeId, capacity);
+      });
+      this.#keyCount = Number(this.#db!.prepare('SELECT count(*) AS n FROM idempotency_keys').get()!.n);
+      this.#lastCommitAt = Date.now();
+    } catch (error) {
+      this.#disconnect();
+      await this.#lock.release();
+      throw error;
+    }
+  }
+
+  async decide(commands: readonly StockCommand[], options: DecideOptions): Promise<StockDecision[]> {
+    const sql = this.#statements();
+    /** Keys of this batch that the database already holds (their record is replaced, not added). */
+    const known = new Set<string>();
+    const view: StockView = {
+      stock: (eventId, typeId) => this.#stock(eventId, typeId),
+      idempotencyRecord: (key) => {
+        const row = sql.key.get(key);
+        if (row === undefined) return undefined;
+        known.add(key);
+        return { key, request: String(row.request), outcome: String(row.outcome), expiresAt: Number(row.expires_at) };
+      },
+    };
+    return decideAndRecord(view, commands, options, (changes) => this.#record(changes, known, options.now));
+  }
+
+  idempotencyKeys(): number {
+    return this.#keyCount;
+  }
+
+  health(): StoreHealth {
+    return {
+      kind: this.kind,
+      durable: true,
+      writable: this.#failure === null,
+      lastCommitAgeMs: this.#lastCommitAt === null ? null : Date.now() - this.#lastCommitAt,
+      location: this.#path,
+      ...(this.#failure === null ? {} : { error: this.#failure }),
+    };
+  }
+
+  /**
+   * After a failed write: a real write of a probe file and a transaction on
+   * a fresh connection (a connection that met an I/O error is not trusted).
+   */
+  async checkWritable(): Promise<boolean> {
+    if (this.#failure === null) return true;
+    try {
+      const probe = join(this.#dataDir, WRITE_PROBE_FILE);
+      const handle = await open(probe, 'w');
+      try {
+        await handle.writeFile(new Uint8Array(WRITE_PROBE_BYTES));
+        await handle.sync();
+      } finally {
+        await handle.close();
+        await unlink(probe).catch(() => {});
+      }
+      this.#disconnect();
+      await this.#connect();
+      this.#transaction(() => this.#db!.exec("UPDATE meta SET value = value WHERE name = 'schema'"));
+      this.#failure = null;
+      return true;
+    } catch (error) {
+      this.#failure = describeError(error);
+      return false;
+    }
+  }
+
+  /** Copies the database to `path` while it is in use (see `ticket-system backup`). */
+  async backup(path: string): Promise<void> {
+    if (!this.#db) throw new Error('the store is not open');
+    await this.#db.backup(path);
+  }
+
+  async close(): Promise<void> {
+    this.#disconnect();
+    await this.#lock?.release();
+    this.#lock = undefined;
+  }
+
+  async #connect(): Promise<void> {
+    const db = await openSqlite(this.#path, { driver: this.#options.driver });
+    try {
+      db.exec('PRAGMA journal_mode = WAL');
+      db.exec('PRAGMA synchronous = FULL');
+      db.exec('PRAGMA busy_timeout = 5000');
+      db.exec(`PRAGMA wal_autocheckpoint = ${Math.max(1, Math.floor(this.#options.walAutocheckpoint ?? 1000))}`);
+      migrate(db);
+    } catch (error) {
+      db.close();
+      throw new Error(`Cannot open the SQLite database ${this.#path}: ${describeError(error)}`, { cause: error });
+    }
+    this.#db = db;
+    this.#sql = {
+      stock: db.prepare('SELECT capacity, sold, issued FROM ticket_types WHERE event_id = ? AND type_id = ?'),
+      updateStock: db.prepare(
+        'UPDATE ticket_types SET capacity = ?, sold = ?, issued = ? WHERE event_id = ? AND type_id = ?',
+      ),
+      seedStock: db.prepare(
+        'INSERT INTO ticket_types (event_id, type_id, capacity, sold, issued) VALUES (?, ?, ?, 0, 0) ON CONFLICT DO NOTHING',
+      ),
+      key: db.prepare('SELECT request, outcome, expires_at FROM idempotency_keys WHERE key = ?'),
+      putKey: db.prepare(
+        'INSERT OR REPLACE INTO idempotency_keys (key, request, outcome, expires_at) VALUES (?, ?, ?, ?)',
+      ),
+      pruneExpiredKeys: db.prepare(
+        'DELETE FROM idempotency_keys WHERE key IN (SELECT key FROM idempotency_keys WHERE expires_at <= ? ORDER BY expires_at LIMIT ?)',
+      ),
+      pruneOldestKeys: db.prepare(
+        'DELETE FROM idempotency_keys WHERE key IN (SELECT key FROM idempotency_keys ORDER BY expires_at LIMIT ?)',
+      ),
+    };
+  }
+
+  #disconnect(): void {
+    try {
+      this.#db?.close();
+    } catch {
+      // A connection that failed may refuse to close cleanly; it is dropped either way.
+    }
+    this.#db = undefined;
+    this.#sql = undefined;
+  }
+
+  #statements(): Statements {
+    if (!this.#sql) throw new Error(this.#failure ?? 'the SQLite store is not open');
+    return this.#sql;
+  }
+
+  #stock(eventId: string, typeId: string): TicketTypeStock | undefined {
+    const key = `${eventId}/${typeId}`;
+    const cached = this.#stocks.get(key);
+    if (cached) return cached;
+    const row = this.#statements().stock.get(eventId, typeId);
+    if (row === undefined) return undefined;
+    const stock = {
+      eventId,
+      typeId,
+      capacity: Number(row.capacity),
+      sold: Number(row.sold),
+      issued: Number(row.issued),
+    };
+    this.#cache(key, stock);
+    return stock;
+  }
+
+  #cache(key: string, stock: TicketTypeStock): void {
+    this.#stocks.delete(key);
+    this.#stocks.set(key, stock);
+    if (this.#stocks.size > CACHED_STOCKS) this.#stocks.delete(this.#stocks.keys().next().value!);
+  }
+
+  /** Writes a batch's changes in one transaction; memory follows only once it has committed. */
+  #record(changes: StockChanges, known: ReadonlySet<string>, now: number): void {
+    const sql = this.#statements();
+    let added = 0;
+    let pruned = 0;
+    try {
+      this.#transaction(() => {
+        for (const stock of changes.stocks.values()) {
+          sql.updateStock.run(stock.capacity, stock.sold, stock.issued, stock.eventId, stock.typeId);
+        }
+        for (const record of changes.keys.values()) {
+          putKey(sql.putKey, record);
+          if (!known.has(record.key)) added += 1;
+        }
+        pruned = Number(sql.pruneExpiredKeys.run(now, PRUNE_PER_BATCH).changes);
+        const excess = this.#keyCount + added - pruned - this.#options.maxKeys;
+        if (excess > 0) pruned += Number(sql.pruneOldestKeys.run(Math.min(excess, PRUNE_PER_BATCH)).changes);
+      });
+    } catch (error) {
+      this.#failure = describeError(error);
+      throw error;
+    }
+    for (const [key, stock] of changes.stocks) this.#cache(key, stock);
+    this.#keyCount += added - pruned;
+    this.#failure = null;
+    this.#lastCommitAt = Date.now();
+  }
+
+  #transaction(work: () => void): void {
+    const db = this.#db!;
+    db.exec('BEGIN IMMEDIATE');
+    try {
+      work();
+      db.exec('COMMIT');
+    } catch (error) {
+      try {
+        db.exec('ROLLBACK');
+      } catch {
+        // SQLite may have rolled back already (a full disk, an I/O error).
+      }
+      throw error;
+    }
+  }
+}
+
+function putKey(statement: SqliteStatement, record: IdempotencyRecord): void {
+  statement.run(record.key, record.request, record.outcome, record.expiresAt);
+}
+
+/** Brings the schema to the latest version, one step per transaction. */
+function migrate(db: SqliteDatabase): void {
+  db.exec('CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID');
+  const version = Number(db.prepare('PRAGMA user_version').get()!.user_version);
+  if (version > MIGRATIONS.length) {
+    throw new Error(
+      `the database has schema version ${version}, newer than this program's ${MIGRATIONS.length}; run the version that wrote it`,
+    );
+  }
+  for (let step = version; step < MIGRATIONS.length; step++) {
+    db.exec('BEGIN IMMEDIATE');
+    try {
+      db.exec(MIGRATIONS[step]!);
+      db.exec(`PRAGMA user_version = ${step + 1}`);
+      db.prepare("INSERT OR REPLACE INTO meta (name, value) VALUES ('schema', ?)").run(String(step + 1));
+      db.exec('COMMIT');
+    } catch (error) {
+      db.exec('ROLLBACK');
+      throw error;
+    }
+  }
+}
+
+function describeError(error: unknown): string {
+  if (!(error instanceof Error)) return String(error);
+  const code = (error as { code?: unknown }).code;
+  return typeof code === 'string' && !error.message.includes(code) ? `${code}: ${error.message}` : error.message;
+}
