@@ -6,18 +6,22 @@ export PATH := justfile_directory() + "/node_modules/.bin:" + env_var('PATH')
 default:
     @just --list
 
-# The monolith with reload on http://localhost:8000
+# The monolith on http://localhost:8000, restarted when src/ changes; exits if it cannot start (see src/node/dev-watch.ts)
 dev:
-    ENVIRONMENT=development MODE=monolith tsx watch src/main.ts
+    exec env ENVIRONMENT=development MODE=monolith node --import tsx src/node/dev-watch.ts src/main.ts
 
-# Vacancy (8001) and ticket (8002) as two processes with reload; Ctrl-C stops both
+# Vacancy (8001) and ticket (8002) as two processes, restarted when src/ changes; Ctrl-C, SIGTERM or either one failing to start stops both
 dev-micro:
     #!/usr/bin/env bash
     set -euo pipefail
-    trap 'kill 0' EXIT
-    ENVIRONMENT=development MODE=vacancy DATA_DIR="${DATA_DIR:-./data/vacancy}" tsx watch src/main.ts &
-    ENVIRONMENT=development MODE=ticket VACANCY_URL="${VACANCY_URL:-http://127.0.0.1:8001}" tsx watch src/main.ts &
-    wait
+    # However this script ends, stop both services (only our own children) and wait for their graceful shutdown.
+    trap 'kill $(jobs -p) 2>/dev/null || true; wait' EXIT
+    trap 'exit 143' TERM
+    trap 'exit 130' INT
+    ENVIRONMENT=development MODE=vacancy DATA_DIR="${DATA_DIR:-./data/vacancy}" node --import tsx src/node/dev-watch.ts src/main.ts &
+    ENVIRONMENT=development MODE=ticket VACANCY_URL="${VACANCY_URL:-http://127.0.0.1:8001}" node --import tsx src/node/dev-watch.ts src/main.ts &
+    # The first to stop (one that could not start, say) ends the script with its status, and the trap stops the other.
+    wait -n
 
 # N vacancy replicas (8101..) sharing one stock in Redis, and a ticket service on 8002 in front of them
 replicas n="3":
