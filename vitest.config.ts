@@ -7,5 +7,7 @@ export default defineConfig({
     testTimeout: 60_000,
     hookTimeout: 60_000,
     pool: 'forks',
+    // A test's log lines (its own and its in-process apps') are shown only when it fails.
+    silent: 'passed-only',
   },
 });
