@@ -35,15 +35,40 @@ export default tseslint.config(
       '@typescript-eslint/consistent-type-imports': 'error',
     },
   },
-  {
-    // The core runs on Node, Deno and Bun alike: Node built-ins only at the edges.
-    files: ['src/**/*.ts'],
-    ignores: ['src/main.ts', 'src/node/**', 'src/**/*.test.ts'],
-    rules: {
-      'no-restricted-imports': [
-        'error',
-        { patterns: [{ group: ['node:*'], message: 'Node-only code belongs in src/main.ts or src/node/.' }] },
-      ],
-    },
-  },
+  ...boundaries(),
 );
+
+/**
+ * Which folder may import which. Node built-ins only at the edges (the core runs on Node, Deno and
+ * Bun alike); src/stock is the shared core both services build on; ticket and vacancy never import
+ * each other (the VacancyClient port in src/stock is their only seam); lib is below everything but
+ * stock. Cycles, type-only ones included, are checked by madge (npm run lint).
+ */
+function boundaries() {
+  const nodeOnly = { group: ['node:*'], message: 'Node-only code belongs in src/main.ts or src/node/.' };
+  const folder = (name, message) => ({ group: [`../${name}/*`, `../../${name}/*`], message });
+  const rules = {
+    'src/stock/**/*.ts': [
+      { group: ['../*', '../**'], message: 'src/stock is the core: it imports nothing of the rest.' },
+    ],
+    'src/lib/**/*.ts': [
+      folder('vacancy', 'src/lib serves every service; it imports from src/stock at most.'),
+      folder('ticket', 'src/lib serves every service; it imports from src/stock at most.'),
+      folder('system', 'src/lib serves every service; it imports from src/stock at most.'),
+    ],
+    'src/ticket/**/*.ts': [folder('vacancy', 'ticket reaches the stock through the VacancyClient port in src/stock.')],
+    'src/vacancy/**/*.ts': [folder('ticket', 'vacancy knows nothing of ticket; shared types live in src/stock.')],
+  };
+  return [
+    {
+      files: ['src/**/*.ts'],
+      ignores: ['src/main.ts', 'src/node/**', 'src/**/*.test.ts'],
+      rules: { 'no-restricted-imports': ['error', { patterns: [nodeOnly] }] },
+    },
+    ...Object.entries(rules).map(([files, patterns]) => ({
+      files: [files],
+      ignores: ['src/**/*.test.ts'],
+      rules: { 'no-restricted-imports': ['error', { patterns: [nodeOnly, ...patterns] }] },
+    })),
+  ];
+}

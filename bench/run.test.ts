@@ -39,7 +39,7 @@ describe('parsePlan', () => {
   it('quick by default: purchase and mix at 100 connections in 3 rounds of 2.5 s, one purchase pass at 1000, sell-out check', () => {
     const quick = plan([]);
     expect(quick.profile).toBe('quick');
-    expect(quick.targets).toEqual(['baseline', 'monolith-memory', 'monolith-file', 'micro']);
+    expect(quick.targets).toEqual(['baseline', 'monolith-memory', 'monolith-sqlite', 'micro']);
     expect(quick.cells).toEqual([
       { scenario: 'purchase', connections: 100, rounds: 3, durationSeconds: 2.5 },
       { scenario: 'mix', connections: 100, rounds: 3, durationSeconds: 2.5 },
@@ -60,7 +60,8 @@ describe('parsePlan', () => {
     expect(full.cells.every((c) => c.rounds >= 3)).toBe(true);
     expect(full.checks).toEqual(['sellout', 'memory']);
     expect(full.memoryRequests).toBe(1_000_000);
-    expect(full.memoryLimitMb).toBe(200);
+    expect(full.memoryLimitMb).toBe(150);
+    expect(full.restartLimitMs).toBe(1_000);
   });
 
   it('--scenarios and --connections measure every combination with --rounds and --duration', () => {
@@ -267,9 +268,9 @@ describe('checks', () => {
     expect(checkSellout({ ...sellout, after: null }).ok).toBe(false);
   });
 
-  it('memory: every purchase sold, peak RSS under the limit', () => {
+  it('memory: every purchase sold, peak RSS under the limit, ready soon after a restart', () => {
     const memory = {
-      target: 'monolith-memory' as const,
+      target: 'monolith-sqlite' as const,
       requests: 1000,
       connections: 100,
       durationSeconds: 1,
@@ -279,13 +280,19 @@ describe('checks', () => {
       succeeded: 1000,
       sold: 1000,
       idempotencyKeys: 1000,
-      peakRssMb: 150,
-      limitMb: 200,
+      peakRssMb: 120,
+      limitMb: 150,
+      restartReadyMs: 400,
+      restartLimitMs: 1000,
     };
     expect(checkMemory(memory).ok).toBe(true);
-    expect(checkMemory({ ...memory, peakRssMb: 200 }).problems).toEqual(['peak RSS 200.0 MB is not under 200 MB']);
+    expect(checkMemory({ ...memory, peakRssMb: 150 }).problems).toEqual(['peak RSS 150.0 MB is not under 150 MB']);
     expect(checkMemory({ ...memory, peakRssMb: null }).ok).toBe(false);
     expect(checkMemory({ ...memory, sold: 999 }).ok).toBe(false);
+    expect(checkMemory({ ...memory, restartReadyMs: 1000 }).problems).toEqual([
+      'ready 1000 ms after a restart, not under 1000 ms',
+    ]);
+    expect(checkMemory({ ...memory, restartReadyMs: null }).ok).toBe(false);
   });
 });
 
@@ -477,7 +484,7 @@ describe('markdown', () => {
       summary,
       sellout: [checkSellout({ ...sellout, target: 'baseline' })],
       memory: checkMemory({
-        target: 'monolith-memory',
+        target: 'monolith-sqlite',
         requests: 1_000_000,
         connections: 100,
         durationSeconds: 200,
@@ -488,7 +495,9 @@ describe('markdown', () => {
         sold: 1_000_000,
         idempotencyKeys: 1_000_000,
         peakRssMb: 250.04,
-        limitMb: 200,
+        limitMb: 150,
+        restartReadyMs: 350,
+        restartLimitMs: 1000,
       }),
       ok: false,
     };
@@ -502,7 +511,7 @@ describe('markdown', () => {
     expect(md).toContain('| baseline | 200 | 200 | 300 | 0 | 0 | 0 | 0 | ok |');
     expect(md).toContain('1,000,000 purchases, each with a new Idempotency-Key');
     expect(md).toContain(
-      '| 1000000 | 5000 | 1000000 | 1000000 | 0 | 0 | 250.0 | FAILED: peak RSS 250.0 MB is not under 200 MB |',
+      '| 1000000 | 5000 | 1000000 | 1000000 | 0 | 0 | 250.0 | 350 | FAILED: peak RSS 250.0 MB is not under 150 MB |',
     );
     expect(md).not.toContain('Incomplete');
     expect(renderMarkdown({ ...report, meta: { ...report.meta, aborted: 'global timeout of 10 s' } })).toContain(

@@ -255,10 +255,12 @@ async function selloutCheck(plan: Plan, targets: Target[], signal: AbortSignal):
 }
 
 async function memoryCheck(plan: Plan, servers: BenchServers, signal: AbortSignal): Promise<MemoryRecord> {
-  const name: TargetName = 'monolith-memory';
+  const name: TargetName = 'monolith-sqlite';
   const connections = 100;
   log(`memory check: ${plan.memoryRequests} purchases with unique Idempotency-Keys against a fresh ${name}`);
-  const target = await startTarget(name, { servers, initialStock: HUGE_STOCK });
+  const dataDir = mkdtempSync(join(tmpdir(), 'ticket-bench-memory-'));
+  const target = await startTarget(name, { servers, initialStock: HUGE_STOCK, dataDir });
+  let stopped = false;
   try {
     const result = await runLoad({
       url: target.url,
@@ -274,6 +276,12 @@ async function memoryCheck(plan: Plan, servers: BenchServers, signal: AbortSigna
       .catch(() => null)) as {
       details?: { vacancy?: { actor?: { idempotencyKeys?: number } } };
     } | null;
+    const peakRssMb = target.processes[0] ? readPeakRssMb(target.processes[0].pid) : null;
+    // A crash and a restart on what the load left: the time until the service is ready to sell again.
+    if (target.processes[0]) process.kill(target.processes[0].pid, 'SIGKILL');
+    await target.stop();
+    stopped = true;
+    const restartReadyMs = await timeRestart(servers, dataDir);
     const record = checkMemory({
       target: name,
       requests: plan.memoryRequests,
@@ -285,13 +293,34 @@ async function memoryCheck(plan: Plan, servers: BenchServers, signal: AbortSigna
       succeeded: result.purchases.succeeded,
       sold: stock?.sold ?? null,
       idempotencyKeys: health?.details?.vacancy?.actor?.idempotencyKeys ?? null,
-      peakRssMb: target.processes[0] ? readPeakRssMb(target.processes[0].pid) : null,
+      peakRssMb,
       limitMb: plan.memoryLimitMb,
+      restartReadyMs,
+      restartLimitMs: plan.restartLimitMs,
     });
     log(
-      `memory: peak RSS ${record.peakRssMb?.toFixed(1)} MB after ${record.sold} purchases at ${record.rps.toFixed(0)} req/s, ${record.ok ? 'ok' : `FAILED: ${record.problems.join('; ')}`}`,
+      `memory: peak RSS ${record.peakRssMb?.toFixed(1)} MB after ${record.sold} purchases at ${record.rps.toFixed(0)} req/s, ready ${record.restartReadyMs?.toFixed(0)} ms after a restart, ${record.ok ? 'ok' : `FAILED: ${record.problems.join('; ')}`}`,
     );
     return record;
+  } finally {
+    if (!stopped) await target.stop();
+    rmSync(dataDir, { recursive: true, force: true });
+  }
+}
+
+/** Starts monolith-sqlite on `dataDir` and answers the ms from spawn until GET /api/v1/ready is 200. */
+async function timeRestart(servers: BenchServers, dataDir: string): Promise<number | null> {
+  const started = performance.now();
+  const target = await startTarget('monolith-sqlite', { servers, initialStock: HUGE_STOCK, dataDir });
+  try {
+    for (;;) {
+      const ready = await fetch(`${target.url}/api/v1/ready`)
+        .then((r) => r.status)
+        .catch(() => 0);
+      if (ready === 200) return performance.now() - started;
+      if (performance.now() - started > 60_000) return null;
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
   } finally {
     await target.stop();
   }

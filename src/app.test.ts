@@ -3,14 +3,14 @@ import { createApp, VERSION } from './app.ts';
 import { parseConfig, type Config } from './config.ts';
 import { buildDependencies } from './dependencies.ts';
 import { PROBLEM_CONTENT_TYPE } from './lib/problem.ts';
-import { LocalVacancyClient } from './ticket/local-vacancy-client.ts';
+import { LocalVacancyClient } from './vacancy/local-vacancy-client.ts';
 import { VacancyProtocolError } from './ticket/remote-vacancy-client.ts';
 import {
   VacancyUnavailableError,
   type CallContext,
   type VacancyClient,
   type VacancyProbe,
-} from './ticket/vacancy-client.ts';
+} from './stock/vacancy-client.ts';
 import type { ReserveResult } from './stock/model.ts';
 import { MemoryStockStore, type StockStore } from './stock/store.ts';
 import { StockActor } from './vacancy/stock-actor.ts';

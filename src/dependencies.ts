@@ -2,7 +2,7 @@ import type { AppDependencies } from './app.ts';
 import type { Config } from './config.ts';
 import type { Logger } from './lib/logger.ts';
 import { Metrics } from './lib/metrics.ts';
-import { LocalVacancyClient } from './ticket/local-vacancy-client.ts';
+import { LocalVacancyClient } from './vacancy/local-vacancy-client.ts';
 import { MeasuredVacancyClient } from './ticket/measured-vacancy-client.ts';
 import { RemoteVacancyClient } from './ticket/remote-vacancy-client.ts';
 import { StockActor } from './vacancy/stock-actor.ts';

@@ -1,7 +1,7 @@
 import { RequestTimedOutError } from './lib/limits.ts';
 import { ProblemError } from './lib/problem.ts';
 import { VacancyProtocolError } from './ticket/remote-vacancy-client.ts';
-import { VacancyUnavailableError } from './ticket/vacancy-client.ts';
+import { VacancyUnavailableError } from './stock/vacancy-client.ts';
 import {
   ActorClosedError,
   IdempotencyKeyInFlightError,

@@ -9,7 +9,7 @@ export const TARGETS = [
   'baseline',
   'hono-floor',
   'monolith-memory',
-  'monolith-file',
+  'monolith-sqlite',
   'micro',
   'monolith-deno',
   'monolith-bun',
@@ -20,7 +20,7 @@ export type TargetName = (typeof TARGETS)[number];
  * What a run measures unless --targets says otherwise; the Hono floor and the Deno and Bun monoliths
  * are `npm run bench:runtimes`.
  */
-export const DEFAULT_TARGETS: readonly TargetName[] = ['baseline', 'monolith-memory', 'monolith-file', 'micro'];
+export const DEFAULT_TARGETS: readonly TargetName[] = ['baseline', 'monolith-memory', 'monolith-sqlite', 'micro'];
 
 /** purchase: POST qty 1; availability: GET; mix: the 1.0.0 load test, half each, alternating per connection. */
 export const SCENARIOS = ['purchase', 'availability', 'mix'] as const;
@@ -52,6 +52,8 @@ export interface Plan {
   memoryRequests: number;
   /** Peak RSS the memory check must stay under, in MB. */
   memoryLimitMb: number;
+  /** How long a restart on the memory check's database may take until the service is ready. */
+  restartLimitMs: number;
   /** Tickets each target starts with in the sell-out check. */
   selloutStock: number;
   /** The whole run is stopped (targets killed, partial results written) after this many seconds. */
@@ -226,7 +228,8 @@ export function parsePlan(argv: readonly string[]): Plan | 'help' {
     checks: list(v.checks, CHECKS, '--checks') ?? [...defaults.checks],
     warmupSeconds: defaults.warmupSeconds,
     memoryRequests: positiveInteger(v['memory-requests'], '--memory-requests', 100_000_000) ?? 1_000_000,
-    memoryLimitMb: 200,
+    memoryLimitMb: 150,
+    restartLimitMs: 1_000,
     selloutStock: 200,
     timeoutSeconds: 0,
     outDir: v.out ?? 'bench/results',

@@ -164,13 +164,24 @@ export function renderMarkdown(report: BenchReport): string {
     out.push('');
     out.push(
       `**Memory**: ${m.requests.toLocaleString('en-US')} purchases, each with a new Idempotency-Key, against ${m.target} ` +
-        `at ${m.connections} connections; peak RSS must stay under ${m.limitMb} MB.`,
+        `at ${m.connections} connections; peak RSS must stay under ${m.limitMb} MB, and after a kill -9 the ` +
+        `service must be ready again within ${m.restartLimitMs} ms.`,
     );
     out.push('');
     out.push(
-      tableRow(['requests', 'req/s', 'sold', 'idempotency keys held', 'errors', 'non-2xx', 'peak RSS MB', 'result']),
+      tableRow([
+        'requests',
+        'req/s',
+        'sold',
+        'idempotency keys held',
+        'errors',
+        'non-2xx',
+        'peak RSS MB',
+        'ready after restart, ms',
+        'result',
+      ]),
     );
-    out.push('|--:|--:|--:|--:|--:|--:|--:|---|');
+    out.push('|--:|--:|--:|--:|--:|--:|--:|--:|---|');
     out.push(
       tableRow([
         m.requests,
@@ -180,6 +191,7 @@ export function renderMarkdown(report: BenchReport): string {
         m.errors,
         m.non2xx,
         fixed(m.peakRssMb, 1),
+        fixed(m.restartReadyMs, 0),
         m.ok ? 'ok' : `FAILED: ${m.problems.join('; ')}`,
       ]),
     );
@@ -200,7 +212,7 @@ const COLORS: Record<TargetName, string> = {
   baseline: '#7f7f7f',
   'hono-floor': '#bcbd22',
   'monolith-memory': '#1f77b4',
-  'monolith-file': '#ff7f0e',
+  'monolith-sqlite': '#ff7f0e',
   micro: '#2ca02c',
   'monolith-deno': '#9467bd',
   'monolith-bun': '#d62728',

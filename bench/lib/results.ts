@@ -75,6 +75,9 @@ export interface MemoryRecord {
   idempotencyKeys: number | null;
   peakRssMb: number | null;
   limitMb: number;
+  /** After the load, the process killed (SIGKILL) and started again on its DATA_DIR: ms until /ready answered 200. */
+  restartReadyMs: number | null;
+  restartLimitMs: number;
   ok: boolean;
   problems: string[];
 }
@@ -209,6 +212,12 @@ export function checkMemory(record: Omit<MemoryRecord, 'ok' | 'problems'>): Memo
   if (record.peakRssMb === null) problems.push('peak RSS could not be read');
   else if (record.peakRssMb >= record.limitMb) {
     problems.push(`peak RSS ${record.peakRssMb.toFixed(1)} MB is not under ${record.limitMb} MB`);
+  }
+  if (record.restartReadyMs === null) problems.push('the restart was not measured');
+  else if (record.restartReadyMs >= record.restartLimitMs) {
+    problems.push(
+      `ready ${record.restartReadyMs.toFixed(0)} ms after a restart, not under ${record.restartLimitMs} ms`,
+    );
   }
   return { ...record, ok: problems.length === 0, problems };
 }

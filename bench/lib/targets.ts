@@ -144,7 +144,13 @@ function appProcess(role: string, service: Service): TargetProcess {
 /** Starts one target with `initialStock` tickets; `extraEnv` goes to every app process. */
 export async function startTarget(
   name: TargetName,
-  options: { servers: BenchServers; initialStock: number; extraEnv?: Record<string, string> },
+  options: {
+    servers: BenchServers;
+    initialStock: number;
+    extraEnv?: Record<string, string>;
+    /** monolith-sqlite: this DATA_DIR, kept when the target stops (default: a fresh one, removed). */
+    dataDir?: string;
+  },
 ): Promise<Target> {
   const { initialStock } = options;
   const env = { ...APP_ENV, INITIAL_STOCK: String(initialStock), ...options.extraEnv };
@@ -170,12 +176,13 @@ export async function startTarget(
     }
     case 'monolith-memory':
     case 'monolith-no-metrics':
-    case 'monolith-file': {
-      const dataDir = name === 'monolith-file' ? await mkdtemp(join(tmpdir(), 'ticket-bench-data-')) : undefined;
+    case 'monolith-sqlite': {
+      const durable = name === 'monolith-sqlite';
+      const dataDir = durable ? (options.dataDir ?? (await mkdtemp(join(tmpdir(), 'ticket-bench-data-')))) : undefined;
       const service = await startService({
         ...env,
         MODE: 'monolith',
-        STOCK_STORE: dataDir ? 'file' : 'memory',
+        STOCK_STORE: dataDir ? 'sqlite' : 'memory',
         ...(dataDir ? { DATA_DIR: dataDir } : {}),
         // The cost of metrics: the memory-store monolith without them, beside the one with them.
         ...(name === 'monolith-no-metrics' ? { METRICS: 'false' } : {}),
@@ -187,7 +194,7 @@ export async function startTarget(
         readStock: async () => stockFromHealth(await getJson(`${service.url}/api/v1/health`)),
         stop: async () => {
           await stopAll([service]);
-          if (dataDir) await rm(dataDir, { recursive: true, force: true });
+          if (dataDir && !options.dataDir) await rm(dataDir, { recursive: true, force: true });
         },
       };
     }

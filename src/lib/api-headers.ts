@@ -1,5 +1,5 @@
 import type { Context, MiddlewareHandler } from 'hono';
-import type { Lifecycle } from '../system/system.router.ts';
+import type { Lifecycle } from './lifecycle.ts';
 
 declare module 'hono' {
   interface ContextVariableMap {

@@ -3,7 +3,7 @@ import { monolith, purchase } from '../../test/support/in-process-app.ts';
 import { createApp } from '../app.ts';
 import { parseConfig } from '../config.ts';
 import { PROBLEM_CONTENT_TYPE, problemTypes } from './problem.ts';
-import type { CallContext, VacancyClient } from '../ticket/vacancy-client.ts';
+import type { CallContext, VacancyClient } from '../stock/vacancy-client.ts';
 import type { ReserveResult } from '../stock/model.ts';
 
 describe('RATE_LIMIT', () => {

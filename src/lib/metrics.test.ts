@@ -4,7 +4,7 @@ import { createApp } from '../app.ts';
 import { parseConfig } from '../config.ts';
 import { buildDependencies } from '../dependencies.ts';
 import { MeasuredVacancyClient } from '../ticket/measured-vacancy-client.ts';
-import { VacancyUnavailableError, type VacancyClient, type VacancyProbe } from '../ticket/vacancy-client.ts';
+import { VacancyUnavailableError, type VacancyClient, type VacancyProbe } from '../stock/vacancy-client.ts';
 import { Metrics } from './metrics.ts';
 import { PROBLEM_CONTENT_TYPE } from './problem.ts';
 import type { ReserveResult } from '../stock/model.ts';

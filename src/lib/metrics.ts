@@ -1,7 +1,20 @@
 import type { Context, MiddlewareHandler } from 'hono';
 import { routePath } from 'hono/route';
 import { Gauge, Histogram, Registry } from 'prom-client';
-import type { ActorObserver, StockActor } from '../vacancy/stock-actor.ts';
+import type { StockLevel } from '../stock/model.ts';
+
+/** What the stock actor reports as it works: batch sizes and how long the store took. */
+export interface ActorObserver {
+  batch(size: number): void;
+  /** Seconds one store call took, and whether it failed. */
+  commit(seconds: number, failed: boolean): void;
+}
+
+/** What a scrape reads of the stock this process owns (the stock actor). */
+export interface WatchedStock {
+  snapshot(): StockLevel | undefined;
+  stats(): { mailboxDepth: number; idempotencyKeys: number | undefined };
+}
 
 export type PurchaseOutcome = 'sold' | 'insufficient' | 'replayed' | 'rejected';
 
@@ -77,7 +90,7 @@ export class Metrics {
   }
 
   /** Exports the stock level, mailbox depth and idempotency keys of `actor`, read at each scrape. */
-  watchStock(actor: StockActor): void {
+  watchStock(actor: WatchedStock): void {
     const gauge = (name: string, help: string, read: () => number | undefined) =>
       new Gauge({
         name,

@@ -10,7 +10,7 @@ import { pino, type Logger as PinoLogger } from 'pino';
 import { createApp } from '../app.ts';
 import { ConfigError, parseConfig, type Config } from '../config.ts';
 import { buildDependencies, type BuiltDependencies } from '../dependencies.ts';
-import type { Lifecycle } from '../system/system.router.ts';
+import type { Lifecycle } from '../lib/lifecycle.ts';
 import { MemoryStockStore, type StockStore } from '../stock/store.ts';
 import { backupCommand } from './backup-command.ts';
 import { RedisStockStore } from './redis-stock-store.ts';

@@ -3,6 +3,9 @@
  * data: no store, runtime or HTTP here.
  */
 
+/** The 1.0.0 message of a purchase or reserve that did not fit (a 200 with success: false). */
+export const INSUFFICIENT_INVENTORY = 'Insufficient inventory';
+
 /** The event the 1.0.0 paths (/api/v1/available, /reserve, /purchase) sell from. */
 export const DEFAULT_EVENT_ID = 'default';
 /** The one ticket type of the default event. */

@@ -1,14 +1,10 @@
 import { createRouter } from '../lib/create-router.ts';
+import type { Lifecycle } from '../lib/lifecycle.ts';
 import { ProblemError } from '../lib/problem.ts';
 import type { Mode } from '../config.ts';
 import type { StockActor } from '../vacancy/stock-actor.ts';
-import type { VacancyClient } from '../ticket/vacancy-client.ts';
+import type { VacancyClient } from '../stock/vacancy-client.ts';
 import { healthRoute, readyRoute, rootRoute } from './system.routes.ts';
-
-/** Whether the process is on its way out; shared by the entrypoint and the routes. */
-export interface Lifecycle {
-  shuttingDown: boolean;
-}
 
 export interface SystemRouterOptions {
   mode: Mode;

@@ -2,7 +2,12 @@ import type { Metrics } from '../lib/metrics.ts';
 import { IdempotencyKeyInFlightError, IdempotencyKeyReusedError } from '../stock/errors.ts';
 import type { ReserveResult } from '../stock/model.ts';
 import { VacancyProtocolError } from './remote-vacancy-client.ts';
-import { VacancyUnavailableError, type CallContext, type VacancyClient, type VacancyProbe } from './vacancy-client.ts';
+import {
+  VacancyUnavailableError,
+  type CallContext,
+  type VacancyClient,
+  type VacancyProbe,
+} from '../stock/vacancy-client.ts';
 
 /**
  * A vacancy client that reports each call's latency and failures to the

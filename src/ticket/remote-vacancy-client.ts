@@ -14,7 +14,12 @@ import type { TicketRange } from '../stock/model.ts';
 import { IDEMPOTENCY_KEY_HEADER, IDEMPOTENT_REPLAYED_HEADER } from '../lib/idempotency.ts';
 import { problemTypes } from '../lib/problem.ts';
 import { Coalescer } from './coalescer.ts';
-import { VacancyUnavailableError, type CallContext, type VacancyClient, type VacancyProbe } from './vacancy-client.ts';
+import {
+  VacancyUnavailableError,
+  type CallContext,
+  type VacancyClient,
+  type VacancyProbe,
+} from '../stock/vacancy-client.ts';
 
 export interface RemoteVacancyClientOptions {
   /**

@@ -1,5 +1,5 @@
-import type { TicketRange } from '../stock/model.ts';
-import type { CallContext, VacancyClient } from './vacancy-client.ts';
+import { INSUFFICIENT_INVENTORY, type TicketRange } from '../stock/model.ts';
+import type { CallContext, VacancyClient } from '../stock/vacancy-client.ts';
 
 /** The answer to a purchase: the 1.0.0 fields, plus the purchase record when it succeeded. */
 export interface PurchaseResult {
@@ -11,8 +11,6 @@ export interface PurchaseResult {
   /** True when this is the recorded answer to an earlier purchase with the same idempotency key. */
   replayed: boolean;
 }
-
-export const INSUFFICIENT_INVENTORY = 'Insufficient inventory';
 
 /**
  * Sells tickets by reserving them from vacancy, wherever vacancy lives.

@@ -5,7 +5,7 @@ import { buildDependencies } from '../dependencies.ts';
 import { PROBLEM_CONTENT_TYPE, problemTypes } from '../lib/problem.ts';
 import { MAX_RESERVE_BATCH } from '../lib/schemas.ts';
 import { RemoteVacancyClient } from '../ticket/remote-vacancy-client.ts';
-import { VacancyUnavailableError } from '../ticket/vacancy-client.ts';
+import { VacancyUnavailableError } from '../stock/vacancy-client.ts';
 import type { StockStore } from '../stock/store.ts';
 import { ControlledStore } from '../../test/support/controlled-store.ts';
 

@@ -1,3 +1,4 @@
+import type { ActorObserver } from '../lib/metrics.ts';
 import { nextTurn } from '../lib/next-turn.ts';
 import { ActorClosedError, refusalError, StoreUnavailableError } from '../stock/errors.ts';
 import {
@@ -30,13 +31,6 @@ export interface StockActorOptions {
   now?: () => number;
   /** Told of every batch and every store call (metrics). */
   observer?: ActorObserver;
-}
-
-/** What the actor reports as it works: batch sizes and how long the store took. */
-export interface ActorObserver {
-  batch(size: number): void;
-  /** Seconds one store call took, and whether it failed. */
-  commit(seconds: number, failed: boolean): void;
 }
 
 type Message = { command: StockCommand; settle: Settle };

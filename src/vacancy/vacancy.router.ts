@@ -6,9 +6,8 @@ import { keyedJsonReader, unkeyedJsonReader } from '../lib/json-body.ts';
 import { ProblemError, problemTypes } from '../lib/problem.ts';
 import { QtyRequestSchema, ReserveBatchRequestSchema } from '../lib/schemas.ts';
 import { toProblemError } from '../domain-problems.ts';
-import { INSUFFICIENT_INVENTORY } from '../ticket/ticket-service.ts';
 import type { Metrics } from '../lib/metrics.ts';
-import type { ReserveResult } from '../stock/model.ts';
+import { INSUFFICIENT_INVENTORY, type ReserveResult } from '../stock/model.ts';
 import type { StockActor } from './stock-actor.ts';
 import { availableRoute, reserveBatchRoute, reserveRoute } from './vacancy.routes.ts';
 

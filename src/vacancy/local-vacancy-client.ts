@@ -1,5 +1,5 @@
-import type { StockActor } from '../vacancy/stock-actor.ts';
-import type { CallContext, VacancyClient, VacancyProbe } from './vacancy-client.ts';
+import type { StockActor } from './stock-actor.ts';
+import type { CallContext, VacancyClient, VacancyProbe } from '../stock/vacancy-client.ts';
 
 /**
  * The monolith's vacancy client: a direct call into the stock actor, no

@@ -1,4 +1,4 @@
-import type { ReserveResult } from '../stock/model.ts';
+import type { ReserveResult } from './model.ts';
 
 /** What travels with a call from the ticket service to the vacancy service. */
 export interface CallContext {
