@@ -3,7 +3,8 @@
  * image), Deno and Bun: each runtime's entrypoint serves the monolith over a
  * real socket, and the API contract holds on every one of them — every
  * endpoint, the bad inputs, idempotency, a concurrent sell-out with the
- * stock invariant, the file and Redis stores, and a clean SIGTERM. Deno and
+ * stock invariant, the SQLite store (each runtime's own binding, and a restart
+ * on what it wrote) and the Redis store, and a clean SIGTERM. Deno and
  * Bun come from the `deno` and `bun` devDependencies, Node 24 from
  * test/support/node24.ts (skipped loudly where it cannot be had, a failure
  * under CI=true).
@@ -88,6 +89,14 @@ async function start(runtime: string, env: Record<string, string>): Promise<Runn
     await sleep(100);
   }
   throw new Error(`${runtime} not healthy within 30 s:\n${output}`);
+}
+
+/** Bun has its own SQLite; Deno and Node 22.13+ have node:sqlite; older Node uses better-sqlite3. */
+function expectedSqliteDriver(runtime: string): string {
+  if (runtime === 'bun') return 'bun:sqlite';
+  if (runtime === 'deno') return 'node:sqlite';
+  const [major = 0, minor = 0] = runtime.replace('node-', '').split('.').map(Number);
+  return major > 22 || (major === 22 && minor >= 13) ? 'node:sqlite' : 'better-sqlite3';
 }
 
 async function call(url: string, init: RequestInit & { json?: unknown } = {}) {
@@ -233,9 +242,27 @@ describe.each(Object.keys(RUNTIMES))('the monolith on %s', (runtime) => {
       next = range.last + 1;
     }
 
+    // The SQLite binding this runtime has, and the sale survives a restart on it.
+    const health = (await call(`${api}/health`)).body as {
+      details: { vacancy: { store: { kind: string; engine: string } } };
+    };
+    expect(health.details.vacancy.store).toMatchObject({
+      kind: 'sqlite',
+      engine: expect.stringContaining(`(${expectedSqliteDriver(runtime)})`),
+    });
     server.child.kill('SIGTERM');
     expect(await server.exit).toBe(0);
     running.delete(server);
+    const restarted = await start(runtime, { STOCK_STORE: 'sqlite', DATA_DIR: dataDir, INITIAL_STOCK: '999' });
+    expect((await call(`${restarted.url}/api/v1/available`)).body).toEqual({ qty: 0 });
+    const replayed = await call(`${restarted.url}/api/v1/purchase`, {
+      json: { qty: 2 },
+      headers: { 'Idempotency-Key': `order-${runtime}` },
+    });
+    expect(replayed.text).toBe(first.text);
+    restarted.child.kill('SIGTERM');
+    expect(await restarted.exit).toBe(0);
+    running.delete(restarted);
   });
 
   it.skipIf(gate.skip)('works on the Redis store', async () => {

@@ -92,6 +92,7 @@ export class SqliteStockStore implements StockStore {
   #keyCount = 0;
   #failure: string | null = null;
   #lastCommitAt: number | null = null;
+  #engine: string | undefined;
 
   constructor(options: SqliteStockStoreOptions) {
     this.#options = options;
@@ -163,6 +164,7 @@ export class SqliteStockStore implements StockStore {
       writable: this.#failure === null,
       lastCommitAgeMs: this.#lastCommitAt === null ? null : Date.now() - this.#lastCommitAt,
       location: this.#path,
+      ...(this.#engine === undefined ? {} : { engine: this.#engine }),
       ...(this.#failure === null ? {} : { error: this.#failure }),
     };
   }
@@ -219,6 +221,7 @@ export class SqliteStockStore implements StockStore {
       throw new Error(`Cannot open the SQLite database ${this.#path}: ${describeError(error)}`, { cause: error });
     }
     this.#db = db;
+    this.#engine = `SQLite ${String(db.prepare('SELECT sqlite_version() AS version').get()!.version)} (${db.driver})`;
     this.#sql = {
       stock: db.prepare('SELECT capacity, sold, issued FROM ticket_types WHERE event_id = ? AND type_id = ?'),
       updateStock: db.prepare(

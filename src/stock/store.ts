@@ -18,6 +18,8 @@ export interface StoreHealth {
   lastCommitAgeMs: number | null;
   /** Where the store keeps its data, when it has a place (a database file, a Redis URL). */
   location?: string;
+  /** What the store runs on, when that can differ (the SQLite binding and version). */
+  engine?: string;
   /** Why the store is not writable, when it is not. */
   error?: string;
 }
