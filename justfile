@@ -90,6 +90,25 @@ image target="runtime":
         echo "neither podman nor docker is installed" >&2; exit 1
     fi
 
+# What an image adds to its base (the bundle, node_modules, package.json), built first: just image-size; just image-size bun
+image-size target="runtime": (image target)
+    #!/usr/bin/env bash
+    set -euo pipefail
+    tag="{{image_name}}"
+    [ "{{target}}" = runtime ] || tag="$tag-{{target}}"
+    base="$(awk -v target="{{target}}" 'toupper($1) == "FROM" && tolower($3) == "as" && $4 == target { print $2 }' Containerfile)"
+    if command -v podman >/dev/null 2>&1; then engine=podman; else engine=docker; fi
+    size() { "$engine" image inspect --format '{{{{.Size}}' "$1"; }
+    echo "$tag: $(( ($(size "$tag") - $(size "$base")) / 1000 )) kB of application layers above $base ($(( $(size "$base") / 1000000 )) MB)"
+
+# The container tests: the image, a hardened monolith container and compose.yaml's topology, with podman
+test-containers:
+    vitest run test/deployment-image.test.ts test/deployment-compose.test.ts
+
+# Test scaffolding for a machine that reaches no image registry: local stand-ins for the base images
+stand-in-bases *args:
+    bash test/support/stand-in-bases/build.sh {{args}}
+
 # Build and start redis, vacancy (8001) and ticket (8002) in the background: just up; just up monolith
 up *services:
     #!/usr/bin/env bash
