@@ -1,221 +1,492 @@
 /**
- * The container image without a container engine: the build context that
- * .containerignore/.dockerignore leave, and the runtime stage's file layout
- * assembled by hand — dist/, package.json and exactly the packages
- * `npm ci --omit=dev` installs (read from package-lock.json) — then run the
- * way the image runs it: `node dist/main.js` from /app with the image's ENV,
- * as uid 65532 over files it cannot write (when this test runs as root), with
- * only DATA_DIR writable.
+ * The container image, built with podman from Containerfile as written and
+ * run for real: what the image is (user, entrypoint, health check, no shell,
+ * the size of what it adds to its base), what its build context holds, and a
+ * monolith container hardened as compose.yaml runs it, with its stock on a
+ * named volume: it sells, stops on a real SIGTERM with every accepted
+ * purchase answered, hands its stock to the next container, and loses no
+ * acknowledged sale to `podman kill -s KILL`. The monolith checks run for the
+ * default target (distroless Node) and for the `bun` target. The store is the
+ * image's default, checked only through the API.
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import {
-  chmodSync,
-  chownSync,
-  cpSync,
-  existsSync,
-  mkdirSync,
-  mkdtempSync,
-  readFileSync,
-  readdirSync,
-  rmSync,
-  statSync,
-} from 'node:fs';
-import { builtinModules } from 'node:module';
+import { cpSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { basename, dirname, join, relative } from 'node:path';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { fromRoot, isIgnored, PACKAGE, parseContainerfile, ROOT } from './support/deployment.ts';
+import { durationSeconds, fromRoot, isKnownVariable, loadCompose } from './support/deployment.ts';
+import {
+  buildImage,
+  buildSeconds,
+  ContainerScope,
+  containerLogs,
+  inspectImage,
+  podman,
+  podmanGate,
+  podmanResult,
+  report,
+  runComposeService,
+  waitForExit,
+  waitUntilHealthy,
+  type RunningService,
+  type Target,
+} from './support/containers.ts';
 import { requestJson, type PurchaseBody } from './support/http-json.ts';
-import { freePort, getStatus, sleep } from './support/processes.ts';
+import { parseConfig } from '../src/config.ts';
 
-const containerfile = parseContainerfile();
-const runtime = containerfile.final;
-const IGNORE = readFileSync(fromRoot('.containerignore'), 'utf8').split('\n');
-const NONROOT = 65532;
+const gate = podmanGate('the container image tests (podman)');
+/** Builds may take minutes on a machine that has not built the image before (npm ci inside). */
+const BUILD_TIMEOUT_MS = 20 * 60_000;
+const MONOLITH_PORT = 8000;
+const APPLICATION_LAYERS_GOAL_BYTES = 25_000_000;
+const INITIAL_STOCK = 100_000;
+/** Purchases in flight at once while a signal lands, and how many are answered before it is sent. */
+const LOAD_WORKERS = 32;
+const SIGNAL_AFTER = 200;
+/** A bound on one load, should the signal never stop the server. */
+const LOAD_LIMIT = 20_000;
+const compose = loadCompose({});
+const monolithService = compose.services.monolith;
 
-describe('build context (.containerignore, .dockerignore)', () => {
-  it('is the same file under both names', () => {
-    expect(readFileSync(fromRoot('.dockerignore'), 'utf8')).toBe(readFileSync(fromRoot('.containerignore'), 'utf8'));
-  });
+describe.skipIf(gate.skip)('the runtime image (Containerfile, default target)', () => {
+  let image: string;
+  let inspected: Awaited<ReturnType<typeof inspectImage>>;
 
-  it('leaves out what is made, secret or large, and keeps README.md', () => {
-    const out = [
-      'node_modules/hono/package.json',
-      'dist/main.js',
-      'data/journal.log',
-      'test/microservices.test.ts',
-      'bench/results/run.json',
-      '.git/HEAD',
-      'coverage/index.html',
-      '.env',
-      '.env.production',
-      'CHANGELOG.md',
-      'docs/guide.md',
-      'src/config.test.ts',
-    ];
-    expect(
-      out.filter((path) => !isIgnored(path, IGNORE)),
-      'should be left out',
-    ).toEqual([]);
-    expect(isIgnored('README.md', IGNORE)).toBe(false);
-  });
+  beforeAll(async () => {
+    gate.assertReady();
+    image = await buildImage('runtime');
+    inspected = await inspectImage(image);
+    report(`runtime target built in ${buildSeconds.runtime?.toFixed(1)} s`);
+  }, BUILD_TIMEOUT_MS);
 
-  it('keeps every file the build stages COPY from the context, and all of src/ but its tests', () => {
-    const sources = containerfile.stages.flatMap((stage) =>
-      stage.instructions
-        .filter((i) => i.keyword === 'COPY' && i.flags.from === undefined)
-        .flatMap((i) => i.args.split(/\s+/).slice(0, -1)),
+  it('runs node itself as PID 1 as uid 65532, health-checks with the bundle, exposes every MODE`s port', () => {
+    const config = inspected.Config;
+    expect(config.User).toBe('65532:65532');
+    expect(config.Entrypoint).toEqual(['/nodejs/bin/node', 'dist/main.js']);
+    expect(config.Cmd ?? null).toBeNull();
+    expect(config.WorkingDir).toBe('/app');
+    expect(inspected.Healthcheck?.Test).toEqual(['CMD', '/nodejs/bin/node', 'dist/main.js', 'healthcheck']);
+    const env = Object.fromEntries(
+      config.Env.map((entry) => [entry.slice(0, entry.indexOf('=')), entry.slice(entry.indexOf('=') + 1)]),
     );
-    expect(sources.length).toBeGreaterThan(0);
-    for (const source of sources) {
-      expect(existsSync(fromRoot(source)), `${source} exists`).toBe(true);
-      expect(isIgnored(source, IGNORE), `${source} is in the build context`).toBe(false);
-    }
-    const srcFiles = listFiles(fromRoot('src')).map((f) => relative(ROOT, f));
-    expect(srcFiles.filter((f) => !f.endsWith('.test.ts') && isIgnored(f, IGNORE))).toEqual([]);
-    // tsup reads these; the build stage copies them.
-    for (const needed of ['package.json', 'package-lock.json', 'tsconfig.json', 'tsup.config.ts', 'src'])
-      expect(sources).toContain(needed);
-  });
-});
-
-describe('the runtime stage`s files, run as the image runs them', () => {
-  it('the bundle imports only Node built-ins and production dependencies (the rest is bundled)', () => {
-    const bundle = readFileSync(fromRoot('dist/main.js'), 'utf8');
-    const specifiers = new Set<string>();
-    for (const m of bundle.matchAll(
-      /(?:^|\n)\s*import\s+(?:[\w*{}\s,]+\s+from\s+)?["']([^"']+)["']|import\(\s*["']([^"']+)["']\s*\)/g,
-    )) {
-      specifiers.add((m[1] ?? m[2]) as string);
-    }
-    expect(specifiers.size).toBeGreaterThan(0);
-    const builtins = new Set(builtinModules);
-    const outside = [...specifiers].filter((s) => {
-      if (s.startsWith('node:') || builtins.has(s) || builtins.has(s.split('/')[0] as string)) return false;
-      if (s.startsWith('.')) return true; // a relative import would need src/ in the image
-      const name = s.startsWith('@') ? s.split('/').slice(0, 2).join('/') : (s.split('/')[0] as string);
-      return !(name in PACKAGE.dependencies);
-    });
-    expect(outside, 'imports the runtime image cannot resolve').toEqual([]);
+    const own = Object.keys(env).filter((name) => !['PATH', 'SSL_CERT_FILE', 'HOME', 'HOSTNAME'].includes(name));
+    expect(
+      own.filter((name) => !isKnownVariable(name)),
+      'ENV names src/config.ts does not know',
+    ).toEqual([]);
+    expect(env).toMatchObject({ NODE_ENV: 'production', ENVIRONMENT: 'production', DATA_DIR: '/data' });
+    const modePorts = (['monolith', 'vacancy', 'ticket'] as const).map((MODE) => parseConfig({ ...env, MODE }).port);
+    expect(Object.keys(config.ExposedPorts ?? {}).sort()).toEqual(modePorts.map((port) => `${port}/tcp`).sort());
+    expect(Object.keys(config.Volumes ?? {})).toEqual([parseConfig(env).DATA_DIR]);
   });
 
-  describe('dist/ + package.json + npm ci --omit=dev, from /app, with the image ENV', () => {
-    const asNonRoot = process.getuid?.() === 0 && spawnSync('setpriv', ['--version']).status === 0;
-    let root: string;
-    let app: string;
-    let dataDir: string;
-    let child: ChildProcess | undefined;
-    let output = '';
-    let port: number;
-    let env: Record<string, string>;
-    let before: string[];
+  it('is health-checked by compose with the image`s own command', () => {
+    for (const [name, service] of Object.entries(compose.services)) {
+      if (service.image !== image) continue;
+      expect(service.healthcheck?.test, name).toEqual(inspected.Healthcheck?.Test);
+    }
+  });
 
-    const run = (args: string[]) => {
-      const command = asNonRoot
-        ? ['setpriv', [`--reuid=${NONROOT}`, `--regid=${NONROOT}`, '--clear-groups', process.execPath, ...args]]
-        : [process.execPath, args];
-      return spawn(command[0] as string, command[1] as string[], { cwd: app, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  it('has no shell, and its process cannot write outside /data', async () => {
+    for (const shell of ['/bin/sh', 'sh', '/bin/bash', '/bin/busybox']) {
+      const run = await podmanResult(['run', '--rm', '--entrypoint', shell, image, '-c', 'true']);
+      expect(run.code, `${shell} ran in the image`).not.toBe(0);
+    }
+    const probe = `
+      const fs = require('node:fs');
+      const writable = (path) => { try { fs.writeFileSync(path, 'x'); fs.rmSync(path); return true; } catch { return false; } };
+      const found = ['/bin', '/usr/bin', '/sbin', '/usr/sbin', '/usr/local/bin']
+        .flatMap((dir) => ['sh', 'bash', 'dash', 'ash', 'busybox', 'apt', 'apt-get', 'dpkg', 'npm', 'curl', 'wget'].map((name) => dir + '/' + name))
+        .filter((path) => fs.existsSync(path));
+      console.log(JSON.stringify({ uid: process.getuid(), gid: process.getgid(), node: process.versions.node,
+        found, app: writable('/app/x'), dist: writable('/app/dist/x'), data: writable('/data/x'),
+        nodeModules: fs.readdirSync('/app/node_modules') }));`;
+    const seen = JSON.parse(await podman(['run', '--rm', '--entrypoint', '/nodejs/bin/node', image, '-e', probe])) as {
+      uid: number;
+      gid: number;
+      node: string;
+      found: string[];
+      app: boolean;
+      dist: boolean;
+      data: boolean;
+      nodeModules: string[];
     };
+    expect(seen).toMatchObject({ uid: 65532, gid: 65532, app: false, dist: false, data: true });
+    expect(seen.node).toMatch(/^24\./);
+    expect(seen.found, 'shells, package managers, downloaders').toEqual([]);
+    // Everything else is bundled into dist/ (tsup.config.ts).
+    expect(seen.nodeModules).toEqual(['swagger-ui-dist']);
+  });
 
-    beforeAll(async () => {
-      if (!asNonRoot) console.warn('not root or no setpriv: the image layout runs as this user, not uid 65532');
-      root = mkdtempSync(join(tmpdir(), 'ticket-system-image-'));
-      chmodSync(root, 0o755);
-      app = join(root, 'app');
-      dataDir = join(root, 'data');
-      assembleRuntimeLayout(app);
-      mkdirSync(dataDir);
-      if (asNonRoot) chownSync(dataDir, NONROOT, NONROOT);
-      before = listFiles(app).sort();
-      port = await freePort();
-      // The image's ENV, then what a deployment sets: the monolith with the file store on DATA_DIR.
-      env = {
-        PATH: process.env.PATH ?? '/usr/bin:/bin',
-        ...runtime.env,
-        MODE: 'monolith',
-        STOCK_STORE: 'file',
-        DATA_DIR: dataDir,
-        PORT: String(port),
-        HOST: '127.0.0.1',
-        LOG_LEVEL: 'warn',
-      };
-      expect(runtime.entrypoint?.slice(1)).toEqual(['dist/main.js']);
-      child = run(['dist/main.js']);
-      child.stdout?.setEncoding('utf8').on('data', (chunk: string) => (output += chunk));
-      child.stderr?.setEncoding('utf8').on('data', (chunk: string) => (output += chunk));
-      const deadline = Date.now() + 20_000;
-      for (;;) {
-        if (child.exitCode !== null) throw new Error(`exited ${child.exitCode}:\n${output}`);
-        if ((await getStatus(`http://127.0.0.1:${port}/api/v1/health`).catch(() => 0)) === 200) break;
-        if (Date.now() > deadline) throw new Error(`not healthy within 20 s:\n${output}`);
-        await sleep(50);
-      }
-    });
-
-    afterAll(() => {
-      child?.kill('SIGKILL');
-      if (root) rmSync(root, { recursive: true, force: true });
-    });
-
-    it('serves: a purchase from the file store, the docs, the OpenAPI document', async () => {
-      const base = `http://127.0.0.1:${port}`;
-      const reply = await requestJson<PurchaseBody>(`${base}/api/v1/purchase`, { json: { qty: 1 } });
-      expect(reply.status, reply.text).toBe(200);
-      expect(reply.body.success).toBe(true);
-      expect((await requestJson(`${base}/openapi.json`)).status).toBe(200);
-      expect(await getStatus(`${base}/docs`)).toBe(200);
-      const written = readdirSync(dataDir);
-      expect(written.length, 'the journal is in DATA_DIR').toBeGreaterThan(0);
-      if (asNonRoot)
-        for (const file of written)
-          expect(statSync(join(dataDir, file)).uid, `${file} written by uid ${NONROOT}`).toBe(NONROOT);
-    });
-
-    it('answers the HEALTHCHECK command with exit 0', async () => {
-      const [, ...args] = runtime.healthcheck ?? [];
-      const check = run(args);
-      let text = '';
-      check.stdout?.setEncoding('utf8').on('data', (chunk: string) => (text += chunk));
-      check.stderr?.setEncoding('utf8').on('data', (chunk: string) => (text += chunk));
-      const code = await new Promise<number | null>((resolve) => check.once('close', resolve));
-      expect(code, text).toBe(0);
-    });
-
-    it('stops on SIGTERM with exit 0, having written nothing outside DATA_DIR', async () => {
-      const exited = new Promise<number | null>((resolve) => child?.once('close', resolve));
-      child?.kill('SIGTERM');
-      expect(await exited, output).toBe(0);
-      expect(listFiles(app).sort()).toEqual(before);
-    });
+  it(`adds at most ${APPLICATION_LAYERS_GOAL_BYTES / 1e6} MB of application layers to its base`, async () => {
+    const baseTag = 'gcr.io/distroless/nodejs24-debian13:nonroot';
+    const base = await inspectImage(baseTag);
+    // The base's layers, as their sizes and the instructions that made them, are the bottom of the image's.
+    const layers = (tag: string) =>
+      podman(['history', '--format', 'json', tag]).then((text) =>
+        (JSON.parse(text) as Array<{ size: number; CreatedBy: string }>).map((l) => `${l.size} ${l.CreatedBy}`),
+      );
+    const [mine, theirs] = await Promise.all([layers(image), layers(baseTag)]);
+    expect(mine.slice(mine.length - theirs.length), 'built on the base the Containerfile names').toEqual(theirs);
+    const application = inspected.Size - base.Size;
+    // Where the bytes are: the files under /app, as the image's own node counts them.
+    const count = `
+      const fs = require('node:fs'), path = require('node:path');
+      const size = (p) => { const s = fs.lstatSync(p); return s.isDirectory() ? fs.readdirSync(p).reduce((n, f) => n + size(path.join(p, f)), 0) : s.size; };
+      console.log(JSON.stringify(Object.fromEntries(fs.readdirSync('/app').map((f) => [f, size('/app/' + f)]))));`;
+    const files = JSON.parse(
+      await podman(['run', '--rm', '--entrypoint', '/nodejs/bin/node', image, '-e', count]),
+    ) as Record<string, number>;
+    report(
+      `application layers: ${(application / 1e6).toFixed(2)} MB above the base (${(base.Size / 1e6).toFixed(1)} MB): ` +
+        Object.entries(files)
+          .map(([name, bytes]) => `${name} ${(bytes / 1e6).toFixed(2)} MB`)
+          .join(', '),
+    );
+    expect(application).toBeGreaterThan(0);
+    expect(application).toBeLessThanOrEqual(APPLICATION_LAYERS_GOAL_BYTES);
   });
 });
 
-/** dist/, package.json, and node_modules with exactly the packages package-lock.json marks as not dev-only. */
-function assembleRuntimeLayout(app: string): void {
-  mkdirSync(app, { recursive: true });
-  cpSync(fromRoot('dist'), join(app, 'dist'), { recursive: true });
-  cpSync(fromRoot('package.json'), join(app, 'package.json'));
-  const lock = JSON.parse(readFileSync(fromRoot('package-lock.json'), 'utf8')) as {
-    packages: Record<string, { dev?: boolean; devOptional?: boolean; optional?: boolean; link?: boolean }>;
-  };
-  for (const [path, entry] of Object.entries(lock.packages)) {
-    if (path === '' || entry.dev || entry.devOptional) continue;
-    const source = fromRoot(path);
-    if (!existsSync(source)) {
-      if (entry.optional) continue; // another platform's binary
-      throw new Error(`${path} is a production package but is not installed here (npm ci first)`);
-    }
-    // Nested node_modules are entries of their own (and may be dev-only): leave them to their entry.
-    cpSync(source, join(app, path), {
-      recursive: true,
-      filter: (from) => !(basename(from) === 'node_modules' && dirname(from) === source),
+describe.skipIf(gate.skip)('the debug image (--target debug)', () => {
+  it(
+    'holds the same files as the runtime image, with a shell, as the node user',
+    async () => {
+      gate.assertReady();
+      const [debug, runtime] = [await buildImage('debug'), await buildImage('runtime')];
+      const list = `
+      const fs = require('node:fs'), path = require('node:path');
+      const walk = (d) => fs.readdirSync(d).flatMap((f) => fs.statSync(path.join(d, f)).isDirectory() ? walk(path.join(d, f)) : [path.join(d, f)]);
+      console.log(JSON.stringify(walk('/app')));`;
+      const files = async (image: string, node: string) =>
+        JSON.parse(await podman(['run', '--rm', '--entrypoint', node, image, '-e', list])) as string[];
+      expect(await files(debug, '/usr/local/bin/node')).toEqual(await files(runtime, '/nodejs/bin/node'));
+      const shell = await podman(['run', '--rm', '--entrypoint', '/bin/sh', debug, '-c', 'id -un; node --version']);
+      expect(shell.split('\n')).toEqual(['node', expect.stringMatching(/^v24\./)]);
+    },
+    BUILD_TIMEOUT_MS,
+  );
+});
+
+describe.skipIf(gate.skip)('the build context (.dockerignore), as the engine sends it', () => {
+  it(
+    'holds what the build COPYs and leaves out what is made, secret or large',
+    async () => {
+      gate.assertReady();
+      await buildImage('runtime'); // the bases, and the lock that keeps builds one at a time
+      const context = mkdtempSync(join(tmpdir(), 'ticket-system-context-'));
+      const scope = new ContainerScope('context');
+      try {
+        const files = [
+          'package.json',
+          'package-lock.json',
+          'tsconfig.json',
+          'tsup.config.ts',
+          'src/main.ts',
+          'src/config.test.ts',
+          'README.md',
+          'CHANGELOG.md',
+          'docs/guide.md',
+          'node_modules/hono/package.json',
+          'dist/main.js',
+          'data/ticket-system.db',
+          '.env',
+          '.env.production',
+          '.env.example',
+          '.git/HEAD',
+          'coverage/index.html',
+          'test/microservices.test.ts',
+          'bench/results/run.json',
+          'infra/k8s/base/kustomization.yaml',
+          'isolate-0x1-1-v8.log',
+        ];
+        for (const file of files) {
+          mkdirSync(join(context, file, '..'), { recursive: true });
+          writeFileSync(join(context, file), file);
+        }
+        cpSync(fromRoot('.dockerignore'), join(context, '.dockerignore'));
+        writeFileSync(join(context, 'Containerfile'), 'FROM node:24-trixie-slim\nCOPY . /context\n');
+        const tag = `localhost/${scope.name('context')}:latest`;
+        await podman(['build', '--pull=never', '-q', '-f', join(context, 'Containerfile'), '-t', tag, context]);
+        try {
+          const listing = await podman(['run', '--rm', tag, 'find', '/context', '-type', 'f']);
+          const sent = listing
+            .split('\n')
+            .map((path) => path.replace(/^\/context\//, ''))
+            .sort();
+          expect(sent).toEqual(
+            [
+              'package.json',
+              'package-lock.json',
+              'tsconfig.json',
+              'tsup.config.ts',
+              'src/main.ts',
+              'README.md',
+              '.env.example',
+            ].sort(),
+          );
+        } finally {
+          await podmanResult(['rmi', '-f', tag]);
+        }
+      } finally {
+        rmSync(context, { recursive: true, force: true });
+        await scope.removeAll();
+      }
+    },
+    BUILD_TIMEOUT_MS,
+  );
+});
+
+// ---- a monolith container, hardened as compose.yaml runs it ----------------------------------------
+
+type Outcome =
+  | { kind: 'answered'; id: string; status: number; body: PurchaseBody | undefined; text: string }
+  | { kind: 'refused' | 'reset' | 'cut'; id: string; detail: string };
+
+/** One purchase of qty 1 with an X-Request-Id, classified like test/shutdown.test.ts does. */
+async function purchaseOnce(url: string, id: string, onAnswer: () => void): Promise<Outcome> {
+  let response: Response;
+  try {
+    response = await fetch(`${url}/api/v1/purchase`, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json', 'X-Request-Id': id },
+      body: JSON.stringify({ qty: 1 }),
+      signal: AbortSignal.timeout(30_000),
     });
+  } catch (error) {
+    const cause = (error as { cause?: { code?: string; message?: string } }).cause;
+    const detail = `${String(error)} (${cause?.code ?? ''} ${cause?.message ?? ''})`;
+    return { kind: cause?.code === 'ECONNREFUSED' ? 'refused' : 'reset', id, detail };
+  }
+  onAnswer();
+  try {
+    const text = await response.text();
+    let body: PurchaseBody | undefined;
+    try {
+      body = JSON.parse(text) as PurchaseBody;
+    } catch {
+      body = undefined;
+    }
+    return { kind: 'answered', id, status: response.status, body, text };
+  } catch (error) {
+    return { kind: 'cut', id, detail: String(error) };
   }
 }
 
-function listFiles(dir: string): string[] {
-  return readdirSync(dir).flatMap((name) => {
-    const path = join(dir, name);
-    return statSync(path).isDirectory() ? listFiles(path) : [path];
-  });
+/**
+ * Purchases of qty 1 from {@link LOAD_WORKERS} loops at once, each going on until the server
+ * stops answering it; `signal` is sent once {@link SIGNAL_AFTER} purchases have been answered, so
+ * that it lands while others are in flight.
+ */
+async function loadUntilDown(url: string, label: string, signal: () => Promise<unknown>) {
+  const outcomes: Outcome[] = [];
+  let answered = 0;
+  let sent = 0;
+  let signalled = 0;
+  let stopping: Promise<unknown> | undefined;
+  const loop = async () => {
+    while (sent < LOAD_LIMIT) {
+      const outcome = await purchaseOnce(url, `${label}-${sent++}`, () => {});
+      outcomes.push(outcome);
+      if (outcome.kind !== 'answered') return; // this connection's server is gone
+      answered += 1;
+      if (answered === SIGNAL_AFTER) {
+        signalled = performance.now();
+        stopping = signal();
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: LOAD_WORKERS }, loop));
+  await stopping;
+  return { outcomes, signalled };
+}
+
+function tally(outcomes: Outcome[]): Record<string, number> {
+  const counts: Record<string, number> = {};
+  for (const outcome of outcomes) {
+    const key = outcome.kind === 'answered' ? `answered ${outcome.status}` : outcome.kind;
+    counts[key] = (counts[key] ?? 0) + 1;
+  }
+  return counts;
+}
+
+/** Request ids of the purchases the container's server handled, from its JSON request log. */
+function handledPurchases(logs: string): Set<string> {
+  const handled = new Set<string>();
+  for (const line of logs.split('\n')) {
+    if (!line.startsWith('{')) continue;
+    try {
+      const entry = JSON.parse(line) as { msg?: string; path?: string; requestId?: unknown };
+      if (entry.msg === 'request' && entry.path === '/api/v1/purchase' && typeof entry.requestId === 'string')
+        handled.add(entry.requestId);
+    } catch {
+      // a line that is not JSON (none expected) is not a request log
+    }
+  }
+  return handled;
+}
+
+function ticketsOf(outcomes: Outcome[]): number[] {
+  return outcomes.flatMap((o) =>
+    o.kind === 'answered' && o.status === 200 && o.body?.success && o.body.tickets ? [o.body.tickets.first] : [],
+  );
+}
+
+describe.skipIf(gate.skip || !monolithService).each<Target>(['runtime', 'bun'])(
+  'a monolith container of the %s target, hardened as compose.yaml runs it, its stock on a named volume',
+  (target) => {
+    const scope = new ContainerScope(`monolith-${target}`);
+    let image: string;
+    let replica = 0;
+    /** Tickets sold so far, as the volume holds them. */
+    let sold = 0;
+    let highestTicket = 0;
+
+    /** The next container of compose's `monolith` service on the same volume, healthy. */
+    async function startMonolith(): Promise<{ container: RunningService; url: string }> {
+      replica += 1;
+      const container = await runComposeService(compose, 'monolith', {
+        scope,
+        replica,
+        image,
+        // What an .env next to compose.yaml (env_file) may add; LOG_LEVEL=info logs each request.
+        dotenv: { INITIAL_STOCK: String(INITIAL_STOCK), LOG_LEVEL: 'info' },
+        // compose's health check names the distroless node; the bun image brings its own.
+        imageHealthcheck: target === 'bun',
+      });
+      await waitUntilHealthy(container.container);
+      return { container, url: container.urls.get(MONOLITH_PORT) as string };
+    }
+
+    beforeAll(async () => {
+      gate.assertReady();
+      image = await buildImage(target);
+      if (target !== 'runtime') report(`${target} target built in ${buildSeconds[target]?.toFixed(1)} s`);
+    }, BUILD_TIMEOUT_MS);
+
+    afterAll(() => scope.removeAll(), 120_000);
+
+    it('runs read-only, without capabilities or new privileges, as uid 65532', async () => {
+      const { container, url } = await startMonolith();
+      const [hostConfig] = JSON.parse(await podman(['inspect', container.container])) as Array<{
+        HostConfig: { ReadonlyRootfs: boolean; CapDrop: string[]; CapAdd: string[] | null; SecurityOpt: string[] };
+        Config: { User: string };
+        Mounts: Array<{ Type: string; Name?: string; Destination: string }>;
+      }>;
+      expect(hostConfig?.HostConfig.ReadonlyRootfs).toBe(true);
+      expect(hostConfig?.HostConfig.CapAdd ?? []).toEqual([]);
+      expect(hostConfig?.HostConfig.SecurityOpt).toContain('no-new-privileges');
+      expect(hostConfig?.Config.User).toBe('65532:65532');
+      expect(hostConfig?.Mounts.find((m) => m.Destination === '/data')?.Type).toBe('volume');
+      const capabilities = await podman([
+        'exec',
+        container.container,
+        ...runtimeOf(target),
+        '-e',
+        "console.log(require('node:fs').readFileSync('/proc/self/status','utf8').match(/^CapEff:\\s*(\\S+)/m)[1])",
+      ]);
+      expect(capabilities, 'effective capabilities of the process').toMatch(/^0+$/);
+      const root = await requestJson<{ mode: string }>(`${url}/`);
+      expect(root.body.mode).toBe('monolith');
+      await podman(['stop', container.container]);
+    });
+
+    it('sells, then stops on SIGTERM under load (podman stop, as compose stop does): exit 0 within stop_grace_period, every accepted purchase answered', async () => {
+      const { container, url } = await startMonolith();
+      const before = await requestJson<{ qty: number }>(`${url}/api/v1/available`);
+      expect(before.status).toBe(200);
+      sold = INITIAL_STOCK - before.body.qty;
+
+      // SIGTERM, then SIGKILL once stop_grace_period (--stop-timeout) has passed; no restart after it.
+      const { outcomes, signalled } = await loadUntilDown(url, `term-${target}`, () =>
+        podman(['stop', container.container], { timeoutMs: 60_000 }),
+      );
+      const exitMs = performance.now() - signalled;
+      const exitCode = await waitForExit(container.container);
+      const logs = await containerLogs(container.container);
+      const context = `${JSON.stringify(tally(outcomes))}\n${logs.split('\n').slice(-20).join('\n')}`;
+
+      expect(exitCode, `exit code after SIGTERM\n${context}`).toBe(0);
+      const graceMs = durationSeconds(monolithService?.stop_grace_period ?? '10s') * 1000;
+      expect(exitMs, 'stopped before the engine would have sent SIGKILL').toBeLessThan(graceMs);
+      expect(
+        outcomes.filter((o) => o.kind === 'cut'),
+        `answers cut off\n${context}`,
+      ).toEqual([]);
+      // A purchase the server handled was answered; one it never saw may have found the listener closed.
+      const handled = handledPurchases(logs);
+      expect(
+        outcomes.filter((o) => o.kind !== 'answered' && handled.has(o.id)).map((o) => o.id),
+        `purchases the server handled but whose answer never arrived\n${context}`,
+      ).toEqual([]);
+      // Answered: a sale, or 503 for a purchase that arrived while it was shutting down (nothing sold).
+      const answered = outcomes.filter((o): o is Extract<Outcome, { kind: 'answered' }> => o.kind === 'answered');
+      for (const answer of answered) {
+        if (answer.status === 503) expect(answer.text).toMatch(/shutting down/i);
+        else
+          expect({ status: answer.status, success: answer.body?.success }, answer.text).toEqual({
+            status: 200,
+            success: true,
+          });
+      }
+      const tickets = ticketsOf(outcomes);
+      expect(tickets.length, context).toBeGreaterThanOrEqual(SIGNAL_AFTER);
+      expect(new Set(tickets).size, 'no ticket handed out twice').toBe(tickets.length);
+      sold += tickets.length;
+      highestTicket = Math.max(highestTicket, ...tickets);
+      report(
+        `${target}: SIGTERM under load: ${JSON.stringify(tally(outcomes))}; exit 0 after ${Math.round(exitMs)} ms`,
+      );
+    });
+
+    it('continues the stock in a new container on the same volume: nothing lost, nothing resold', async () => {
+      const { container, url } = await startMonolith();
+      const available = await requestJson<{ qty: number }>(`${url}/api/v1/available`);
+      expect(available.body.qty, 'the stock the previous container left').toBe(INITIAL_STOCK - sold);
+      const next = await requestJson<PurchaseBody>(`${url}/api/v1/purchase`, { json: { qty: 2 } });
+      expect(next.status, next.text).toBe(200);
+      expect(next.body.tickets?.first, 'the next ticket follows the last one sold').toBe(sold + 1);
+      expect(next.body.tickets?.first).toBeGreaterThan(highestTicket);
+      sold += 2;
+      highestTicket = next.body.tickets?.last ?? highestTicket;
+      await podman(['stop', container.container]);
+      expect(await waitForExit(container.container)).toBe(0);
+    });
+
+    it('loses no acknowledged sale to podman kill -s KILL under load', async () => {
+      const { container, url } = await startMonolith();
+      const { outcomes } = await loadUntilDown(url, `kill-${target}`, () =>
+        podman(['kill', '-s', 'KILL', container.container]),
+      );
+      expect(await waitForExit(container.container)).toBe(137);
+      const acknowledged = ticketsOf(outcomes);
+      const unanswered = outcomes.filter((o) => o.kind !== 'answered').length;
+      expect(acknowledged.length, JSON.stringify(tally(outcomes))).toBeGreaterThanOrEqual(SIGNAL_AFTER);
+
+      // The same container again (same host name, same volume), as after a crash: the engine's
+      // restart policy does not apply to a container it was told to kill, so start it as an operator would.
+      await podman(['start', container.container]);
+      await waitUntilHealthy(container.container);
+      const available = (await requestJson<{ qty: number }>(`${url}/api/v1/available`)).body.qty;
+      const soldUnderLoad = INITIAL_STOCK - sold - available;
+      // Every acknowledged sale survived; a sale committed whose answer the kill cut off may be there too.
+      expect(soldUnderLoad, JSON.stringify(tally(outcomes))).toBeGreaterThanOrEqual(acknowledged.length);
+      expect(soldUnderLoad).toBeLessThanOrEqual(acknowledged.length + unanswered);
+      const next = await requestJson<PurchaseBody>(`${url}/api/v1/purchase`, { json: { qty: 1 } });
+      expect(next.status, next.text).toBe(200);
+      expect(next.body.tickets?.first, 'no acknowledged ticket is sold again').toBeGreaterThan(
+        Math.max(...acknowledged),
+      );
+      report(
+        `${target}: SIGKILL under load: ${JSON.stringify(tally(outcomes))}, ` +
+          `${acknowledged.length} acknowledged, ${soldUnderLoad} recorded after the restart`,
+      );
+      await podman(['stop', container.container]);
+      expect(await waitForExit(container.container)).toBe(0);
+    });
+  },
+);
+
+/** The runtime binary inside each target's image, for `podman exec`. */
+function runtimeOf(target: Target): string[] {
+  return target === 'bun' ? ['/usr/local/bin/bun'] : ['/nodejs/bin/node'];
 }

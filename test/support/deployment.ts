@@ -1,19 +1,20 @@
 /**
- * Reading the deployment files for tests: the Containerfile (stages and
- * instructions), compose.yaml (with Compose's `${VAR:-default}`
- * interpolation), dotenv files, .containerignore patterns, and the app each
- * MODE builds (to ask whether a probe path exists).
+ * Reading the deployment files for tests: compose.yaml (with Compose's
+ * `${VAR:-default}` interpolation and `<<` merges), dotenv files, and the app
+ * each MODE builds (to ask whether a probe path exists). The Containerfile is
+ * read by the engine that builds it (test/support/containers.ts), the
+ * Kubernetes overlays by `kubectl kustomize` (test/support/kubernetes.ts).
  *
  * @example
- * const image = parseContainerfile().final;
- * image.entrypoint; // ['/nodejs/bin/node', 'dist/main.js']
+ * const compose = loadCompose({ INTERNAL_TOKEN: 'x'.repeat(24) });
+ * environmentOf(compose.services.ticket); // { MODE: 'ticket', PORT: '8002', ... }
  */
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseDocument } from 'yaml';
 import { createApp } from '../../src/app.ts';
-import { configSchema, parseConfig, type Mode } from '../../src/config.ts';
+import { configSchema, parseConfig } from '../../src/config.ts';
 import { buildDependencies } from '../../src/dependencies.ts';
 
 export const ROOT = resolve(fileURLToPath(new URL('../..', import.meta.url)));
@@ -43,144 +44,7 @@ export function isKnownVariable(name: string): boolean {
   return CONFIG_KEYS.has(name) || name in DOCUMENTED_EXTRA_VARIABLES;
 }
 
-// ---- Containerfile --------------------------------------------------------------------------------
-
-export interface Instruction {
-  keyword: string;
-  /** The arguments as written (continuations joined). */
-  args: string;
-  /** Flags such as --from=build, --chown=65532:65532, --interval=10s. */
-  flags: Record<string, string>;
-  line: number;
-}
-
-export interface Stage {
-  name?: string;
-  from: string;
-  instructions: Instruction[];
-  /** ENV of this stage, in order (later wins). */
-  env: Record<string, string>;
-  user?: string;
-  entrypoint?: string[];
-  cmd?: string[];
-  /** HEALTHCHECK CMD in exec form. */
-  healthcheck?: string[];
-  expose: number[];
-  volumes: string[];
-}
-
-export interface Containerfile {
-  stages: Stage[];
-  /** The last stage: what a build without --target produces. */
-  final: Stage;
-  stage(name: string): Stage | undefined;
-}
-
-/** Parses Containerfile into stages; exec forms (JSON arrays) are parsed, shell forms kept as ['/bin/sh', '-c', text]. */
-export function parseContainerfile(text = readFileSync(fromRoot('Containerfile'), 'utf8')): Containerfile {
-  const instructions: Instruction[] = [];
-  const lines = text.split('\n');
-  for (let i = 0; i < lines.length; i++) {
-    const startLine = i + 1;
-    let line = lines[i] ?? '';
-    if (/^\s*(#|$)/.test(line)) continue;
-    while (/\\\s*$/.test(line) && i + 1 < lines.length) {
-      line = line.replace(/\\\s*$/, ' ');
-      i++;
-      const next = lines[i] ?? '';
-      if (!/^\s*#/.test(next)) line += next;
-    }
-    const match = /^\s*([A-Za-z]+)\s+(.*)$/.exec(line);
-    if (!match) throw new Error(`Containerfile:${startLine}: cannot read ${JSON.stringify(line)}`);
-    let rest = (match[2] ?? '').trim();
-    const flags: Record<string, string> = {};
-    let flag: RegExpExecArray | null;
-    while ((flag = /^--([\w-]+)(?:=(\S*))?\s*/.exec(rest))) {
-      flags[flag[1] as string] = flag[2] ?? 'true';
-      rest = rest.slice(flag[0].length);
-    }
-    instructions.push({ keyword: (match[1] as string).toUpperCase(), args: rest, flags, line: startLine });
-  }
-
-  const stages: Stage[] = [];
-  for (const instruction of instructions) {
-    if (instruction.keyword === 'FROM') {
-      const [from = '', as, name] = instruction.args.split(/\s+/);
-      stages.push({
-        from,
-        name: as?.toUpperCase() === 'AS' ? name : undefined,
-        instructions: [],
-        env: {},
-        expose: [],
-        volumes: [],
-      });
-      continue;
-    }
-    const stage = stages.at(-1);
-    if (!stage) {
-      if (instruction.keyword === 'ARG') continue;
-      throw new Error(`Containerfile:${instruction.line}: ${instruction.keyword} before FROM`);
-    }
-    stage.instructions.push(instruction);
-    switch (instruction.keyword) {
-      case 'ENV':
-        Object.assign(stage.env, parseEnvInstruction(instruction.args));
-        break;
-      case 'USER':
-        stage.user = instruction.args.trim();
-        break;
-      case 'ENTRYPOINT':
-        stage.entrypoint = execForm(instruction.args);
-        stage.cmd = undefined; // ENTRYPOINT resets an inherited CMD
-        break;
-      case 'CMD':
-        stage.cmd = execForm(instruction.args);
-        break;
-      case 'HEALTHCHECK': {
-        const cmd = /^CMD\s+(.*)$/s.exec(instruction.args);
-        stage.healthcheck = cmd ? execForm(cmd[1] as string) : undefined;
-        break;
-      }
-      case 'EXPOSE':
-        stage.expose.push(...instruction.args.split(/\s+/).map((p) => Number(p.split('/')[0])));
-        break;
-      case 'VOLUME':
-        stage.volumes.push(
-          ...(instruction.args.startsWith('[')
-            ? (JSON.parse(instruction.args) as string[])
-            : instruction.args.split(/\s+/)),
-        );
-        break;
-    }
-  }
-  const final = stages.at(-1);
-  if (!final) throw new Error('Containerfile has no FROM');
-  return { stages, final, stage: (name) => stages.find((s) => s.name === name) };
-}
-
-function execForm(args: string): string[] {
-  const trimmed = args.trim();
-  if (trimmed.startsWith('[')) return JSON.parse(trimmed) as string[];
-  return ['/bin/sh', '-c', trimmed];
-}
-
-function parseEnvInstruction(args: string): Record<string, string> {
-  const env: Record<string, string> = {};
-  if (!/^[\w.-]+=/.test(args)) {
-    const [key = '', ...value] = args.split(/\s+/);
-    env[key] = value.join(' ');
-    return env;
-  }
-  const pair = /([\w.-]+)=("(?:[^"\\]|\\.)*"|'[^']*'|\S*)/g;
-  let m: RegExpExecArray | null;
-  while ((m = pair.exec(args))) {
-    const raw = m[2] as string;
-    env[m[1] as string] = /^["']/.test(raw) ? raw.slice(1, -1) : raw;
-  }
-  return env;
-}
-
-// ---- dotenv, .containerignore -------------------------------------------------------------------
+// ---- dotenv --------------------------------------------------------------------------------------
 
 /** KEY=value lines (comments and blank lines skipped, surrounding quotes removed), as Compose's env_file reads them. */
 export function parseDotenv(text: string): Record<string, string> {
@@ -193,48 +57,6 @@ export function parseDotenv(text: string): Record<string, string> {
     env[m[1] as string] = value;
   }
   return env;
-}
-
-/**
- * Whether a build context path is left out by .containerignore/.dockerignore
- * patterns: Go filepath.Match with `**`, a pattern also excludes everything
- * under a matching directory, the last matching line wins, `!` re-includes.
- */
-export function isIgnored(path: string, patterns: string[]): boolean {
-  const rules = patterns
-    .map((p) => p.trim())
-    .filter((p) => p !== '' && !p.startsWith('#'))
-    .map((p) => {
-      const negate = p.startsWith('!');
-      const body = (negate ? p.slice(1) : p).replace(/^\/+/, '').replace(/\/+$/, '');
-      return { negate, regex: globToRegExp(body) };
-    });
-  const parts = path.split('/');
-  let ignored = false;
-  for (const rule of rules) {
-    for (let n = 1; n <= parts.length; n++) {
-      if (rule.regex.test(parts.slice(0, n).join('/'))) {
-        ignored = !rule.negate;
-        break;
-      }
-    }
-  }
-  return ignored;
-}
-
-function globToRegExp(glob: string): RegExp {
-  let out = '';
-  for (let i = 0; i < glob.length; i++) {
-    const c = glob[i] as string;
-    if (c === '*' && glob[i + 1] === '*') {
-      out += '.*';
-      i++;
-      if (glob[i + 1] === '/') i++;
-    } else if (c === '*') out += '[^/]*';
-    else if (c === '?') out += '[^/]';
-    else out += c.replace(/[.+^${}()|[\]\\]/g, '\\$&');
-  }
-  return new RegExp(`^${out}$`);
 }
 
 // ---- compose.yaml ---------------------------------------------------------------------------------
@@ -294,7 +116,7 @@ function interpolate(value: unknown, variables: Record<string, string | undefine
   return value;
 }
 
-export function interpolateString(text: string, variables: Record<string, string | undefined>): string {
+function interpolateString(text: string, variables: Record<string, string | undefined>): string {
   return text.replace(
     /\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?)([-?])([^}]*))?\}|\$([A-Za-z_][A-Za-z0-9_]*)/g,
     (whole, braced, colon, op, arg, bare) => {
@@ -340,6 +162,13 @@ export function portsOf(service: ComposeService): Array<{ published?: string; ta
     const published = parts.length >= 2 ? parts.at(-2) : undefined;
     return { published: published === '' ? undefined : published, target };
   });
+}
+
+/** The other names a service answers to on the compose network (`networks: {default: {aliases}}`). */
+export function networkAliases(service: ComposeService): string[] {
+  const networks = service.networks;
+  if (!networks || Array.isArray(networks)) return [];
+  return Object.values(networks).flatMap((network) => network?.aliases ?? []);
 }
 
 /** Compose durations (`20s`, `1m30s`, `500ms`) in seconds. */
@@ -396,10 +225,3 @@ export async function routeExists(
     await deps.close();
   }
 }
-
-/** The port, mode and settings a process with `env` would run with (throws ConfigError like the program). */
-export function configFor(env: Record<string, string>) {
-  return parseConfig(env);
-}
-
-export type { Mode };
