@@ -9,7 +9,7 @@
  * asks.
  */
 import { randomBytes } from 'node:crypto';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { Agent, fetch as undiciFetch } from 'undici';
 import { loadCompose } from './support/deployment.ts';
 import {
@@ -27,6 +27,8 @@ import {
 import { requestJson, type PurchaseBody } from './support/http-json.ts';
 
 const gate = podmanGate('the compose topology in containers (podman)');
+// Each test starts containers and waits for their health checks: seconds alone, more beside a whole suite.
+vi.setConfig({ testTimeout: 180_000 });
 const BUILD_TIMEOUT_MS = 20 * 60_000;
 const CONCURRENT_PURCHASES = 2_000;
 /** What `INTERNAL_TOKEN=... ADMIN_TOKEN=... docker compose up` would interpolate. */

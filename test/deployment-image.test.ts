@@ -12,7 +12,7 @@
 import { cpSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { durationSeconds, fromRoot, isKnownVariable, loadCompose } from './support/deployment.ts';
 import {
   buildImage,
@@ -34,6 +34,8 @@ import { requestJson, type PurchaseBody } from './support/http-json.ts';
 import { parseConfig } from '../src/config.ts';
 
 const gate = podmanGate('the container image tests (podman)');
+// Each test starts containers and waits for their health checks: seconds alone, more beside a whole suite.
+vi.setConfig({ testTimeout: 180_000 });
 /** Builds may take minutes on a machine that has not built the image before (npm ci inside). */
 const BUILD_TIMEOUT_MS = 20 * 60_000;
 const MONOLITH_PORT = 8000;
