@@ -3,7 +3,11 @@
  * the shared Redis at REDIS_URL (default redis://127.0.0.1:6379) for the
  * rules, and a private `redis-server` of this file's own for freezing
  * (SIGSTOP/SIGCONT) and killing. Two store instances on one key prefix stand
- * for two vacancy replicas sharing one stock.
+ * for two (or three) vacancy replicas sharing one stock. The rules
+ * themselves are held by the store contract (src/stock/store-contract.test.ts);
+ * this file checks what only a shared, remote store has: replicas, the key
+ * layout, one script call per event per batch, deadlines, unknown outcomes,
+ * and a frozen or killed Redis.
  *
  * No Redis reachable: skipped with a loud warning, except under CI=true,
  * where it fails.
@@ -14,11 +18,13 @@ import { seededRandom, testSeed } from '../../test/support/http-json.ts';
 import { freePort, sleep } from '../../test/support/processes.ts';
 import {
   deleteKeysWithPrefix,
+  eventIndexKey,
+  eventKey,
+  readEvent,
   readStock,
   redisGate,
   SlowReplyProxy,
   startPrivateRedis,
-  stockKey,
   testClient,
   uniquePrefix,
   type PrivateRedis,
@@ -26,12 +32,23 @@ import {
 import {
   IdempotencyKeyInFlightError,
   IdempotencyKeyReusedError,
-  NegativeStockError,
+  InsufficientInventoryError,
+  StockConflictError,
   StoreUnavailableError,
-  UnknownStockError,
+  UnknownEventError,
 } from '../stock/errors.ts';
-import type { ReserveResult } from '../stock/model.ts';
-import type { SeedStock } from '../stock/store.ts';
+import {
+  defaultEventDefinition,
+  eventAvailable,
+  eventOfOrderId,
+  eventSold,
+  newOrderId,
+  type EventDefinition,
+  type OrderRecord,
+  type ReserveResult,
+  type StockCommand,
+} from '../stock/model.ts';
+import type { SeedEvent } from '../stock/store.ts';
 import { StockActor, type StockActorOptions } from '../vacancy/stock-actor.ts';
 import { RedisStockStore } from './redis-stock-store.ts';
 
@@ -39,7 +56,7 @@ const gate = await redisGate('src/node/redis-stock-store.test.ts', { needServerB
 const PREFIX = uniquePrefix('redis-store');
 const SEED = testSeed();
 
-const seed = (capacity: number): SeedStock[] => [{ eventId: 'default', typeId: 'default', capacity }];
+const seed = (capacity: number): SeedEvent[] => [{ eventId: 'default', definition: defaultEventDefinition(capacity) }];
 
 /** Actors opened by a test, closed (with their stores) after it. */
 const opened: StockActor[] = [];
@@ -74,6 +91,12 @@ async function waitUntil(what: string, check: () => Promise<boolean>, timeoutMs:
   throw new Error(`${what} did not happen within ${timeoutMs} ms`);
 }
 
+/** How many times the server has run each command, from INFO commandstats. */
+async function commandCalls(client: Redis): Promise<Map<string, number>> {
+  const info = await client.info('commandstats');
+  return new Map([...info.matchAll(/^cmdstat_([a-z|]+):calls=(\d+)/gm)].map((match) => [match[1]!, Number(match[2])]));
+}
+
 /** How many scripts (EVALSHA + EVAL) the server has run, from INFO commandstats. */
 async function scriptCalls(client: Redis): Promise<number> {
   const info = await client.info('commandstats');
@@ -98,7 +121,7 @@ describe.skipIf(gate.skip)(`RedisStockStore on a real Redis (seed ${SEED})`, () 
     if (gate.reachable) await deleteKeysWithPrefix(gate.url, PREFIX);
   });
 
-  it('seeds a stock only when its key is absent: start-up never resets stock', async () => {
+  it('seeds an event only when it is absent: start-up never resets stock', async () => {
     const keyPrefix = `${PREFIX}-seed`;
     const first = await replica({ keyPrefix, initial: 100 });
     expect(await first.actor.level()).toEqual({ remaining: 100, sold: 0 });
@@ -248,8 +271,8 @@ describe.skipIf(gate.skip)(`RedisStockStore on a real Redis (seed ${SEED})`, () 
     expect(await a.actor.adjust('add', -15)).toEqual({ remaining: 45, sold: 5 });
     expect(await readStock(observer!, keyPrefix)).toEqual({ remaining: 45, sold: 5 });
 
-    await expect(a.actor.adjust('add', -46)).rejects.toBeInstanceOf(NegativeStockError);
-    await expect(b.actor.adjust('set', -1)).rejects.toBeInstanceOf(NegativeStockError);
+    await expect(a.actor.adjust('add', -46)).rejects.toBeInstanceOf(StockConflictError);
+    await expect(b.actor.adjust('set', -1)).rejects.toBeInstanceOf(StockConflictError);
     expect(await readStock(observer!, keyPrefix)).toEqual({ remaining: 45, sold: 5 });
 
     // Ticket numbers already sold are not handed out again after a set.
@@ -258,17 +281,169 @@ describe.skipIf(gate.skip)(`RedisStockStore on a real Redis (seed ${SEED})`, () 
     expect(await b.actor.reserve(1)).toEqual({ success: false, remaining: 0, replayed: false });
   });
 
-  it('refuses an unknown stock and changes nothing', async () => {
+  it('refuses an unknown event and changes nothing', async () => {
     const keyPrefix = `${PREFIX}-unknown`;
     const { actor } = await replica({ keyPrefix, initial: 10 });
-    await expect(actor.reserve(1, { eventId: 'no-such-event' })).rejects.toBeInstanceOf(UnknownStockError);
+    await expect(actor.reserve(1, { eventId: 'no-such-event' })).rejects.toBeInstanceOf(UnknownEventError);
     await expect(actor.reserve(1, { eventId: 'no-such-event', idempotencyKey: 'k' })).rejects.toBeInstanceOf(
-      UnknownStockError,
+      UnknownEventError,
     );
-    await expect(actor.level('no-such-event')).rejects.toBeInstanceOf(UnknownStockError);
-    await expect(actor.adjust('add', 5, 'no-such-event')).rejects.toBeInstanceOf(UnknownStockError);
+    await expect(actor.level('no-such-event')).rejects.toBeInstanceOf(UnknownEventError);
+    await expect(actor.adjust('add', 5, 'no-such-event')).rejects.toBeInstanceOf(UnknownEventError);
     expect(await observer!.keys(`*${keyPrefix}:no-such-event*`)).toEqual([]);
     expect(await readStock(observer!, keyPrefix)).toEqual({ remaining: 10, sold: 0 });
+  });
+
+  it('events live in Redis: one put is served by every replica, under one hash tag per event, found from an order id alone', async () => {
+    const keyPrefix = `${PREFIX}-events`;
+    const a = await replica({ keyPrefix, initial: 10 });
+    const b = await replica({ keyPrefix, initial: 10 });
+    const gala: EventDefinition = {
+      name: 'Gala | "2026"\nnight',
+      capacity: 5,
+      ticketTypes: [
+        { id: 'general', name: 'General', capacity: 4, maxPerOrder: 3 },
+        { id: 'vip', name: 'VIP', capacity: 2, maxPerOrder: null },
+      ],
+    };
+    expect((await a.actor.putEvent('gala', gala)).created).toBe(true);
+    expect((await b.actor.putEvent('gala', gala)).created).toBe(false);
+
+    // A keyed purchase on one replica is replayed by another, with the order as it was made.
+    const first = await a.actor.purchase(
+      'gala',
+      [
+        { typeId: 'vip', qty: 2 },
+        { typeId: 'general', qty: 1 },
+      ],
+      { buyer: 'ann', idempotencyKey: 'k1' },
+    );
+    expect(first.replayed).toBe(false);
+    const replay = await b.actor.purchase(
+      'gala',
+      [
+        { typeId: 'vip', qty: 2 },
+        { typeId: 'general', qty: 1 },
+      ],
+      { buyer: 'ann', idempotencyKey: 'k1' },
+    );
+    expect(replay).toEqual({ order: first.order, replayed: true });
+    // The cap leaves 2: a purchase of 3 general (within maxPerOrder) does not fit, and says what each item had.
+    const short = await settle(b.actor.purchase('gala', [{ typeId: 'general', qty: 3 }]));
+    expect(short.error).toBeInstanceOf(InsufficientInventoryError);
+    expect((short.error as InsufficientInventoryError).items).toEqual([
+      { typeId: 'general', requested: 3, available: 2 },
+    ]);
+
+    const event = await b.actor.getEvent('gala');
+    expect(event).toEqual(await readEvent(observer!, keyPrefix, 'gala'));
+    expect(event).toMatchObject({ name: gala.name, capacity: 5 });
+    expect(event.types.map((type) => [type.id, type.sold, type.issued])).toEqual([
+      ['general', 1, 1],
+      ['vip', 2, 2],
+    ]);
+    expect(await a.actor.listEvents(null, 10)).toEqual({
+      events: [await a.actor.getEvent('default'), event],
+      next: null,
+    });
+
+    // The key layout: every key of an event under {prefix:eventId}, the index outside them all.
+    const keys = (await observer!.keys(`*${keyPrefix}*`)).sort();
+    expect(keys).toEqual(
+      [
+        eventKey(keyPrefix, 'default'),
+        eventKey(keyPrefix, 'gala'),
+        `{${keyPrefix}:gala}:idem:k1`,
+        `{${keyPrefix}:gala}:orders`,
+        eventIndexKey(keyPrefix),
+      ].sort(),
+    );
+    expect(await observer!.zrange(eventIndexKey(keyPrefix), 0, -1)).toEqual(['default', 'gala']);
+    // An order id names its event, so its id alone finds it.
+    const orderEvent = eventOfOrderId(first.order.id);
+    expect(orderEvent).toBe('gala');
+    expect(await observer!.hget(`{${keyPrefix}:${orderEvent}}:orders`, first.order.id)).toMatch(
+      /^c \d+ vip 2 1 general 1 1\nann$/,
+    );
+    // A small event stays a compact hash.
+    expect(['listpack', 'ziplist']).toContain(await observer!.object('ENCODING', eventKey(keyPrefix, 'gala')));
+  });
+
+  it('three replicas, concurrent purchases over events whose caps are below the sum of their types: never oversold, every ticket once', async () => {
+    const keyPrefix = `${PREFIX}-purchases`;
+    const replicas = [
+      await replica({ keyPrefix, initial: 10 }),
+      await replica({ keyPrefix, initial: 10 }),
+      await replica({ keyPrefix, initial: 10 }),
+    ];
+    const type = (id: string, capacity: number, maxPerOrder: number | null = null) => ({
+      id,
+      name: id,
+      capacity,
+      maxPerOrder,
+    });
+    const events: Record<string, EventDefinition> = {
+      spring: { name: 'Spring', capacity: 40, ticketTypes: [type('general', 30, 4), type('vip', 15, 2)] },
+      summer: {
+        name: 'Summer',
+        capacity: 25,
+        ticketTypes: [type('general', 20), type('vip', 10), type('student', 5, 1)],
+      },
+      autumn: { name: 'Autumn', capacity: null, ticketTypes: [type('general', 15), type('vip', 5)] },
+    };
+    for (const [eventId, definition] of Object.entries(events)) await replicas[0]!.actor.putEvent(eventId, definition);
+
+    const random = seededRandom(SEED);
+    const pick = <T>(values: readonly T[]): T => values[Math.floor(random() * values.length)]!;
+    const asks: Array<Promise<{ order: OrderRecord; replayed: boolean } | 'short'>> = [];
+    for (let i = 0; i < 3_000; i++) {
+      const eventId = pick(Object.keys(events));
+      const types = events[eventId]!.ticketTypes.filter(() => random() < 0.6);
+      if (types.length === 0) types.push(pick(events[eventId]!.ticketTypes));
+      const items = types.map((t) => ({ typeId: t.id, qty: 1 + Math.floor(random() * (t.maxPerOrder ?? 3)) }));
+      asks.push(
+        pick(replicas)
+          .actor.purchase(eventId, items, random() < 0.3 ? { idempotencyKey: `p-${i}` } : {})
+          .catch((error: unknown) => {
+            if (error instanceof InsufficientInventoryError) return 'short' as const;
+            throw error;
+          }),
+      );
+      if (i % 40 === 39) await new Promise((resolve) => setImmediate(resolve));
+    }
+    const answers = await Promise.all(asks);
+    const orders = answers.flatMap((answer) => (answer === 'short' ? [] : [answer.order]));
+    expect(answers.every((answer) => answer === 'short' || !answer.replayed)).toBe(true);
+    expect(new Set(orders.map((order) => order.id)).size).toBe(orders.length);
+
+    for (const [eventId, definition] of Object.entries(events)) {
+      const stored = (await readEvent(observer!, keyPrefix, eventId))!;
+      // Every replica reads what Redis holds.
+      for (const { actor } of replicas) expect(await actor.getEvent(eventId)).toEqual(stored);
+      const sold = eventSold(stored);
+      if (definition.capacity !== null) expect(sold).toBeLessThanOrEqual(definition.capacity);
+      // ~1,000 asks per event for at most 45 tickets: each sells out.
+      expect(eventAvailable(stored)).toBe(0);
+      for (const storedType of stored.types) {
+        expect(storedType.sold).toBeLessThanOrEqual(storedType.capacity);
+        expect(storedType.issued).toBe(storedType.sold);
+        // The acknowledged orders hold exactly the tickets sold: 1..sold, each once.
+        const ranges = orders
+          .filter((order) => order.eventId === eventId)
+          .flatMap((order) => order.items.filter((line) => line.typeId === storedType.id))
+          .sort((x, y) => x.first - y.first);
+        let next = 1;
+        for (const range of ranges) {
+          expect(range.first).toBe(next);
+          expect(range.last - range.first + 1).toBe(range.qty);
+          next = range.last + 1;
+        }
+        expect(next - 1, `${eventId}/${storedType.id}`).toBe(storedType.sold);
+      }
+    }
+    expect(await observer!.hlen(`{${keyPrefix}:spring}:orders`)).toBe(
+      orders.filter((order) => order.eventId === 'spring').length,
+    );
   });
 
   it('with no Redis listening, open rejects with a message naming REDIS_URL', async () => {
@@ -343,6 +518,70 @@ describe.skipIf(gate.skip)(`RedisStockStore on a real Redis (seed ${SEED})`, () 
       await server?.stop();
     });
 
+    it('one script call per event per batch, a list-events included; the index read only to list, written only after a put', async () => {
+      const keyPrefix = `${PREFIX}-calls`;
+      const store = await RedisStockStore.create({ url: server!.url, keyPrefix, timeoutMs: 2_000 });
+      try {
+        const definition = defaultEventDefinition(100);
+        await store.open(['a', 'b', 'c'].map((eventId) => ({ eventId, definition })));
+        const options = { now: Date.now(), idempotencyTtlMs: 60_000 };
+        const buy = (eventId: string, key?: string): StockCommand => ({
+          kind: 'purchase',
+          eventId,
+          items: [{ typeId: 'default', qty: 1 }],
+          buyer: null,
+          orderId: newOrderId(eventId),
+          at: Date.now(),
+          ...(key === undefined ? {} : { key }),
+        });
+        const counted = async (batch: StockCommand[]) => {
+          const before = await commandCalls(privateObserver!);
+          const decisions = await store.decide(batch, options);
+          const after = await commandCalls(privateObserver!);
+          const delta = (name: string) => (after.get(name) ?? 0) - (before.get(name) ?? 0);
+          return {
+            decisions,
+            scripts: delta('evalsha') + delta('eval'),
+            reads: delta('zrangebylex'),
+            writes: delta('zadd'),
+          };
+        };
+
+        // 50 purchases on a and b, a list of all three events between them, reads and reserves: a, b, c once each.
+        const batch: StockCommand[] = [];
+        for (let i = 0; i < 25; i++) batch.push(buy('a', `ka-${i}`), buy('b'));
+        batch.push({ kind: 'list-events', after: null, limit: 10 }, buy('a'), { kind: 'get-event', eventId: 'b' });
+        batch.push(
+          { kind: 'reserve', eventId: 'a', typeId: 'default', qty: 1 },
+          { kind: 'level', eventId: 'c', typeId: 'default' },
+        );
+        const mixed = await counted(batch);
+        expect(mixed).toMatchObject({ scripts: 3, reads: 1, writes: 0 });
+        const listed = mixed.decisions[50]!;
+        expect(listed.kind === 'events' && listed.events.map((event) => [event.id, eventSold(event)])).toEqual([
+          ['a', 25],
+          ['b', 25],
+          ['c', 0],
+        ]);
+
+        // The flash-sale batch: one event, one call, no index.
+        expect(await counted(Array.from({ length: 100 }, () => buy('a')))).toMatchObject({
+          scripts: 1,
+          reads: 0,
+          writes: 0,
+        });
+        // A put: its event's call, then one ZADD.
+        expect(await counted([{ kind: 'put-event', eventId: 'd', definition }, buy('d'), buy('a')])).toMatchObject({
+          scripts: 2,
+          reads: 0,
+          writes: 1,
+        });
+        expect(await privateObserver!.zrange(eventIndexKey(keyPrefix), 0, -1)).toEqual(['a', 'b', 'c', 'd']);
+      } finally {
+        await store.close();
+      }
+    });
+
     it('frozen (SIGSTOP): reserves fail within about timeoutMs; the commands Redis runs after SIGCONT take nothing; it recovers', async () => {
       const keyPrefix = `${PREFIX}-frozen`;
       const { actor, store } = await replica({ url: server!.url, keyPrefix, timeoutMs: 300, initial: 100 });
@@ -363,6 +602,8 @@ describe.skipIf(gate.skip)(`RedisStockStore on a real Redis (seed ${SEED})`, () 
             ),
             settle(actor.reserve(3)),
             settle(actor.adjust('add', 1_000)),
+            settle(actor.purchase('default', [{ typeId: 'default', qty: 2 }], { idempotencyKey: `order-${round}` })),
+            settle(actor.putEvent('frozen-new', defaultEventDefinition(5))),
           ]);
           const elapsed = performance.now() - started;
           expect(elapsed, `round ${round} took ${elapsed} ms`).toBeLessThan(3_000);
@@ -383,9 +624,11 @@ describe.skipIf(gate.skip)(`RedisStockStore on a real Redis (seed ${SEED})`, () 
       expect(actor.storeHealth().writable).toBe(true);
       // The three frozen batches did reach Redis and run (late)...
       expect(await scriptCalls(privateObserver!)).toBeGreaterThanOrEqual(scriptsBefore + 3);
-      // ...and took nothing: not the reserves, not the +1000, no idempotency key.
+      // ...and took nothing: not the reserves, not the +1000, no order, no new event, no idempotency key.
       expect(await readStock(privateObserver!, keyPrefix)).toEqual(before);
       expect(await privateObserver!.keys(`*${keyPrefix}*idem*`)).toEqual([]);
+      expect(await privateObserver!.exists(`{${keyPrefix}:default}:orders`, eventKey(keyPrefix, 'frozen-new'))).toBe(0);
+      expect(await privateObserver!.zrange(eventIndexKey(keyPrefix), 0, -1)).toEqual(['default']);
 
       // Recovered: reserves succeed, and a key first sent while frozen gets a fresh decision.
       expect(await actor.reserve(1, { idempotencyKey: 'frozen-0-0' })).toMatchObject({
@@ -421,9 +664,12 @@ describe.skipIf(gate.skip)(`RedisStockStore on a real Redis (seed ${SEED})`, () 
       expect(recoveredIn).toBeLessThan(10_000);
       expect(actor.storeHealth().writable).toBe(true);
 
-      // The new server holds no data: the stock is unknown, and nothing is decided from local memory.
-      await expect(actor.reserve(1)).rejects.toBeInstanceOf(UnknownStockError);
-      await privateObserver!.hset(stockKey(keyPrefix), 'capacity', '50', 'sold', '0', 'issued', '0');
+      // The new server holds no data: the event is unknown, and nothing is decided from local memory.
+      await expect(actor.reserve(1)).rejects.toBeInstanceOf(UnknownEventError);
+      // Another replica starting seeds it again; this one serves it at once.
+      const reseeding = await RedisStockStore.create({ url: server!.url, keyPrefix, timeoutMs: 1_000 });
+      await reseeding.open(seed(50));
+      await reseeding.close();
       expect(await actor.reserve(2)).toMatchObject({ success: true, remaining: 48, tickets: { first: 1, last: 2 } });
       expect(await readStock(privateObserver!, keyPrefix)).toEqual({ remaining: 48, sold: 2 });
     });

@@ -20,6 +20,7 @@ import { connect, createServer, type AddressInfo, type Server, type Socket } fro
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
+import { levelOf, type EventRecord } from '../../src/stock/model.ts';
 import { IN_CI, warnSkipped } from './loud-skip.ts';
 import { freePort, sleep } from './processes.ts';
 
@@ -112,21 +113,53 @@ export function uniquePrefix(label: string): string {
   return `test-${label}-${randomBytes(6).toString('hex')}`;
 }
 
-/** The stock hash of one ticket type, as RedisStockStore names it. */
-export function stockKey(prefix: string, eventId = 'default', typeId = 'default'): string {
-  return `{${prefix}:${eventId}}:stock:${typeId}`;
+/** The hash of one event (definition and stock), as RedisStockStore names it. */
+export function eventKey(prefix: string, eventId = 'default'): string {
+  return `{${prefix}:${eventId}}:event`;
 }
 
-/** A ticket type's stock in Redis as remaining and sold (null when the key is absent). */
+/** The index of every event id, as RedisStockStore names it. */
+export function eventIndexKey(prefix: string): string {
+  return `${prefix}:events`;
+}
+
+/**
+ * An event as Redis holds it, read straight from its hash (not through the
+ * store), or null when it is absent. The layout is RedisStockStore's: `name`,
+ * `cap`, `types` (ids joined by spaces), and `n:`, `c:`, `m:`, `s:`, `i:` per type.
+ */
+export async function readEvent(client: Redis, prefix: string, eventId = 'default'): Promise<EventRecord | null> {
+  const fields = await client.hgetall(eventKey(prefix, eventId));
+  if (fields.name === undefined) return null;
+  const number = (value: string | undefined) => (value === undefined ? null : Number(value));
+  return {
+    id: eventId,
+    name: fields.name,
+    capacity: number(fields.cap),
+    types: (fields.types ?? '')
+      .split(' ')
+      .filter(Boolean)
+      .map((id) => ({
+        id,
+        name: fields[`n:${id}`]!,
+        capacity: Number(fields[`c:${id}`]),
+        maxPerOrder: number(fields[`m:${id}`]),
+        sold: Number(fields[`s:${id}`]),
+        issued: Number(fields[`i:${id}`]),
+      })),
+  };
+}
+
+/** A ticket type's stock in Redis as remaining (under the event's cap too) and sold; null when absent. */
 export async function readStock(
   client: Redis,
   prefix: string,
   eventId = 'default',
   typeId = 'default',
 ): Promise<{ remaining: number; sold: number } | null> {
-  const [capacity, sold] = await client.hmget(stockKey(prefix, eventId, typeId), 'capacity', 'sold');
-  if (capacity === null || sold === null) return null;
-  return { remaining: Number(capacity) - Number(sold), sold: Number(sold) };
+  const event = await readEvent(client, prefix, eventId);
+  const type = event?.types.find((candidate) => candidate.id === typeId);
+  return event && type ? levelOf(event, type) : null;
 }
 
 function globEscape(value: string): string {
