@@ -11,10 +11,11 @@ import {
   type VacancyClient,
   type VacancyProbe,
 } from './stock/vacancy-client.ts';
-import type { ReserveResult } from './stock/model.ts';
+import { defaultEventDefinition, type PurchaseItem, type ReserveResult } from './stock/model.ts';
 import { MemoryStockStore, type StockStore } from './stock/store.ts';
 import { StockActor } from './vacancy/stock-actor.ts';
 import { ControlledStore } from '../test/support/controlled-store.ts';
+import { fakeVacancyClient } from '../test/support/fake-vacancy.ts';
 
 type App = ReturnType<typeof createApp>;
 
@@ -45,7 +46,7 @@ const monolithApp = (env: Record<string, string> = {}, store?: StockStore) =>
 async function ticketApp(env: Record<string, string> = {}) {
   const config = configFor({ MODE: 'ticket', ...env });
   const actor = await StockActor.start(new MemoryStockStore(), [
-    { eventId: 'default', typeId: 'default', capacity: INITIAL_STOCK },
+    { eventId: 'default', definition: defaultEventDefinition(INITIAL_STOCK) },
   ]);
   const client = new RecordingClient(new LocalVacancyClient(actor));
   const app = createApp({ config, vacancyClient: client });
@@ -62,8 +63,27 @@ function ticketAppWith(client: VacancyClient, env: Record<string, string> = {}) 
 
 /** Passes every call through and remembers what it was called with. */
 class RecordingClient implements VacancyClient {
-  readonly calls: { method: 'available' | 'reserve' | 'probe'; qty?: number; context?: CallContext }[] = [];
+  readonly calls: {
+    method: 'available' | 'reserve' | 'probe' | 'purchase' | 'event' | 'events';
+    qty?: number;
+    context?: CallContext;
+  }[] = [];
   constructor(private readonly inner: VacancyClient) {}
+
+  purchase(eventId: string, items: PurchaseItem[], context?: CallContext & { buyer?: string | null }) {
+    this.calls.push({ method: 'purchase', context });
+    return this.inner.purchase(eventId, items, context);
+  }
+
+  getEvent(eventId: string, context?: CallContext) {
+    this.calls.push({ method: 'event', context });
+    return this.inner.getEvent(eventId, context);
+  }
+
+  listEvents(query: { after: string | null; limit: number }, context?: CallContext) {
+    this.calls.push({ method: 'events', context });
+    return this.inner.listEvents(query, context);
+  }
 
   available(context?: CallContext): Promise<number> {
     this.calls.push({ method: 'available', context });
@@ -97,6 +117,19 @@ class UnreachableVacancy implements VacancyClient {
     this.reserveCalls += 1;
     return Promise.reject(new VacancyUnavailableError('The vacancy service did not answer within 5000 ms'));
   }
+  purchase(): Promise<never> {
+    return Promise.reject(new VacancyUnavailableError('The vacancy service did not answer within 5000 ms'));
+  }
+  getEvent(): Promise<never> {
+    return Promise.reject(
+      new VacancyUnavailableError('The vacancy service at http://vacancy:8001 could not be reached'),
+    );
+  }
+  listEvents(): Promise<never> {
+    return Promise.reject(
+      new VacancyUnavailableError('The vacancy service at http://vacancy:8001 could not be reached'),
+    );
+  }
   async probe(): Promise<VacancyProbe> {
     return { ready: false, detail: 'The vacancy service at http://vacancy:8001 could not be reached' };
   }
@@ -110,6 +143,15 @@ class ConfusedVacancy implements VacancyClient {
   }
   reserve(): Promise<ReserveResult> {
     return Promise.reject(new VacancyProtocolError('vacancy answered /reserve without success and remaining'));
+  }
+  purchase(): Promise<never> {
+    return Promise.reject(new VacancyProtocolError('vacancy answered a purchase without an order'));
+  }
+  getEvent(): Promise<never> {
+    return Promise.reject(new VacancyProtocolError('vacancy answered /events/{eventId} without an event'));
+  }
+  listEvents(): Promise<never> {
+    return Promise.reject(new VacancyProtocolError('vacancy answered /events without events'));
   }
   async probe(): Promise<VacancyProbe> {
     return { ready: true, detail: 'looks fine' };
@@ -1019,12 +1061,10 @@ describe('store failure', () => {
 
 describe('responses never leak internals', () => {
   it('an unexpected error is a 500 problem without a stack trace', async () => {
-    const failing: VacancyClient = {
+    const failing = fakeVacancyClient({
       available: () => Promise.reject(new TypeError('boom\n    at secret (internal.ts:1:1)')),
       reserve: () => Promise.reject(new TypeError('boom\n    at secret (internal.ts:1:1)')),
-      probe: async () => ({ ready: true, detail: 'ok' }),
-      close: async () => {},
-    };
+    });
     const res = await postJson(ticketAppWith(failing), '/api/v1/purchase', '{"qty":1}');
     const problem = await expectProblem(res, 500, '/api/v1/purchase');
     expect(problem.detail).not.toContain('boom');

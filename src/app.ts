@@ -15,10 +15,13 @@ import { createDocsRouter, type SwaggerUiAssets } from './system/docs.router.ts'
 import type { Lifecycle } from './lib/lifecycle.ts';
 import { createSystemRouter } from './system/system.router.ts';
 import { TicketService } from './ticket/ticket-service.ts';
+import { createEventPurchaseRouter } from './ticket/events.router.ts';
 import { createTicketRouter } from './ticket/ticket.router.ts';
 import type { VacancyClient } from './stock/vacancy-client.ts';
 import type { StockActor } from './vacancy/stock-actor.ts';
 import { createAdminRouter } from './vacancy/admin.router.ts';
+import { createEventReadsRouter } from './vacancy/events.router.ts';
+import { LocalVacancyClient } from './vacancy/local-vacancy-client.ts';
 import { createVacancyRouter } from './vacancy/vacancy.router.ts';
 
 export const VERSION: string = packageJson.version;
@@ -115,6 +118,7 @@ export function createApp(deps: AppDependencies): OpenAPIHono {
         metrics,
       }),
     );
+    app.route('/', createEventReadsRouter({ vacancy: new LocalVacancyClient(deps.actor) }));
     if (config.ADMIN_TOKEN) {
       app.route(
         '/',
@@ -124,15 +128,14 @@ export function createApp(deps: AppDependencies): OpenAPIHono {
     }
   }
   if (sells && deps.vacancyClient) {
+    const tickets = new TicketService(deps.vacancyClient);
     app.route(
       '/',
-      createTicketRouter({
-        tickets: new TicketService(deps.vacancyClient),
-        bodyLimitBytes: config.BODY_LIMIT,
-        metrics,
-        serveAvailability: mode === 'ticket',
-      }),
+      createTicketRouter({ tickets, bodyLimitBytes: config.BODY_LIMIT, metrics, serveAvailability: mode === 'ticket' }),
     );
+    app.route('/', createEventPurchaseRouter({ tickets, bodyLimitBytes: config.BODY_LIMIT, metrics }));
+    // In the monolith the stock's own router answers these; a ticket service asks vacancy.
+    if (mode === 'ticket') app.route('/', createEventReadsRouter({ vacancy: deps.vacancyClient }));
   }
   app.route(
     '/',

@@ -6,7 +6,7 @@ import { LocalVacancyClient } from './vacancy/local-vacancy-client.ts';
 import { MeasuredVacancyClient } from './ticket/measured-vacancy-client.ts';
 import { RemoteVacancyClient } from './ticket/remote-vacancy-client.ts';
 import { StockActor } from './vacancy/stock-actor.ts';
-import { DEFAULT_EVENT_ID, DEFAULT_TICKET_TYPE_ID } from './stock/model.ts';
+import { DEFAULT_EVENT_ID, defaultEventDefinition } from './stock/model.ts';
 import { MemoryStockStore, type StockStore } from './stock/store.ts';
 
 export interface BuiltDependencies extends AppDependencies {
@@ -43,7 +43,7 @@ export async function buildDependencies(
       }
       store = new MemoryStockStore({ maxKeys: config.IDEMPOTENCY_MAX_KEYS });
     }
-    const seed = [{ eventId: DEFAULT_EVENT_ID, typeId: DEFAULT_TICKET_TYPE_ID, capacity: config.INITIAL_STOCK }];
+    const seed = [{ eventId: DEFAULT_EVENT_ID, definition: defaultEventDefinition(config.INITIAL_STOCK) }];
     actor = await StockActor.start(store, seed, {
       idempotencyTtlMs: config.IDEMPOTENCY_TTL * 1000,
       observer: metrics.actorObserver,

@@ -1,4 +1,5 @@
 import { RequestTimedOutError } from './lib/limits.ts';
+import { IDEMPOTENT_REPLAYED_HEADER } from './lib/idempotency.ts';
 import { ProblemError } from './lib/problem.ts';
 import { VacancyProtocolError } from './ticket/remote-vacancy-client.ts';
 import { VacancyUnavailableError } from './stock/vacancy-client.ts';
@@ -6,9 +7,11 @@ import {
   ActorClosedError,
   IdempotencyKeyInFlightError,
   IdempotencyKeyReusedError,
-  NegativeStockError,
+  InsufficientInventoryError,
+  InvalidOrderError,
+  StockConflictError,
   StoreUnavailableError,
-  UnknownStockError,
+  UnknownEventError,
 } from './stock/errors.ts';
 
 /** Maps the domain's failures to the problem a caller sees. */
@@ -46,11 +49,37 @@ export function toProblemError(error: Error): Error {
       headers: { 'Retry-After': '1' },
     });
   }
-  if (error instanceof NegativeStockError) {
-    return new ProblemError('stockConflict', `${error.message}; nothing was changed`);
+  if (error instanceof StockConflictError) {
+    return new ProblemError('stockConflict', `${error.message}; nothing was changed`, {
+      extensions: error.field === undefined ? {} : { errors: [{ name: error.field, reason: error.message }] },
+    });
   }
-  if (error instanceof UnknownStockError) {
+  if (error instanceof UnknownEventError) {
     return new ProblemError('notFound', error.message);
+  }
+  if (error instanceof InvalidOrderError) {
+    return new ProblemError('validation', `${error.field}: ${error.message}`, {
+      extensions: { errors: [{ name: error.field, reason: error.message }] },
+    });
+  }
+  if (error instanceof InsufficientInventoryError) {
+    const short = error.items.filter((item) => item.requested > item.available);
+    return new ProblemError(
+      'insufficientInventory',
+      short.length > 0
+        ? `${short.map((item) => `${item.typeId}: ${item.requested} asked, ${item.available} left`).join('; ')}; nothing was taken`
+        : `the order is more than the event has left over all its ticket types; nothing was taken`,
+      {
+        ...(error.replayed ? { headers: { [IDEMPOTENT_REPLAYED_HEADER]: 'true' } } : {}),
+        extensions: {
+          items: error.items.map((item) => ({
+            ticketType: item.typeId,
+            requested: item.requested,
+            available: item.available,
+          })),
+        },
+      },
+    );
   }
   return error;
 }

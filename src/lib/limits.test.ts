@@ -3,8 +3,8 @@ import { monolith, purchase } from '../../test/support/in-process-app.ts';
 import { createApp } from '../app.ts';
 import { parseConfig } from '../config.ts';
 import { PROBLEM_CONTENT_TYPE, problemTypes } from './problem.ts';
-import type { CallContext, VacancyClient } from '../stock/vacancy-client.ts';
 import type { ReserveResult } from '../stock/model.ts';
+import { fakeVacancyClient } from '../../test/support/fake-vacancy.ts';
 
 describe('RATE_LIMIT', () => {
   const client = (address: string) => ({ incoming: { socket: { remoteAddress: address } } });
@@ -53,12 +53,10 @@ describe('RATE_LIMIT', () => {
 
 describe('REQUEST_TIMEOUT', () => {
   /** A vacancy client whose reserves never finish. */
-  const hanging: VacancyClient = {
+  const hanging = fakeVacancyClient({
     available: () => new Promise<number>(() => {}),
-    reserve: (_qty: number, _context?: CallContext) => new Promise<ReserveResult>(() => {}),
-    probe: async () => ({ ready: true, detail: 'fake' }),
-    close: async () => {},
-  };
+    reserve: () => new Promise<ReserveResult>(() => {}),
+  });
 
   it('answers 503 problem+json with Retry-After, saying a purchase may still be made', async () => {
     const app = createApp({ config: parseConfig({ MODE: 'ticket', REQUEST_TIMEOUT: '0.2' }), vacancyClient: hanging });

@@ -4,11 +4,12 @@ import { createApp } from '../app.ts';
 import { parseConfig } from '../config.ts';
 import { buildDependencies } from '../dependencies.ts';
 import { MeasuredVacancyClient } from '../ticket/measured-vacancy-client.ts';
-import { VacancyUnavailableError, type VacancyClient, type VacancyProbe } from '../stock/vacancy-client.ts';
+import { VacancyUnavailableError } from '../stock/vacancy-client.ts';
 import { Metrics } from './metrics.ts';
 import { PROBLEM_CONTENT_TYPE } from './problem.ts';
 import type { ReserveResult } from '../stock/model.ts';
 import { parseScrape } from '../../test/support/prometheus.ts';
+import { fakeVacancyClient } from '../../test/support/fake-vacancy.ts';
 
 const METRICS_TOKEN = 'metrics-token-0123456789';
 
@@ -88,14 +89,12 @@ describe('GET /metrics', () => {
   });
 
   it('times calls to vacancy and counts their failures by reason in ticket mode', async () => {
-    const failing: VacancyClient = {
+    const failing = fakeVacancyClient({
       available: async () => 5,
       reserve: async (): Promise<ReserveResult> => {
         throw new VacancyUnavailableError('down', { outcomeUnknown: true });
       },
-      probe: async (): Promise<VacancyProbe> => ({ ready: true, detail: 'fake' }),
-      close: async () => {},
-    };
+    });
     const metrics = new Metrics();
     const config = parseConfig({ MODE: 'ticket' });
     const app = createApp({ config, vacancyClient: new MeasuredVacancyClient(failing, metrics), metrics });

@@ -40,6 +40,11 @@ export const problemTypes = {
   unauthorized: { status: 401, type: `${PROBLEM_BASE}unauthorized`, title: 'Unauthorized' },
   notFound: { status: 404, type: `${PROBLEM_BASE}not-found`, title: 'Not found' },
   stockConflict: { status: 409, type: `${PROBLEM_BASE}stock-conflict`, title: 'Stock conflict' },
+  insufficientInventory: {
+    status: 409,
+    type: `${PROBLEM_BASE}insufficient-inventory`,
+    title: 'Insufficient inventory',
+  },
   idempotencyKeyInFlight: {
     status: 409,
     type: `${PROBLEM_BASE}idempotency-key-in-flight`,

@@ -124,7 +124,8 @@ export const IdempotencyHeadersSchema = z.object({
   }),
 });
 
-const replayedHeader = {
+/** The Idempotent-Replayed response header, as the OpenAPI document describes it. */
+export const replayedHeader = {
   'Idempotent-Replayed': {
     description: 'true when this is the recorded answer to an earlier request with the same Idempotency-Key',
     schema: { type: 'string' as const, enum: ['true'] },

@@ -4,13 +4,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { silentLogger } from '../lib/logger.ts';
-import type { StockCommand } from '../stock/model.ts';
+import { defaultEventDefinition, type StockCommand } from '../stock/model.ts';
 import { DATABASE_FILE, SqliteStockStore } from './sqlite-stock-store.ts';
 import { openSqlite } from './sqlite-binding.ts';
 
 const dirs: string[] = [];
 const stores: SqliteStockStore[] = [];
-const SEED = [{ eventId: 'default', typeId: 'default', capacity: 100 }];
+const SEED = [{ eventId: 'default', definition: defaultEventDefinition(100) }];
 const HOUR = 3_600_000;
 
 afterEach(async () => {
@@ -50,7 +50,7 @@ describe('SqliteStockStore', () => {
 
     const store = new SqliteStockStore({ dataDir: dir, maxKeys: 1_000, logger: silentLogger });
     stores.push(store);
-    await store.open([{ eventId: 'default', typeId: 'default', capacity: 5_000 }]);
+    await store.open([{ eventId: 'default', definition: defaultEventDefinition(5_000) }]);
     expect(store.idempotencyKeys()).toBe(1);
     const [again, next, after] = await store.decide([reserve(3, 'a'), reserve(1), level], {
       now,
@@ -69,6 +69,9 @@ describe('SqliteStockStore', () => {
     try {
       expect(reader.prepare('SELECT event_id, type_id, capacity, sold, issued FROM ticket_types').all()).toEqual([
         { event_id: 'default', type_id: 'default', capacity: 100, sold: 4, issued: 4 },
+      ]);
+      expect(reader.prepare('SELECT id, name, capacity FROM events').all()).toEqual([
+        { id: 'default', name: 'Default', capacity: null },
       ]);
       expect(reader.prepare('SELECT key FROM idempotency_keys').all()).toEqual([{ key: 'default k' }]);
       expect(reader.prepare('PRAGMA journal_mode').get()).toEqual({ journal_mode: 'wal' });
@@ -107,6 +110,45 @@ describe('SqliteStockStore', () => {
     await openStore(dir);
     const second = new SqliteStockStore({ dataDir: dir, maxKeys: 10, logger: silentLogger });
     await expect(second.open(SEED)).rejects.toThrow(/already has DATA_DIR .* open/);
+  });
+
+  it('brings a database of an earlier schema up to date, keeping its stock and keys', async () => {
+    const dir = await tempDir();
+    // As the first SQLite release wrote it: schema 1, one ticket type, no events table.
+    const db = await openSqlite(join(dir, DATABASE_FILE));
+    db.exec(`PRAGMA journal_mode = WAL;
+      CREATE TABLE meta (name TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
+      CREATE TABLE ticket_types (event_id TEXT NOT NULL, type_id TEXT NOT NULL, capacity INTEGER NOT NULL,
+        sold INTEGER NOT NULL, issued INTEGER NOT NULL, PRIMARY KEY (event_id, type_id)) WITHOUT ROWID;
+      CREATE TABLE idempotency_keys (key TEXT PRIMARY KEY, request TEXT NOT NULL, outcome TEXT NOT NULL,
+        expires_at INTEGER NOT NULL) WITHOUT ROWID;
+      CREATE INDEX idempotency_keys_by_expiry ON idempotency_keys (expires_at);
+      INSERT INTO ticket_types VALUES ('default', 'default', 50, 7, 7);
+      INSERT INTO idempotency_keys VALUES ('default purchase:k', 'reserve default 2', '1 45 6', ${Date.now() + HOUR});
+      INSERT INTO meta VALUES ('schema', '1');
+      PRAGMA user_version = 1;`);
+    db.close();
+    const store = await openStore(dir);
+    const [replay, after] = await store.decide([reserve(2, 'purchase:k'), level], {
+      now: Date.now(),
+      idempotencyTtlMs: HOUR,
+    });
+    expect(replay).toMatchObject({ kind: 'reserved', replayed: true, outcome: { tickets: { first: 6, last: 7 } } });
+    expect(after).toEqual({ kind: 'level', level: { remaining: 43, sold: 7 } });
+    expect(
+      await store.decide([{ kind: 'get-event', eventId: 'default' }], { now: Date.now(), idempotencyTtlMs: HOUR }),
+    ).toEqual([
+      {
+        kind: 'event',
+        created: false,
+        event: {
+          id: 'default',
+          name: 'Default',
+          capacity: null,
+          types: [{ id: 'default', name: 'Default', capacity: 50, maxPerOrder: null, sold: 7, issued: 7 }],
+        },
+      },
+    ]);
   });
 
   it('refuses a database written by a newer schema', async () => {

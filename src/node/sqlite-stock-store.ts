@@ -1,9 +1,15 @@
 import { existsSync } from 'node:fs';
 import { mkdir, open, unlink } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import type { IdempotencyRecord, StockCommand, StockDecision, TicketTypeStock } from '../stock/model.ts';
+import type { EventRecord, IdempotencyRecord, OrderRecord, StockCommand, StockDecision } from '../stock/model.ts';
 import type { DecideOptions, StockChanges, StockView } from '../stock/rules.ts';
-import { decideAndRecord, type SeedStock, type StockStore, type StoreHealth } from '../stock/store.ts';
+import {
+  decideAndRecord,
+  eventFromDefinition,
+  type SeedEvent,
+  type StockStore,
+  type StoreHealth,
+} from '../stock/store.ts';
 import { DataDirLock, type LockLogger } from './data-dir-lock.ts';
 import { openSqlite, type SqliteDatabase, type SqliteDriver, type SqliteStatement } from './sqlite-binding.ts';
 
@@ -30,10 +36,27 @@ const MIGRATIONS: readonly string[] = [
      expires_at INTEGER NOT NULL
    ) WITHOUT ROWID;
    CREATE INDEX idempotency_keys_by_expiry ON idempotency_keys (expires_at);`,
+  `CREATE TABLE events (
+     id TEXT PRIMARY KEY,
+     name TEXT NOT NULL,
+     capacity INTEGER CHECK (capacity IS NULL OR capacity >= 0)
+   ) WITHOUT ROWID;
+   INSERT INTO events (id, name, capacity) SELECT DISTINCT event_id, 'Default', NULL FROM ticket_types;
+   ALTER TABLE ticket_types ADD COLUMN name TEXT NOT NULL DEFAULT 'Default';
+   ALTER TABLE ticket_types ADD COLUMN max_per_order INTEGER;
+   ALTER TABLE ticket_types ADD COLUMN position INTEGER NOT NULL DEFAULT 0;
+   CREATE TABLE orders (
+     id TEXT PRIMARY KEY,
+     event_id TEXT NOT NULL,
+     buyer TEXT,
+     items TEXT NOT NULL,
+     created_at INTEGER NOT NULL
+   ) WITHOUT ROWID;
+   CREATE INDEX orders_by_event ON orders (event_id, created_at);`,
 ];
 
-/** Stocks kept in memory at most; the others are read from the database when a batch needs them. */
-const CACHED_STOCKS = 10_000;
+/** Events kept in memory at most; the others are read from the database when a batch needs them. */
+const CACHED_EVENTS = 10_000;
 /** Idempotency keys deleted at most per batch, so that a wave of expiries never makes one batch slow. */
 const PRUNE_PER_BATCH = 1_000;
 /** After a failed write, readiness comes back once a probe of this size can be written and synced. */
@@ -55,9 +78,17 @@ export interface SqliteStockStoreOptions {
 }
 
 interface Statements {
-  stock: SqliteStatement;
-  updateStock: SqliteStatement;
-  seedStock: SqliteStatement;
+  event: SqliteStatement;
+  types: SqliteStatement;
+  eventIdsAfter: SqliteStatement;
+  firstEventIds: SqliteStatement;
+  putEvent: SqliteStatement;
+  putType: SqliteStatement;
+  typeIds: SqliteStatement;
+  deleteType: SqliteStatement;
+  updateLevels: SqliteStatement;
+  order: SqliteStatement;
+  putOrder: SqliteStatement;
   key: SqliteStatement;
   putKey: SqliteStatement;
   pruneExpiredKeys: SqliteStatement;
@@ -88,7 +119,8 @@ export class SqliteStockStore implements StockStore {
   #db: SqliteDatabase | undefined;
   #sql: Statements | undefined;
   #lock: DataDirLock | undefined;
-  readonly #stocks = new Map<string, TicketTypeStock>();
+  /** The committed state of recently used events, newest last (updated only once a batch has committed). */
+  readonly #events = new Map<string, EventRecord>();
   #keyCount = 0;
   #failure: string | null = null;
   #lastCommitAt: number | null = null;
@@ -110,7 +142,7 @@ export class SqliteStockStore implements StockStore {
     return this.#db?.driver;
   }
 
-  async open(seed: readonly SeedStock[]): Promise<void> {
+  async open(seed: readonly SeedEvent[]): Promise<void> {
     await mkdir(this.#dataDir, { recursive: true });
     const journal = JOURNAL_STORE_FILES.find((file) => existsSync(join(this.#dataDir, file)));
     if (journal !== undefined) {
@@ -124,9 +156,10 @@ export class SqliteStockStore implements StockStore {
     });
     try {
       await this.#connect();
-      const sql = this.#sql!;
       this.#transaction(() => {
-        for (const { eventId, typeId, capacity } of seed) sql.seedStock.run(eventId, typeId, capacity);
+        for (const { eventId, definition } of seed) {
+          if (this.#event(eventId) === undefined) this.#writeEvent(eventFromDefinition(eventId, definition), true);
+        }
       });
       this.#keyCount = Number(this.#db!.prepare('SELECT count(*) AS n FROM idempotency_keys').get()!.n);
       this.#lastCommitAt = Date.now();
@@ -142,7 +175,15 @@ export class SqliteStockStore implements StockStore {
     /** Keys of this batch that the database already holds (their record is replaced, not added). */
     const known = new Set<string>();
     const view: StockView = {
-      stock: (eventId, typeId) => this.#stock(eventId, typeId),
+      event: (eventId) => this.#event(eventId),
+      eventsAfter: (after, limit) =>
+        (after === null ? sql.firstEventIds.all(limit) : sql.eventIdsAfter.all(after, limit)).map((row) =>
+          this.#event(String(row.id))!,
+        ),
+      order: (orderId) => {
+        const row = sql.order.get(orderId);
+        return row === undefined ? undefined : orderFromRow(orderId, row);
+      },
       idempotencyRecord: (key) => {
         const row = sql.key.get(key);
         if (row === undefined) return undefined;
@@ -223,13 +264,28 @@ export class SqliteStockStore implements StockStore {
     this.#db = db;
     this.#engine = `SQLite ${String(db.prepare('SELECT sqlite_version() AS version').get()!.version)} (${db.driver})`;
     this.#sql = {
-      stock: db.prepare('SELECT capacity, sold, issued FROM ticket_types WHERE event_id = ? AND type_id = ?'),
-      updateStock: db.prepare(
+      event: db.prepare('SELECT name, capacity FROM events WHERE id = ?'),
+      types: db.prepare(
+        'SELECT type_id, name, capacity, max_per_order, sold, issued FROM ticket_types WHERE event_id = ? ORDER BY position',
+      ),
+      eventIdsAfter: db.prepare('SELECT id FROM events WHERE id > ? ORDER BY id LIMIT ?'),
+      firstEventIds: db.prepare('SELECT id FROM events ORDER BY id LIMIT ?'),
+      putEvent: db.prepare(
+        'INSERT INTO events (id, name, capacity) VALUES (?, ?, ?) ON CONFLICT (id) DO UPDATE SET name = excluded.name, capacity = excluded.capacity',
+      ),
+      putType: db.prepare(
+        `INSERT INTO ticket_types (event_id, type_id, name, capacity, max_per_order, position, sold, issued)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+         ON CONFLICT (event_id, type_id) DO UPDATE SET name = excluded.name, capacity = excluded.capacity,
+           max_per_order = excluded.max_per_order, position = excluded.position, sold = excluded.sold, issued = excluded.issued`,
+      ),
+      typeIds: db.prepare('SELECT type_id FROM ticket_types WHERE event_id = ?'),
+      deleteType: db.prepare('DELETE FROM ticket_types WHERE event_id = ? AND type_id = ?'),
+      updateLevels: db.prepare(
         'UPDATE ticket_types SET capacity = ?, sold = ?, issued = ? WHERE event_id = ? AND type_id = ?',
       ),
-      seedStock: db.prepare(
-        'INSERT INTO ticket_types (event_id, type_id, capacity, sold, issued) VALUES (?, ?, ?, 0, 0) ON CONFLICT DO NOTHING',
-      ),
+      order: db.prepare('SELECT event_id, buyer, items, created_at FROM orders WHERE id = ?'),
+      putOrder: db.prepare('INSERT INTO orders (id, event_id, buyer, items, created_at) VALUES (?, ?, ?, ?, ?)'),
       key: db.prepare('SELECT request, outcome, expires_at FROM idempotency_keys WHERE key = ?'),
       putKey: db.prepare(
         'INSERT OR REPLACE INTO idempotency_keys (key, request, outcome, expires_at) VALUES (?, ?, ?, ?)',
@@ -258,27 +314,68 @@ export class SqliteStockStore implements StockStore {
     return this.#sql;
   }
 
-  #stock(eventId: string, typeId: string): TicketTypeStock | undefined {
-    const key = `${eventId}/${typeId}`;
-    const cached = this.#stocks.get(key);
+  #event(eventId: string): EventRecord | undefined {
+    const cached = this.#events.get(eventId);
     if (cached) return cached;
-    const row = this.#statements().stock.get(eventId, typeId);
+    const sql = this.#statements();
+    const row = sql.event.get(eventId);
     if (row === undefined) return undefined;
-    const stock = {
-      eventId,
-      typeId,
-      capacity: Number(row.capacity),
-      sold: Number(row.sold),
-      issued: Number(row.issued),
+    const event: EventRecord = {
+      id: eventId,
+      name: String(row.name),
+      capacity: row.capacity === null ? null : Number(row.capacity),
+      types: sql.types.all(eventId).map((type) => ({
+        id: String(type.type_id),
+        name: String(type.name),
+        capacity: Number(type.capacity),
+        maxPerOrder: type.max_per_order === null ? null : Number(type.max_per_order),
+        sold: Number(type.sold),
+        issued: Number(type.issued),
+      })),
     };
-    this.#cache(key, stock);
-    return stock;
+    this.#cache(event);
+    return event;
   }
 
-  #cache(key: string, stock: TicketTypeStock): void {
-    this.#stocks.delete(key);
-    this.#stocks.set(key, stock);
-    if (this.#stocks.size > CACHED_STOCKS) this.#stocks.delete(this.#stocks.keys().next().value!);
+  #cache(event: EventRecord): void {
+    this.#events.delete(event.id);
+    this.#events.set(event.id, event);
+    if (this.#events.size > CACHED_EVENTS) this.#events.delete(this.#events.keys().next().value!);
+  }
+
+  /**
+   * Writes an event: its definition and every type when `defined`, else only
+   * the stock of the types that changed since the committed state.
+   */
+  #writeEvent(event: EventRecord, defined: boolean): void {
+    const sql = this.#statements();
+    if (defined) {
+      sql.putEvent.run(event.id, event.name, event.capacity);
+      const kept = new Set<string>();
+      event.types.forEach((type, position) => {
+        kept.add(type.id);
+        sql.putType.run(
+          event.id,
+          type.id,
+          type.name,
+          type.capacity,
+          type.maxPerOrder,
+          position,
+          type.sold,
+          type.issued,
+        );
+      });
+      for (const row of sql.typeIds.all(event.id)) {
+        if (!kept.has(String(row.type_id))) sql.deleteType.run(event.id, String(row.type_id));
+      }
+      return;
+    }
+    const before = this.#events.get(event.id);
+    for (const type of event.types) {
+      const was = before?.types.find((candidate) => candidate.id === type.id);
+      if (was && was.capacity === type.capacity && was.sold === type.sold && was.issued === type.issued) continue;
+      sql.updateLevels.run(type.capacity, type.sold, type.issued, event.id, type.id);
+    }
   }
 
   /** Writes a batch's changes in one transaction; memory follows only once it has committed. */
@@ -288,8 +385,9 @@ export class SqliteStockStore implements StockStore {
     let pruned = 0;
     try {
       this.#transaction(() => {
-        for (const stock of changes.stocks.values()) {
-          sql.updateStock.run(stock.capacity, stock.sold, stock.issued, stock.eventId, stock.typeId);
+        for (const { event, defined } of changes.events.values()) this.#writeEvent(event, defined);
+        for (const order of changes.orders.values()) {
+          sql.putOrder.run(order.id, order.eventId, order.buyer, JSON.stringify(order.items), order.createdAt);
         }
         for (const record of changes.keys.values()) {
           putKey(sql.putKey, record);
@@ -303,7 +401,7 @@ export class SqliteStockStore implements StockStore {
       this.#failure = describeError(error);
       throw error;
     }
-    for (const [key, stock] of changes.stocks) this.#cache(key, stock);
+    for (const { event } of changes.events.values()) this.#cache(event);
     this.#keyCount += added - pruned;
     this.#failure = null;
     this.#lastCommitAt = Date.now();
@@ -324,6 +422,16 @@ export class SqliteStockStore implements StockStore {
       throw error;
     }
   }
+}
+
+function orderFromRow(id: string, row: Record<string, unknown>): OrderRecord {
+  return {
+    id,
+    eventId: String(row.event_id),
+    items: JSON.parse(String(row.items)) as OrderRecord['items'],
+    buyer: row.buyer === null ? null : String(row.buyer),
+    createdAt: Number(row.created_at),
+  };
 }
 
 function putKey(statement: SqliteStatement, record: IdempotencyRecord): void {

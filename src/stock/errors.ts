@@ -1,4 +1,4 @@
-import type { RefusalReason } from './model.ts';
+import type { RefusalReason, Shortfall } from './model.ts';
 
 /** The same idempotency key came with a different request. */
 export class IdempotencyKeyReusedError extends Error {
@@ -40,36 +40,71 @@ export class StoreUnavailableError extends Error {
   }
 }
 
-/** An adjustment that would leave fewer tickets than are sold. */
-export class NegativeStockError extends Error {
-  constructor() {
-    super('The change would leave the stock below zero');
-    this.name = 'NegativeStockError';
+/** A change that would leave a capacity below what is sold, or take away a type that has sold (409). */
+export class StockConflictError extends Error {
+  constructor(
+    message: string,
+    readonly field?: string,
+  ) {
+    super(message);
+    this.name = 'StockConflictError';
   }
 }
 
-/** A message for a stock the store does not hold. */
-export class UnknownStockError extends Error {
+/** No such event (404). */
+export class UnknownEventError extends Error {
+  constructor(readonly eventId: string) {
+    super(`There is no event ${JSON.stringify(eventId)}`);
+    this.name = 'UnknownEventError';
+  }
+}
+
+/** A request the event's definition does not allow: an unknown ticket type, more than maxPerOrder (422). */
+export class InvalidOrderError extends Error {
   constructor(
-    readonly eventId: string,
-    readonly typeId: string,
+    message: string,
+    readonly field: string,
   ) {
-    super(`Unknown stock ${JSON.stringify(`${eventId}/${typeId}`)}`);
-    this.name = 'UnknownStockError';
+    super(message);
+    this.name = 'InvalidOrderError';
+  }
+}
+
+/** A purchase that did not fit: nothing was taken (409, with what each item had). */
+export class InsufficientInventoryError extends Error {
+  constructor(
+    readonly items: Shortfall[],
+    /** True when this is the recorded answer to an earlier purchase with the same idempotency key. */
+    readonly replayed = false,
+  ) {
+    super('Not enough tickets left for this order; nothing was taken');
+    this.name = 'InsufficientInventoryError';
   }
 }
 
 /** The error a caller gets for a command a store refused. */
-export function refusalError(reason: RefusalReason, command: { eventId: string; typeId: string }): Error {
+export function refusalError(
+  reason: RefusalReason,
+  command: { eventId?: string; typeId?: string },
+  refusal: { field?: string; detail?: string } = {},
+): Error {
   switch (reason) {
-    case 'unknown-stock':
-      return new UnknownStockError(command.eventId, command.typeId);
+    case 'unknown-event':
+      return new UnknownEventError(command.eventId ?? '');
+    case 'unknown-ticket-type':
+      return new InvalidOrderError(
+        refusal.detail ?? `Event ${command.eventId} has no ticket type ${command.typeId}`,
+        refusal.field ?? 'ticketType',
+      );
+    case 'over-max-per-order':
+      return new InvalidOrderError(refusal.detail ?? 'More tickets than one order may take', refusal.field ?? 'qty');
+    case 'capacity-below-sold':
+    case 'ticket-type-in-use':
+      return new StockConflictError(refusal.detail ?? 'The change would leave the stock below zero', refusal.field);
     case 'key-reused':
       return new IdempotencyKeyReusedError();
     case 'key-in-flight':
       return new IdempotencyKeyInFlightError();
-    case 'negative-stock':
-      return new NegativeStockError();
     case 'expired':
       return new StoreUnavailableError(new Error('the store got to the command after its caller stopped waiting'));
   }

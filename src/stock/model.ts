@@ -1,6 +1,7 @@
 /**
- * What the stock is made of, as every store and both services see it. Pure
- * data: no store, runtime or HTTP here.
+ * What the stock is made of, as every store and both services see it: events,
+ * their ticket types, orders and idempotency records. Pure data and the
+ * views the API shows of it: no store, runtime or HTTP here.
  */
 
 /** The 1.0.0 message of a purchase or reserve that did not fit (a 200 with success: false). */
@@ -11,20 +12,65 @@ export const DEFAULT_EVENT_ID = 'default';
 /** The one ticket type of the default event. */
 export const DEFAULT_TICKET_TYPE_ID = 'default';
 
+/** Event and ticket type ids: what the API accepts, and so what every store may hold. */
+export const ID_PATTERN = /^[a-z0-9][a-z0-9-]{0,63}$/;
+/** The largest capacity of an event or a ticket type. */
+export const MAX_CAPACITY = 1_000_000_000;
+
 /**
- * One ticket type's stock. Ticket numbers run per type from 1: `issued` is
- * the last one handed out, so the next sale starts at `issued + 1` and no
- * number is ever handed out twice.
+ * One ticket type of an event, with its stock. Ticket numbers run per type
+ * from 1: `issued` is the last one handed out, so the next sale starts at
+ * `issued + 1` and no number is ever handed out twice.
  */
-export interface TicketTypeStock {
-  eventId: string;
-  typeId: string;
+export interface TicketTypeRecord {
+  id: string;
+  name: string;
   capacity: number;
+  /** Most tickets of this type one order may take; null: no limit. */
+  maxPerOrder: number | null;
   sold: number;
   issued: number;
 }
 
-/** What the 1.0.0 API reports of a stock: `remaining + sold` is its capacity. */
+/**
+ * An event as a store keeps it: its definition and the stock of each of its
+ * ticket types, in the order they were defined. `capacity` caps the tickets
+ * sold over all types together (a hall's size); null: only the types' own
+ * capacities apply.
+ */
+export interface EventRecord {
+  id: string;
+  name: string;
+  capacity: number | null;
+  types: TicketTypeRecord[];
+}
+
+/** What an operator defines of an event (PUT /api/v1/events/{eventId}). */
+export interface EventDefinition {
+  name: string;
+  capacity: number | null;
+  ticketTypes: Array<{ id: string; name: string; capacity: number; maxPerOrder: number | null }>;
+}
+
+/** One line of an order: `qty` tickets of one type, numbered `first` to `last`. */
+export interface OrderLine {
+  typeId: string;
+  qty: number;
+  first: number;
+  last: number;
+}
+
+/** A sale, as a store keeps it. Its id is random and unguessable; see {@link newOrderId}. */
+export interface OrderRecord {
+  id: string;
+  eventId: string;
+  items: OrderLine[];
+  buyer: string | null;
+  /** ms since the epoch */
+  createdAt: number;
+}
+
+/** What the 1.0.0 API reports of a ticket type's stock: `remaining + sold` is what it can still sell in all. */
 export interface StockLevel {
   remaining: number;
   sold: number;
@@ -36,7 +82,7 @@ export interface TicketRange {
   last: number;
 }
 
-/** The answer to a reserve, as first given and as replayed for a repeated idempotency key. */
+/** The answer to a 1.0.0 reserve, as first given and as replayed for a repeated idempotency key. */
 export interface ReserveOutcome {
   success: boolean;
   /** Stock left after this decision (unchanged when it did not fit). */
@@ -46,6 +92,9 @@ export interface ReserveOutcome {
   /** Set when success: the ticket numbers taken. */
   tickets?: TicketRange;
 }
+
+/** A reserve's answer, and whether it is the replay of an earlier one with the same idempotency key. */
+export type ReserveResult = ReserveOutcome & { replayed: boolean };
 
 /**
  * An idempotency key with the request it came with and the answer to replay
@@ -62,40 +111,100 @@ export interface IdempotencyRecord {
 /** `set`: the tickets remaining become qty. `add`: qty (which may be negative) is added to them. */
 export type AdjustOp = 'set' | 'add';
 
+/** One line of a purchase: how many tickets of which type. */
+export interface PurchaseItem {
+  typeId: string;
+  qty: number;
+}
+
 /** A message to the stock, as the actor batches it and a store decides it. */
 export type StockCommand =
   | { kind: 'reserve'; eventId: string; typeId: string; qty: number; key?: string }
   | { kind: 'level'; eventId: string; typeId: string }
-  | { kind: 'adjust'; eventId: string; typeId: string; op: AdjustOp; qty: number };
+  | { kind: 'adjust'; eventId: string; typeId: string; op: AdjustOp; qty: number }
+  | { kind: 'put-event'; eventId: string; definition: EventDefinition }
+  | { kind: 'get-event'; eventId: string }
+  | { kind: 'list-events'; after: string | null; limit: number }
+  | {
+      kind: 'purchase';
+      eventId: string;
+      items: PurchaseItem[];
+      buyer: string | null;
+      /** The id the order gets if this purchase makes one (chosen by the caller: the rules draw no random numbers). */
+      orderId: string;
+      /** ms since the epoch: the order's `createdAt` */
+      at: number;
+      key?: string;
+    };
 
 /** Why a command was refused; nothing of it took effect. */
 export type RefusalReason =
-  /** No such event or ticket type. */
-  | 'unknown-stock'
+  /** No such event. */
+  | 'unknown-event'
+  /** No such ticket type in the event (`field` names it). */
+  | 'unknown-ticket-type'
+  /** More tickets of a type than its maxPerOrder (`field` names it). */
+  | 'over-max-per-order'
+  /** A capacity below what is already sold (an event update, or an adjustment). */
+  | 'capacity-below-sold'
+  /** Removing a ticket type that has sold tickets. */
+  | 'ticket-type-in-use'
   /** The idempotency key came before with a different request. */
   | 'key-reused'
   /** The idempotency key is in this very batch already. */
   | 'key-in-flight'
-  /** The change would leave fewer tickets than are sold, or beyond the largest safe number. */
-  | 'negative-stock'
   /** The store got to the command only after its caller stopped waiting (shared stores). */
   | 'expired';
+
+/** One purchase line that did not fit, with what there was. */
+export interface Shortfall {
+  typeId: string;
+  requested: number;
+  available: number;
+}
 
 /** What a store answers for each command, in order. */
 export type StockDecision =
   | { kind: 'reserved'; outcome: ReserveOutcome; replayed: boolean }
   | { kind: 'level'; level: StockLevel }
   | { kind: 'adjusted'; level: StockLevel }
-  | { kind: 'refused'; reason: RefusalReason };
+  | { kind: 'event'; event: EventRecord; created: boolean }
+  | { kind: 'events'; events: EventRecord[]; next: string | null }
+  | { kind: 'order'; order: OrderRecord; replayed: boolean }
+  | { kind: 'insufficient'; items: Shortfall[]; replayed: boolean }
+  | { kind: 'refused'; reason: RefusalReason; field?: string; detail?: string };
 
-/** The 1.0.0 view of a ticket type's stock. */
-export function levelOf(stock: TicketTypeStock): StockLevel {
-  return { remaining: stock.capacity - stock.sold, sold: stock.sold };
+/** Tickets sold over all of an event's types. */
+export function eventSold(event: EventRecord): number {
+  let sold = 0;
+  for (const type of event.types) sold += type.sold;
+  return sold;
 }
 
 /**
- * The id of the reservation that took tickets `first`.. of a stock. Ticket
- * numbers are never handed out twice, so neither is the id.
+ * Tickets of `type` that can still be sold: what its own capacity leaves,
+ * and no more than the event's cap leaves over all types.
+ */
+export function typeAvailable(event: EventRecord, type: TicketTypeRecord, sold = eventSold(event)): number {
+  const own = Math.max(0, type.capacity - type.sold);
+  return event.capacity === null ? own : Math.max(0, Math.min(own, event.capacity - sold));
+}
+
+/** Tickets of the event that can still be sold, over all its types. */
+export function eventAvailable(event: EventRecord, sold = eventSold(event)): number {
+  let own = 0;
+  for (const type of event.types) own += Math.max(0, type.capacity - type.sold);
+  return event.capacity === null ? own : Math.max(0, Math.min(own, event.capacity - sold));
+}
+
+/** The 1.0.0 view of a ticket type's stock. */
+export function levelOf(event: EventRecord, type: TicketTypeRecord): StockLevel {
+  return { remaining: typeAvailable(event, type), sold: type.sold };
+}
+
+/**
+ * The id of the 1.0.0 reservation that took tickets `first`.. of a ticket
+ * type. Ticket numbers are never handed out twice, so neither is the id.
  *
  * @example
  * reservationIdOf('default', 'default', 42); // 'default-42'
@@ -106,10 +215,47 @@ export function reservationIdOf(eventId: string, typeId: string, first: number):
     : `${eventId}.${typeId}-${first}`;
 }
 
-/** The key under which stores keep a ticket type's stock. */
-export function stockKeyOf(eventId: string, typeId: string): string {
-  return `${eventId}/${typeId}`;
+/** 22 URL-safe characters from 16 random bytes: 128 bits, of which an id keeps 132 bits of room. */
+function randomToken(): string {
+  const bytes = crypto.getRandomValues(new Uint8Array(16));
+  let binary = '';
+  for (const byte of bytes) binary += String.fromCharCode(byte);
+  return btoa(binary).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
 }
 
-/** A reserve's answer, and whether it is the replay of an earlier one with the same idempotency key. */
-export type ReserveResult = ReserveOutcome & { replayed: boolean };
+/** The length of the random part of an order id. */
+export const ORDER_TOKEN_LENGTH = 22;
+
+/**
+ * A new order id: `ord_`, 22 random URL-safe characters (128 bits from the
+ * platform's cryptographic generator), then the event's id, so that any
+ * store can find the order from its id alone (in Redis, an event's orders
+ * live beside its stock, under its hash tag).
+ *
+ * @example
+ * newOrderId('spring-gala'); // 'ord_3kPq…Zw9spring-gala'
+ */
+export function newOrderId(eventId: string): string {
+  return `ord_${randomToken()}${eventId}`;
+}
+
+/** The event an order id names, or undefined when it is not an order id. */
+export function eventOfOrderId(orderId: string): string | undefined {
+  if (!orderId.startsWith('ord_')) return undefined;
+  const eventId = orderId.slice(4 + ORDER_TOKEN_LENGTH);
+  return ID_PATTERN.test(eventId) && /^[A-Za-z0-9_-]+$/.test(orderId.slice(4, 4 + ORDER_TOKEN_LENGTH))
+    ? eventId
+    : undefined;
+}
+
+/**
+ * The default event the 1.0.0 paths sell from, as a store creates it on an
+ * empty start: one ticket type with INITIAL_STOCK tickets, no event cap.
+ */
+export function defaultEventDefinition(initialStock: number): EventDefinition {
+  return {
+    name: 'Default',
+    capacity: null,
+    ticketTypes: [{ id: DEFAULT_TICKET_TYPE_ID, name: 'Default', capacity: initialStock, maxPerOrder: null }],
+  };
+}

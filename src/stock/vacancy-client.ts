@@ -1,11 +1,18 @@
-import type { ReserveResult } from './model.ts';
+import type { PurchaseItem, ReserveResult } from './model.ts';
+import type { EventView, OrderView } from './views.ts';
 
 /** What travels with a call from the ticket service to the vacancy service. */
 export interface CallContext {
   /** Forwarded as X-Request-Id, so both services log the same id. */
   requestId?: string;
-  /** Makes a reserve idempotent: repeated with the same key, it replays the first decision. */
+  /** Makes a reserve or purchase idempotent: repeated with the same key, it replays the first decision. */
   idempotencyKey?: string;
+}
+
+/** A page of events and where the next one starts (null on the last). */
+export interface EventPage {
+  events: EventView[];
+  next: string | null;
 }
 
 /** What the ticket service learns when it checks that vacancy can serve. */
@@ -22,6 +29,19 @@ export interface VacancyProbe {
 export interface VacancyClient {
   available(context?: CallContext): Promise<number>;
   reserve(qty: number, context?: CallContext): Promise<ReserveResult>;
+  /**
+   * Buys every item of one event or none. Rejects with the stock's errors:
+   * InsufficientInventoryError (nothing taken), UnknownEventError,
+   * InvalidOrderError, the idempotency key errors, VacancyUnavailableError.
+   */
+  purchase(
+    eventId: string,
+    items: PurchaseItem[],
+    context?: CallContext & { buyer?: string | null },
+  ): Promise<{ order: OrderView; replayed: boolean }>;
+  /** An event and what is left of it; rejects with UnknownEventError. */
+  getEvent(eventId: string, context?: CallContext): Promise<EventView>;
+  listEvents(query: { after: string | null; limit: number }, context?: CallContext): Promise<EventPage>;
   probe(context?: CallContext): Promise<VacancyProbe>;
   close(): Promise<void>;
 }

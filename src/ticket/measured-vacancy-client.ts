@@ -1,10 +1,12 @@
 import type { Metrics } from '../lib/metrics.ts';
 import { IdempotencyKeyInFlightError, IdempotencyKeyReusedError } from '../stock/errors.ts';
-import type { ReserveResult } from '../stock/model.ts';
+import type { PurchaseItem, ReserveResult } from '../stock/model.ts';
+import type { EventView, OrderView } from '../stock/views.ts';
 import { VacancyProtocolError } from './remote-vacancy-client.ts';
 import {
   VacancyUnavailableError,
   type CallContext,
+  type EventPage,
   type VacancyClient,
   type VacancyProbe,
 } from '../stock/vacancy-client.ts';
@@ -28,6 +30,22 @@ export class MeasuredVacancyClient implements VacancyClient {
 
   reserve(qty: number, context?: CallContext): Promise<ReserveResult> {
     return this.#measure('reserve', () => this.inner.reserve(qty, context));
+  }
+
+  purchase(
+    eventId: string,
+    items: PurchaseItem[],
+    context?: CallContext & { buyer?: string | null },
+  ): Promise<{ order: OrderView; replayed: boolean }> {
+    return this.#measure('purchase', () => this.inner.purchase(eventId, items, context));
+  }
+
+  getEvent(eventId: string, context?: CallContext): Promise<EventView> {
+    return this.#measure('event', () => this.inner.getEvent(eventId, context));
+  }
+
+  listEvents(query: { after: string | null; limit: number }, context?: CallContext): Promise<EventPage> {
+    return this.#measure('events', () => this.inner.listEvents(query, context));
   }
 
   probe(context?: CallContext): Promise<VacancyProbe> {

@@ -8,15 +8,22 @@ import {
   type SpanContext,
 } from '@opentelemetry/api';
 import ky, { HTTPError, TimeoutError, type KyInstance } from 'ky';
-import { IdempotencyKeyInFlightError, IdempotencyKeyReusedError } from '../stock/errors.ts';
-import type { ReserveResult } from '../stock/model.ts';
-import type { TicketRange } from '../stock/model.ts';
+import {
+  IdempotencyKeyInFlightError,
+  IdempotencyKeyReusedError,
+  InsufficientInventoryError,
+  InvalidOrderError,
+  UnknownEventError,
+} from '../stock/errors.ts';
+import type { PurchaseItem, ReserveResult, Shortfall, TicketRange } from '../stock/model.ts';
+import type { EventView, OrderView } from '../stock/views.ts';
 import { IDEMPOTENCY_KEY_HEADER, IDEMPOTENT_REPLAYED_HEADER } from '../lib/idempotency.ts';
 import { problemTypes } from '../lib/problem.ts';
 import { Coalescer } from './coalescer.ts';
 import {
   VacancyUnavailableError,
   type CallContext,
+  type EventPage,
   type VacancyClient,
   type VacancyProbe,
 } from '../stock/vacancy-client.ts';
@@ -81,6 +88,7 @@ export class RemoteVacancyClient implements VacancyClient {
   readonly #timeoutMs: number;
   readonly #retries: number;
   readonly #reserves: Coalescer<PendingReserve, ReserveResult> | undefined;
+  readonly #purchases: Coalescer<PendingPurchase, PurchaseAnswer>;
   readonly #reads: Coalescer<CallContext, number> | undefined;
   #turn = 0;
 
@@ -98,6 +106,11 @@ export class RemoteVacancyClient implements VacancyClient {
             maxInFlight: RESERVE_CALLS_IN_FLIGHT,
           })
         : undefined;
+    // Purchases always travel in POST /api/v1/batch, alone or together (at most batchMax at once).
+    this.#purchases = new Coalescer((items) => this.#sendPurchases(items), {
+      maxItems: batchMax,
+      maxInFlight: RESERVE_CALLS_IN_FLIGHT,
+    });
     this.#reads =
       batchMax > 1
         ? new Coalescer(
@@ -155,6 +168,48 @@ export class RemoteVacancyClient implements VacancyClient {
     return body.qty;
   }
 
+  async purchase(
+    eventId: string,
+    items: PurchaseItem[],
+    context: CallContext & { buyer?: string | null } = {},
+  ): Promise<PurchaseAnswer> {
+    const item: PendingPurchase = {
+      eventId,
+      items,
+      buyer: context.buyer ?? null,
+      // Without a caller's key, one is made per purchase: every retry of its call must carry the same one.
+      key: context.idempotencyKey ?? `order:${crypto.randomUUID()}`,
+      callerKeyed: context.idempotencyKey !== undefined,
+      requestId: context.requestId,
+      span: trace.getActiveSpan()?.spanContext(),
+    };
+    return this.#purchases.submit(item);
+  }
+
+  async getEvent(eventId: string, context: CallContext = {}): Promise<EventView> {
+    const body = await this.#call(
+      'event',
+      (http, signal) => http.get(`events/${encodeURIComponent(eventId)}`, { headers: headers(context), signal }).json(),
+      undefined,
+      undefined,
+      () => new UnknownEventError(eventId),
+    );
+    if (!isEventView(body)) throw new VacancyProtocolError('vacancy answered /events/{eventId} without an event');
+    return body;
+  }
+
+  async listEvents(query: { after: string | null; limit: number }, context: CallContext = {}): Promise<EventPage> {
+    const searchParams: Record<string, string> = { limit: String(query.limit) };
+    if (query.after !== null) searchParams.after = query.after;
+    const body = await this.#call('events', (http, signal) =>
+      http.get('events', { headers: headers(context), searchParams, signal }).json(),
+    );
+    if (!isRecord(body) || !Array.isArray(body.events) || !body.events.every(isEventView)) {
+      throw new VacancyProtocolError('vacancy answered /events without a list of events');
+    }
+    return { events: body.events as EventView[], next: typeof body.next === 'string' ? body.next : null };
+  }
+
   async reserve(qty: number, context: CallContext = {}): Promise<ReserveResult> {
     // Without a caller's key, one is made per purchase: every retry of its call must carry the same one.
     const item: PendingReserve = {
@@ -176,43 +231,63 @@ export class RemoteVacancyClient implements VacancyClient {
    */
   async #sendReserves(items: PendingReserve[]): Promise<Array<ReserveResult | Error>> {
     if (items.length === 1) return [await inTraceOf(items[0]!, () => this.#reserveOne(items[0]!))];
+    return this.#sendInHalvesIfTooLarge(items, (part) => inBatchSpan(part, () => this.#sendBatch(part, RESERVE_BATCH)));
+  }
+
+  /** Purchases, alone or together, in POST /api/v1/batch. */
+  async #sendPurchases(items: PendingPurchase[]): Promise<Array<PurchaseAnswer | Error>> {
+    return this.#sendInHalvesIfTooLarge(items, (part) =>
+      part.length === 1
+        ? inTraceOf(part[0]!, () => this.#sendBatch(part, PURCHASE_BATCH))
+        : inBatchSpan(part, () => this.#sendBatch(part, PURCHASE_BATCH)),
+    );
+  }
+
+  /**
+   * Vacancy's BODY_LIMIT is its own, and it refuses a body over it before deciding anything:
+   * a batch too large for it goes again in halves.
+   */
+  async #sendInHalvesIfTooLarge<Item, Result>(
+    items: Item[],
+    send: (items: Item[]) => Promise<Array<Result | Error>>,
+  ): Promise<Array<Result | Error>> {
     try {
-      return await inBatchSpan(items, () => this.#sendBatch(items));
+      return await send(items);
     } catch (error) {
-      // Vacancy's BODY_LIMIT is its own, and it refuses a body over it before deciding anything:
-      // a batch too large for it goes again in halves (a lone reserve's body is a few bytes).
-      if (!refusedAsTooLarge(error)) throw error;
+      if (!refusedAsTooLarge(error) || items.length === 1) throw error;
       const half = Math.ceil(items.length / 2);
       const [first, second] = await Promise.all([
-        this.#sendReserves(items.slice(0, half)),
-        this.#sendReserves(items.slice(half)),
+        this.#sendInHalvesIfTooLarge(items.slice(0, half), send),
+        this.#sendInHalvesIfTooLarge(items.slice(half), send),
       ]);
       return [...first, ...second];
     }
   }
 
-  /** Two or more reserves in POST /api/v1/reserve/batch, sent again as described above. */
-  async #sendBatch(items: PendingReserve[]): Promise<Array<ReserveResult | Error>> {
+  /**
+   * Items in one batch call, each decided by vacancy under its own key. An item that vacancy
+   * answers "still in flight" (e.g. an earlier attempt of this very batch) or 503 is sent again
+   * under its key, as a single call would be, while retries and the time budget last.
+   */
+  async #sendBatch<Item extends PendingCall, Result>(
+    items: Item[],
+    protocol: BatchProtocol<Item, Result>,
+  ): Promise<Array<Result | Error>> {
     const deadline = Date.now() + this.#timeoutMs;
-    const results: Array<ReserveResult | Error> = new Array<ReserveResult | Error>(items.length);
+    const results = new Array<Result | Error>(items.length);
     let pending = items.map((item, index) => ({ item, index, maybeMade: false }));
     for (let attempt = 0; pending.length > 0; attempt++) {
       const { body, maybeMade } = await this.#postReserve(
-        'reserve/batch',
-        {
-          reserves: pending.map(({ item: { qty, key, requestId } }) => ({
-            qty,
-            key,
-            ...(requestId === undefined ? {} : { requestId }),
-          })),
-        },
+        protocol.path,
+        protocol.body(pending.map(({ item }) => item)),
         {},
         Math.max(1, deadline - Date.now()),
+        protocol.what,
       );
       const answers = isRecord(body) && Array.isArray(body.results) ? body.results : undefined;
       if (!answers || answers.length !== pending.length) {
         throw new VacancyProtocolError(
-          `vacancy answered a batch of ${pending.length} reserves without one result each`,
+          `vacancy answered a batch of ${pending.length} ${protocol.what}s without one result each`,
         );
       }
       const again: typeof pending = [];
@@ -220,10 +295,10 @@ export class RemoteVacancyClient implements VacancyClient {
       pending.forEach((entry, position) => {
         const answer = answers[position];
         const landed = entry.maybeMade || maybeMade || (isRecord(answer) && answer.outcomeUnknown === true);
-        if (mayRetry && isRecord(answer) && (answer.status === 409 || answer.status === 503)) {
+        if (mayRetry && isRecord(answer) && isRetryable(answer)) {
           again.push({ ...entry, maybeMade: landed });
         } else {
-          results[entry.index] = batchResult(answer, entry.item, landed);
+          results[entry.index] = protocol.result(answer, entry.item, landed);
         }
       });
       pending = again;
@@ -255,11 +330,12 @@ export class RemoteVacancyClient implements VacancyClient {
     json: unknown,
     requestHeaders: Record<string, string> = {},
     budgetMs = this.#timeoutMs,
+    what = 'reserve',
   ): Promise<{ body: unknown; replayed: boolean; maybeMade: boolean }> {
     let replayed = false;
     let maybeMade = false;
     const body = await this.#call(
-      'reserve',
+      what,
       async (http, signal) => {
         const response = await http.post(path, {
           json,
@@ -310,6 +386,7 @@ export class RemoteVacancyClient implements VacancyClient {
     send: (http: KyInstance, signal: AbortSignal) => Promise<unknown>,
     earlierAttemptMayHaveLanded = () => false,
     budgetMs = this.#timeoutMs,
+    notFound?: () => Error,
   ): Promise<unknown> {
     const replicas = this.#order();
     for (const [index, { baseUrl, http }] of replicas.entries()) {
@@ -320,6 +397,7 @@ export class RemoteVacancyClient implements VacancyClient {
         const refusedOnly =
           !earlierAttemptMayHaveLanded() && !mayHaveReachedVacancy(error) && !(error instanceof HTTPError);
         if (refusedOnly && index < replicas.length - 1) continue;
+        if (notFound && error instanceof HTTPError && error.response.status === 404) throw notFound();
         throw await this.#translate(error, what, baseUrl, earlierAttemptMayHaveLanded);
       }
     }
@@ -341,7 +419,7 @@ export class RemoteVacancyClient implements VacancyClient {
       return new VacancyProtocolError(`vacancy refused ${what} with status ${error.response.status}`, { cause: error });
     }
     const outcomeUnknown =
-      what === 'reserve' &&
+      (what === 'reserve' || what === 'purchase') &&
       (earlierAttemptMayHaveLanded() || mayHaveReachedVacancy(error) || (await vacancySaysOutcomeUnknown(error)));
     return new VacancyUnavailableError(describeFailure(error, baseUrl, this.#timeoutMs), {
       cause: error,
@@ -350,15 +428,115 @@ export class RemoteVacancyClient implements VacancyClient {
   }
 }
 
-/** One purchase's reserve, waiting for or travelling in a call to vacancy. */
-interface PendingReserve {
-  qty: number;
+/** What every call waiting for or travelling in a batch has: its key, request id and span. */
+interface PendingCall {
   key: string;
-  /** Whether the key is the caller's (a replay is then the caller's to see) or made for this purchase. */
+  /** Whether the key is the caller's (a replay is then the caller's to see) or made for this call. */
   callerKeyed: boolean;
   requestId: string | undefined;
-  /** The span of the purchase that made this reserve, when tracing. */
+  /** The span of the request that made this call, when tracing. */
   span: SpanContext | undefined;
+}
+
+/** A purchase of an event's ticket types, waiting for or travelling in a call to vacancy. */
+interface PendingPurchase extends PendingCall {
+  eventId: string;
+  items: PurchaseItem[];
+  buyer: string | null;
+}
+
+type PurchaseAnswer = { order: OrderView; replayed: boolean };
+
+/** How one kind of call travels in a batch: where, in what body, and what each result means. */
+interface BatchProtocol<Item, Result> {
+  path: string;
+  what: string;
+  body(items: Item[]): unknown;
+  result(answer: unknown, item: Item, maybeMade: boolean): Result | Error;
+}
+
+const RESERVE_BATCH: BatchProtocol<PendingReserve, ReserveResult> = {
+  path: 'reserve/batch',
+  what: 'reserve',
+  body: (items) => ({
+    reserves: items.map(({ qty, key, requestId }) => ({ qty, key, ...(requestId === undefined ? {} : { requestId }) })),
+  }),
+  result: (answer, item, maybeMade) => batchResult(answer, item, maybeMade),
+};
+
+const PURCHASE_BATCH: BatchProtocol<PendingPurchase, PurchaseAnswer> = {
+  path: 'batch',
+  what: 'purchase',
+  body: (items) => ({
+    commands: items.map(({ eventId, items: lines, buyer, key, requestId }) => ({
+      op: 'purchase',
+      eventId,
+      items: lines.map(({ typeId, qty }) => ({ ticketType: typeId, qty })),
+      ...(buyer === null ? {} : { buyer }),
+      key,
+      ...(requestId === undefined ? {} : { requestId }),
+    })),
+  }),
+  result: (answer, item, maybeMade) => purchaseResult(answer, item, maybeMade),
+};
+
+/** A batch result worth sending again under its key: still in flight there, or vacancy could not decide it. */
+function isRetryable(answer: Record<string, unknown>): boolean {
+  return answer.status === 503 || (answer.status === 409 && answer.type === problemTypes.idempotencyKeyInFlight.type);
+}
+
+/** One purchase of a batch, as its own call would have ended: its order or its error. */
+function purchaseResult(entry: unknown, item: PendingPurchase, maybeMade: boolean): PurchaseAnswer | Error {
+  if (!isRecord(entry)) return new VacancyProtocolError('vacancy answered a batch with a result that is not an object');
+  if (entry.status === 201) {
+    if (!isOrderView(entry.order)) return new VacancyProtocolError('vacancy answered a purchase without its order');
+    return { order: entry.order, replayed: entry.replayed === true && item.callerKeyed && !maybeMade };
+  }
+  const detail = typeof entry.detail === 'string' ? entry.detail : `status ${String(entry.status)}`;
+  if (entry.type === problemTypes.insufficientInventory.type && Array.isArray(entry.items)) {
+    return new InsufficientInventoryError(
+      (entry.items as Array<Record<string, unknown>>).map((line): Shortfall => ({
+        typeId: String(line.ticketType),
+        requested: Number(line.requested),
+        available: Number(line.available),
+      })),
+      entry.replayed === true && item.callerKeyed && !maybeMade,
+    );
+  }
+  if (entry.status === 404) return new UnknownEventError(item.eventId);
+  if (entry.type === problemTypes.idempotencyKeyReused.type) return new IdempotencyKeyReusedError();
+  if (entry.status === 409) return new IdempotencyKeyInFlightError();
+  if (entry.status === 422) {
+    const field = Array.isArray(entry.errors) && isRecord(entry.errors[0]) ? String(entry.errors[0].name) : 'items';
+    const reason = Array.isArray(entry.errors) && isRecord(entry.errors[0]) ? String(entry.errors[0].reason) : detail;
+    return new InvalidOrderError(reason, field);
+  }
+  if (entry.status === 503) {
+    return new VacancyUnavailableError(`The vacancy service could not make the purchase: ${detail}`, {
+      outcomeUnknown: entry.outcomeUnknown === true || maybeMade,
+    });
+  }
+  return new VacancyProtocolError(`vacancy refused a batched purchase with status ${String(entry.status)}: ${detail}`);
+}
+
+function isEventView(value: unknown): value is EventView {
+  return (
+    isRecord(value) &&
+    typeof value.id === 'string' &&
+    typeof value.name === 'string' &&
+    isCount(value.sold) &&
+    isCount(value.available) &&
+    Array.isArray(value.ticketTypes)
+  );
+}
+
+function isOrderView(value: unknown): value is OrderView {
+  return isRecord(value) && typeof value.orderId === 'string' && Array.isArray(value.items);
+}
+
+/** One purchase's reserve, waiting for or travelling in a call to vacancy. */
+interface PendingReserve extends PendingCall {
+  qty: number;
 }
 
 const tracer = trace.getTracer('ticket-system');
@@ -369,7 +547,7 @@ const tracer = trace.getTracer('ticket-system');
  * send made as another ends inherits that one's context), so the purchase's
  * own span is put back.
  */
-function inTraceOf<T>(item: PendingReserve, call: () => Promise<T>): Promise<T> {
+function inTraceOf<T>(item: PendingCall, call: () => Promise<T>): Promise<T> {
   return item.span ? otelContext.with(trace.setSpanContext(ROOT_CONTEXT, item.span), call) : call();
 }
 
@@ -379,7 +557,7 @@ function inTraceOf<T>(item: PendingReserve, call: () => Promise<T>): Promise<T> 
  * from the root context and links to each purchase's span. Without tracing
  * (no purchase has a span), no span.
  */
-function inBatchSpan<T>(items: PendingReserve[], call: () => Promise<T>): Promise<T> {
+function inBatchSpan<T>(items: PendingCall[], call: () => Promise<T>): Promise<T> {
   const links: Link[] = [];
   for (const { span } of items) if (span) links.push({ context: span });
   if (links.length === 0) return call();

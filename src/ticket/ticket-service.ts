@@ -1,4 +1,5 @@
-import { INSUFFICIENT_INVENTORY, type TicketRange } from '../stock/model.ts';
+import { INSUFFICIENT_INVENTORY, type PurchaseItem, type TicketRange } from '../stock/model.ts';
+import type { OrderView } from '../stock/views.ts';
 import type { CallContext, VacancyClient } from '../stock/vacancy-client.ts';
 
 /** The answer to a purchase: the 1.0.0 fields, plus the purchase record when it succeeded. */
@@ -49,6 +50,23 @@ export class TicketService {
       tickets: outcome.tickets,
       replayed: outcome.replayed,
     };
+  }
+
+  /**
+   * Buys every item of one event, or none. With `context.idempotencyKey`,
+   * the purchase is made under the key `order:<key>`, apart from the 1.0.0
+   * purchases' keys, so a repeated purchase gets the first answer back.
+   */
+  purchaseOrder(
+    eventId: string,
+    items: PurchaseItem[],
+    context: CallContext & { buyer?: string | null } = {},
+  ): Promise<{ order: OrderView; replayed: boolean }> {
+    const { idempotencyKey, ...rest } = context;
+    return this.vacancy.purchase(eventId, items, {
+      ...rest,
+      ...(idempotencyKey === undefined ? {} : { idempotencyKey: `order:${idempotencyKey}` }),
+    });
   }
 
   available(context?: CallContext): Promise<number> {

@@ -1,7 +1,12 @@
+import { jsonResponse } from '../lib/api-headers.ts';
 import { requireBearerToken } from '../lib/bearer-token.ts';
 import { createRouter } from '../lib/create-router.ts';
-import type { StockActor } from './stock-actor.ts';
+import { putEventRoute } from '../lib/event-routes.ts';
+import { ProblemError } from '../lib/problem.ts';
+import { ID_PATTERN } from '../stock/model.ts';
+import { eventView } from '../stock/views.ts';
 import { adjustStockRoute } from './admin.routes.ts';
+import type { StockActor } from './stock-actor.ts';
 
 export interface AdminRouterOptions {
   actor: StockActor;
@@ -18,10 +23,35 @@ export interface AdminRouterOptions {
  */
 export function createAdminRouter({ actor, adminToken, bodyLimitBytes }: AdminRouterOptions) {
   const router = createRouter();
-  router.use('/api/v1/admin/*', requireBearerToken(adminToken, 'admin'));
+  const requireAdmin = requireBearerToken(adminToken, 'admin');
+  router.use('/api/v1/admin/*', requireAdmin);
   router.openapi(adjustStockRoute(bodyLimitBytes), async (c) => {
     const { op, qty } = c.req.valid('json');
     return c.json(await actor.adjust(op, qty), 200);
+  });
+
+  // Before the route's own body checks: without the token, a PUT learns nothing about its body.
+  router.on('PUT', '/api/v1/events/:eventId', requireAdmin);
+  router.openapi(putEventRoute(bodyLimitBytes), async (c) => {
+    const { eventId } = c.req.valid('param');
+    if (!ID_PATTERN.test(eventId)) {
+      const reason = 'eventId must be 1 to 64 lowercase letters, digits or hyphens, starting with a letter or digit';
+      throw new ProblemError('validation', `eventId: ${reason}`, {
+        extensions: { errors: [{ name: 'eventId', reason }] },
+      });
+    }
+    const body = c.req.valid('json');
+    const { event, created } = await actor.putEvent(eventId, {
+      name: body.name,
+      capacity: body.capacity ?? null,
+      ticketTypes: body.ticketTypes.map((type) => ({
+        id: type.id,
+        name: type.name,
+        capacity: type.capacity,
+        maxPerOrder: type.maxPerOrder ?? null,
+      })),
+    });
+    return jsonResponse(c, eventView(event), created ? 201 : 200) as never;
   });
   return router;
 }

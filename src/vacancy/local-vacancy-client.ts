@@ -1,5 +1,7 @@
+import type { PurchaseItem } from '../stock/model.ts';
+import type { CallContext, EventPage, VacancyClient, VacancyProbe } from '../stock/vacancy-client.ts';
+import { eventView, orderView, type EventView, type OrderView } from '../stock/views.ts';
 import type { StockActor } from './stock-actor.ts';
-import type { CallContext, VacancyClient, VacancyProbe } from '../stock/vacancy-client.ts';
 
 /**
  * The monolith's vacancy client: a direct call into the stock actor, no
@@ -18,6 +20,27 @@ export class LocalVacancyClient implements VacancyClient {
 
   reserve(qty: number, context: CallContext = {}) {
     return this.actor.reserve(qty, { idempotencyKey: context.idempotencyKey });
+  }
+
+  async purchase(
+    eventId: string,
+    items: PurchaseItem[],
+    context: CallContext & { buyer?: string | null } = {},
+  ): Promise<{ order: OrderView; replayed: boolean }> {
+    const { order, replayed } = await this.actor.purchase(eventId, items, {
+      buyer: context.buyer ?? null,
+      idempotencyKey: context.idempotencyKey,
+    });
+    return { order: orderView(order), replayed };
+  }
+
+  async getEvent(eventId: string): Promise<EventView> {
+    return eventView(await this.actor.getEvent(eventId));
+  }
+
+  async listEvents(query: { after: string | null; limit: number }): Promise<EventPage> {
+    const { events, next } = await this.actor.listEvents(query.after, query.limit);
+    return { events: events.map(eventView), next };
   }
 
   async probe(): Promise<VacancyProbe> {

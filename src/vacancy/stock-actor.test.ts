@@ -1,11 +1,13 @@
 import { describe, expect, it } from 'vitest';
-import { ActorClosedError, StoreUnavailableError, UnknownStockError } from '../stock/errors.ts';
-import type { ReserveResult } from '../stock/model.ts';
-import { MemoryStockStore, type SeedStock } from '../stock/store.ts';
+import { ActorClosedError, StoreUnavailableError, UnknownEventError } from '../stock/errors.ts';
+import { defaultEventDefinition, type ReserveResult } from '../stock/model.ts';
+import { MemoryStockStore, type SeedEvent } from '../stock/store.ts';
 import { ControlledStore } from '../../test/support/controlled-store.ts';
 import { StockActor } from './stock-actor.ts';
 
-const seed = (capacity: number): SeedStock[] => [{ eventId: 'default', typeId: 'default', capacity }];
+const seed = (capacity: number, eventId = 'default'): SeedEvent[] => [
+  { eventId, definition: defaultEventDefinition(capacity) },
+];
 
 /** A reproducible sequence of quantities, so a failure can be replayed. */
 function quantities(count: number, max: number, seedValue: number): number[] {
@@ -137,13 +139,10 @@ describe('StockActor', () => {
   });
 
   it('keeps stocks apart and rejects unknown ones', async () => {
-    const actor = await StockActor.start(new MemoryStockStore(), [
-      ...seed(5),
-      { eventId: 'gala', typeId: 'default', capacity: 2 },
-    ]);
+    const actor = await StockActor.start(new MemoryStockStore(), [...seed(5), ...seed(2, 'gala')]);
     await expect(actor.reserve(2, { eventId: 'gala' })).resolves.toMatchObject({ success: true, remaining: 0 });
     await expect(actor.available()).resolves.toBe(5);
-    await expect(actor.reserve(1, { eventId: 'nope' })).rejects.toBeInstanceOf(UnknownStockError);
+    await expect(actor.reserve(1, { eventId: 'nope' })).rejects.toBeInstanceOf(UnknownEventError);
   });
 
   it('answers what is queued when closed, then refuses new messages', async () => {

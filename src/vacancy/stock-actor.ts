@@ -1,17 +1,21 @@
 import type { ActorObserver } from '../lib/metrics.ts';
 import { nextTurn } from '../lib/next-turn.ts';
-import { ActorClosedError, refusalError, StoreUnavailableError } from '../stock/errors.ts';
+import { ActorClosedError, InsufficientInventoryError, refusalError, StoreUnavailableError } from '../stock/errors.ts';
 import {
   DEFAULT_EVENT_ID,
   DEFAULT_TICKET_TYPE_ID,
-  stockKeyOf,
+  newOrderId,
   type AdjustOp,
+  type EventDefinition,
+  type EventRecord,
+  type OrderRecord,
+  type PurchaseItem,
   type ReserveResult,
   type StockCommand,
   type StockDecision,
   type StockLevel,
 } from '../stock/model.ts';
-import type { SeedStock, StockStore } from '../stock/store.ts';
+import type { SeedEvent, StockStore } from '../stock/store.ts';
 
 export interface ReserveOptions {
   eventId?: string;
@@ -79,16 +83,62 @@ export class StockActor {
     this.#observer = options.observer;
   }
 
-  /** Opens the store, creating the `seed` stocks it does not hold yet, and starts an actor on it. */
+  /** Opens the store, creating the `seed` events it does not hold yet, and starts an actor on it. */
   static async start(
     store: StockStore,
-    seed: readonly SeedStock[],
+    seed: readonly SeedEvent[],
     options: StockActorOptions = {},
   ): Promise<StockActor> {
     await store.open(seed);
     const actor = new StockActor(store, options);
-    await Promise.all(seed.map(({ eventId, typeId }) => actor.level(eventId, typeId)));
+    if (seed.some((event) => event.eventId === DEFAULT_EVENT_ID)) await actor.level().catch(() => undefined);
     return actor;
+  }
+
+  /**
+   * Buys every item or none. Answers the order, or throws
+   * {@link InsufficientInventoryError} when it did not fit (nothing taken),
+   * and the errors of refusals (unknown event or ticket type, over
+   * maxPerOrder, a reused idempotency key).
+   */
+  async purchase(
+    eventId: string,
+    items: PurchaseItem[],
+    options: { buyer?: string | null; idempotencyKey?: string } = {},
+  ): Promise<{ order: OrderRecord; replayed: boolean }> {
+    const decision = await this.#send({
+      kind: 'purchase',
+      eventId,
+      items,
+      buyer: options.buyer ?? null,
+      orderId: newOrderId(eventId),
+      at: this.#now(),
+      key: options.idempotencyKey,
+    });
+    if (decision.kind === 'insufficient') throw new InsufficientInventoryError(decision.items, decision.replayed);
+    if (decision.kind !== 'order') throw unexpected(decision, 'purchase');
+    return { order: decision.order, replayed: decision.replayed };
+  }
+
+  /** Creates or updates an event; `created` tells which. */
+  async putEvent(eventId: string, definition: EventDefinition): Promise<{ event: EventRecord; created: boolean }> {
+    const decision = await this.#send({ kind: 'put-event', eventId, definition });
+    if (decision.kind !== 'event') throw unexpected(decision, 'put-event');
+    return { event: decision.event, created: decision.created };
+  }
+
+  /** An event with its stock, as of every decision made before this call. */
+  async getEvent(eventId: string): Promise<EventRecord> {
+    const decision = await this.#send({ kind: 'get-event', eventId });
+    if (decision.kind !== 'event') throw unexpected(decision, 'get-event');
+    return decision.event;
+  }
+
+  /** Up to `limit` events whose ids sort after `after`, in id order; `next` is the id to continue after. */
+  async listEvents(after: string | null, limit: number): Promise<{ events: EventRecord[]; next: string | null }> {
+    const decision = await this.#send({ kind: 'list-events', after, limit });
+    if (decision.kind !== 'events') throw unexpected(decision, 'list-events');
+    return { events: decision.events, next: decision.next };
   }
 
   /** Takes `qty` tickets if they are all there; otherwise takes nothing. */
@@ -113,7 +163,7 @@ export class StockActor {
   async level(eventId = DEFAULT_EVENT_ID, typeId = DEFAULT_TICKET_TYPE_ID): Promise<StockLevel> {
     const decision = await this.#send({ kind: 'level', eventId, typeId });
     if (decision.kind !== 'level') throw unexpected(decision, 'level');
-    this.#seen.set(stockKeyOf(eventId, typeId), decision.level);
+    this.#seen.set(`${eventId}/${typeId}`, decision.level);
     return { ...decision.level };
   }
 
@@ -130,7 +180,7 @@ export class StockActor {
   ): Promise<StockLevel> {
     const decision = await this.#send({ kind: 'adjust', eventId, typeId, op, qty });
     if (decision.kind !== 'adjusted') throw unexpected(decision, 'adjust');
-    this.#seen.set(stockKeyOf(eventId, typeId), decision.level);
+    this.#seen.set(`${eventId}/${typeId}`, decision.level);
     return { ...decision.level };
   }
 
@@ -139,7 +189,7 @@ export class StockActor {
    * as last seen in a decision. Never used to decide anything.
    */
   snapshot(eventId = DEFAULT_EVENT_ID, typeId = DEFAULT_TICKET_TYPE_ID): StockLevel | undefined {
-    const level = this.#seen.get(stockKeyOf(eventId, typeId));
+    const level = this.#seen.get(`${eventId}/${typeId}`);
     return level && { ...level };
   }
 
@@ -221,7 +271,7 @@ export class StockActor {
       if (decision === undefined) {
         settle.reject(new StoreUnavailableError(new Error('the store answered fewer decisions than asked')));
       } else if (decision.kind === 'refused') {
-        settle.reject(refusalError(decision.reason, command));
+        settle.reject(refusalError(decision.reason, command as { eventId?: string; typeId?: string }, decision));
       } else {
         settle.resolve(decision);
       }
@@ -235,8 +285,8 @@ export class StockActor {
    */
   async #failed(batch: Message[], error: unknown): Promise<void> {
     const failure = new StoreUnavailableError(error);
-    const reads = batch.filter(({ command }) => command.kind === 'level');
-    for (const { command, settle } of batch) if (command.kind !== 'level') settle.reject(failure);
+    const reads = batch.filter(({ command }) => isRead(command));
+    for (const { command, settle } of batch) if (!isRead(command)) settle.reject(failure);
     if (reads.length === 0 || reads.length === batch.length) {
       for (const { settle } of reads) settle.reject(failure);
       return;
@@ -259,10 +309,14 @@ export class StockActor {
   }
 
   #see(eventId: string, typeId: string, remaining: number, lastTicket: number | undefined): void {
-    const key = stockKeyOf(eventId, typeId);
+    const key = `${eventId}/${typeId}`;
     const known = this.#seen.get(key);
     this.#seen.set(key, { remaining, sold: Math.max(known?.sold ?? 0, lastTicket ?? 0) });
   }
+}
+
+function isRead(command: StockCommand): boolean {
+  return command.kind === 'level' || command.kind === 'get-event' || command.kind === 'list-events';
 }
 
 function unexpected(decision: StockDecision, asked: string): Error {

@@ -10,6 +10,10 @@ import type { Metrics } from '../lib/metrics.ts';
 import { INSUFFICIENT_INVENTORY, type ReserveResult } from '../stock/model.ts';
 import type { StockActor } from './stock-actor.ts';
 import { availableRoute, reserveBatchRoute, reserveRoute } from './vacancy.routes.ts';
+import { commandBatchRoute } from '../lib/event-routes.ts';
+import { CommandBatchRequestSchema } from '../lib/event-schemas.ts';
+import { orderView } from '../stock/views.ts';
+import { InsufficientInventoryError } from '../stock/errors.ts';
 
 export interface VacancyRouterOptions {
   actor: StockActor;
@@ -33,6 +37,7 @@ export function createVacancyRouter({ actor, bodyLimitBytes, internalToken, metr
     const requireInternalToken = requireBearerToken(internalToken, 'internal');
     router.post(reserveRoute.path, requireInternalToken);
     router.post(reserveBatchRoute.path, requireInternalToken);
+    router.post(commandBatchRoute.path, requireInternalToken);
   }
 
   router.openAPIRegistry.registerPath(availableRoute);
@@ -83,6 +88,37 @@ export function createVacancyRouter({ actor, bodyLimitBytes, internalToken, metr
         } catch (error) {
           metrics.reservation('rejected');
           return batchItemProblem(error);
+        }
+      }),
+    );
+    return jsonResponse(c, { results });
+  });
+
+  // Purchases the ticket service coalesced: each decided as its own call would be, under its key.
+  const readCommands = unkeyedJsonReader(CommandBatchRequestSchema, bodyLimitBytes);
+  router.openAPIRegistry.registerPath(commandBatchRoute);
+  router.post(commandBatchRoute.path, async (c) => {
+    const { commands } = await readCommands(c);
+    c.set(
+      'batchRequestIds',
+      commands.flatMap(({ requestId }) => (requestId === undefined ? [] : [requestId])),
+    );
+    const results = await Promise.all(
+      commands.map(async ({ eventId, items, buyer, key }) => {
+        try {
+          const { order, replayed } = await inFlight.run(`${eventId} ${key}`, () =>
+            actor.purchase(
+              eventId,
+              items.map((item) => ({ typeId: item.ticketType, qty: item.qty })),
+              { buyer: buyer ?? null, idempotencyKey: key },
+            ),
+          );
+          return { status: 201, order: orderView(order), replayed };
+        } catch (error) {
+          const problem = batchItemProblem(error);
+          return error instanceof InsufficientInventoryError && error.replayed
+            ? { ...problem, replayed: true }
+            : problem;
         }
       }),
     );

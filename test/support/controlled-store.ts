@@ -6,7 +6,7 @@
  */
 import type { StockCommand, StockDecision } from '../../src/stock/model.ts';
 import type { DecideOptions } from '../../src/stock/rules.ts';
-import { MemoryStockStore, type SeedStock, type StockStore, type StoreHealth } from '../../src/stock/store.ts';
+import { MemoryStockStore, type SeedEvent, type StockStore, type StoreHealth } from '../../src/stock/store.ts';
 
 export class ControlledStore implements StockStore {
   readonly kind: string;
@@ -40,7 +40,7 @@ export class ControlledStore implements StockStore {
     this.#release();
   }
 
-  open(seed: readonly SeedStock[]): Promise<void> {
+  open(seed: readonly SeedEvent[]): Promise<void> {
     return this.#inner.open(seed);
   }
 
