@@ -226,7 +226,10 @@ end
 
 local function purchase(orderId, at, buyer, k, request, items)
   local tps = {}
+  local listed = {}
   for j, item in ipairs(items) do
+    if listed[item.t] then return { 'D', fmt(j - 1) } end
+    listed[item.t] = true
     local tp = ev.types[item.t]
     if not tp then return { 'T', fmt(j - 1) } end
     if tp.m and item.q > tp.m then return { 'M', fmt(j - 1), fmt(tp.m) } end
@@ -847,6 +850,13 @@ function decisionOf(command: EventCommand, answer: Answer): StockDecision {
           'unknown-ticket-type',
           `items.${fields[0]}.ticketType`,
           `event ${command.eventId} has no ticket type ${item.typeId}`,
+        );
+      }
+      if (tag === 'D' && item) {
+        return refused(
+          'duplicate-ticket-type',
+          `items.${fields[0]}.ticketType`,
+          `ticket type ${item.typeId} is listed twice; ask for its whole qty in one item`,
         );
       }
       if (tag === 'M' && item) {

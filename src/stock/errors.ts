@@ -96,6 +96,8 @@ export function refusalError(
         refusal.detail ?? `Event ${command.eventId} has no ticket type ${command.typeId}`,
         refusal.field ?? 'ticketType',
       );
+    case 'duplicate-ticket-type':
+      return new InvalidOrderError(refusal.detail ?? 'A ticket type is listed twice', refusal.field ?? 'items');
     case 'over-max-per-order':
       return new InvalidOrderError(refusal.detail ?? 'More tickets than one order may take', refusal.field ?? 'qty');
     case 'capacity-below-sold':

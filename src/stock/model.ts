@@ -145,6 +145,8 @@ export type RefusalReason =
   | 'unknown-ticket-type'
   /** More tickets of a type than its maxPerOrder (`field` names it). */
   | 'over-max-per-order'
+  /** A purchase listing one ticket type twice (`field` names the second): each type once, with its whole qty. */
+  | 'duplicate-ticket-type'
   /** A capacity below what is already sold (an event update, or an adjustment). */
   | 'capacity-below-sold'
   /** Removing a ticket type that has sold tickets. */

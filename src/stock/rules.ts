@@ -160,6 +160,7 @@ class Batch {
   }
 
   #listEvents(after: string | null, limit: number): StockDecision {
+    if (limit < 1) return { kind: 'events', events: [], next: null };
     // The view's page, with the batch's own changes over it (new events too).
     const byId = new Map(this.view.eventsAfter(after, limit + 1).map((event) => [event.id, event]));
     for (const [id, { event }] of this.changes.events) if (after === null || id > after) byId.set(id, event);
@@ -256,6 +257,13 @@ class Batch {
     if (!event) return refused('unknown-event');
     const types: TicketTypeRecord[] = [];
     for (const [index, item] of command.items.entries()) {
+      if (types.some((listed) => listed.id === item.typeId)) {
+        return refused(
+          'duplicate-ticket-type',
+          `items.${index}.ticketType`,
+          `ticket type ${item.typeId} is listed twice; ask for its whole qty in one item`,
+        );
+      }
       const type = event.types.find((candidate) => candidate.id === item.typeId);
       if (!type) {
         return refused(

@@ -436,7 +436,7 @@ export const CONTRACT_CASES: ContractCase[] = [
     ],
   },
   {
-    name: 'an item of an unknown type or over maxPerOrder is refused, naming it, and nothing is taken',
+    name: 'an item of an unknown type, over maxPerOrder or listed twice is refused, naming it, and nothing is taken',
     seed: [seedEvent('concert', concert)],
     steps: [
       {
@@ -450,12 +450,19 @@ export const CONTRACT_CASES: ContractCase[] = [
             ['general', 1],
             ['vip', 3],
           ]),
+          // Listed twice, each line within maxPerOrder and within what is left, together over both.
+          purchase(4, 'concert', [
+            ['vip', 2],
+            ['general', 1],
+            ['vip', 2],
+          ]),
           getEvent('concert'),
         ],
         expect: [
           refused('unknown-ticket-type', 'items.1.ticketType'),
           refused('over-max-per-order', 'items.0.qty'),
           refused('over-max-per-order', 'items.1.qty'),
+          refused('duplicate-ticket-type', 'items.2.ticketType'),
           eventIs(record('concert', concert)),
         ],
       },
