@@ -155,8 +155,12 @@ let standInsReady: Promise<void> | undefined;
 /** The bases the Containerfile and compose.yaml name: real ones if present, else local stand-ins. */
 export function ensureBaseImages(): Promise<void> {
   standInsReady ??= withLock('stand-in-bases', async () => {
+    const started = performance.now();
     const result = await run('bash', [STAND_IN_SCRIPT], 20 * 60_000);
     if (result.code !== 0) throw new Error(`${STAND_IN_SCRIPT} failed:\n${result.stdout}\n${result.stderr}`);
+    const built = result.stdout.split('\n').filter((line) => line.startsWith('stand-in: '));
+    if (built.length > 0)
+      report(`stand-in bases built in ${((performance.now() - started) / 1000).toFixed(0)} s: ${built.join('; ')}`);
   });
   return standInsReady;
 }
