@@ -268,7 +268,12 @@ describe('ticket → vacancy over a lossy link: retries never sell twice', () =>
   /** A caller-keyed purchase answered 200, checked again after vacancy restarts. */
   let keyedSale: { key: string; qty: number; body: PurchaseBody } | undefined;
 
-  const vacancyEnv = { MODE: 'vacancy', STOCK_STORE: 'sqlite', DATA_DIR: dataDir, INITIAL_STOCK: String(INITIAL_STOCK) };
+  const vacancyEnv = {
+    MODE: 'vacancy',
+    STOCK_STORE: 'sqlite',
+    DATA_DIR: dataDir,
+    INITIAL_STOCK: String(INITIAL_STOCK),
+  };
 
   beforeAll(async () => {
     vacancy = await startService(vacancyEnv);
