@@ -11,16 +11,17 @@ import {
   type VacancyClient,
   type VacancyProbe,
 } from './stock/vacancy-client.ts';
-import { defaultEventDefinition, type PurchaseItem, type ReserveResult } from './stock/model.ts';
+import { defaultEventDefinition } from './stock/model.ts';
 import { MemoryStockStore, type StockStore } from './stock/store.ts';
 import { StockActor } from './vacancy/stock-actor.ts';
 import { ControlledStore } from '../test/support/controlled-store.ts';
-import { fakeVacancyClient } from '../test/support/fake-vacancy.ts';
+import { fakeVacancyClient, UnexpectedVacancyClient } from '../test/support/fake-vacancy.ts';
 
 type App = ReturnType<typeof createApp>;
 
 const INITIAL_STOCK = 10;
-const PURCHASE_ID = /^default-\d+$/;
+/** Every 1.0.0 purchase is an order: its purchaseId is a random order id of the default event. */
+const PURCHASE_ID = /^ord_[A-Za-z0-9_-]{22}default$/;
 const QTY_PATHS = ['/api/v1/purchase', '/api/v1/reserve'] as const;
 
 // ---------------------------------------------------------------------------
@@ -62,101 +63,91 @@ function ticketAppWith(client: VacancyClient, env: Record<string, string> = {}) 
 // ---------------------------------------------------------------------------
 
 /** Passes every call through and remembers what it was called with. */
-class RecordingClient implements VacancyClient {
-  readonly calls: {
-    method: 'available' | 'reserve' | 'probe' | 'purchase' | 'event' | 'events';
-    qty?: number;
-    context?: CallContext;
-  }[] = [];
-  constructor(private readonly inner: VacancyClient) {}
-
-  purchase(eventId: string, items: PurchaseItem[], context?: CallContext & { buyer?: string | null }) {
-    this.calls.push({ method: 'purchase', context });
-    return this.inner.purchase(eventId, items, context);
+class RecordingClient extends UnexpectedVacancyClient {
+  readonly calls: { method: string; qty?: number; context?: CallContext }[] = [];
+  constructor(private readonly inner: VacancyClient) {
+    super();
+    this.available = (context) => this.#record('available', context, () => inner.available(context));
+    this.reserve = (qty, context) => this.#record('reserve', context, () => inner.reserve(qty, context), qty);
+    this.purchase = (eventId, items, context) =>
+      this.#record('purchase', context, () => inner.purchase(eventId, items, context));
+    this.hold = (eventId, items, context) => this.#record('hold', context, () => inner.hold(eventId, items, context));
+    this.confirm = (holdId, context) => this.#record('confirm', context, () => inner.confirm(holdId, context));
+    this.release = (holdId, context) => this.#record('release', context, () => inner.release(holdId, context));
+    this.getHold = (holdId, context) => this.#record('hold', context, () => inner.getHold(holdId, context));
+    this.getOrder = (orderId, context) => this.#record('order', context, () => inner.getOrder(orderId, context));
+    this.getEvent = (eventId, context) => this.#record('event', context, () => inner.getEvent(eventId, context));
+    this.listEvents = (query, context) => this.#record('events', context, () => inner.listEvents(query, context));
   }
 
-  getEvent(eventId: string, context?: CallContext) {
-    this.calls.push({ method: 'event', context });
-    return this.inner.getEvent(eventId, context);
+  #record<T>(method: string, context: CallContext | undefined, call: () => Promise<T>, qty?: number): Promise<T> {
+    this.calls.push({ method, context, ...(qty === undefined ? {} : { qty }) });
+    return call();
   }
 
-  listEvents(query: { after: string | null; limit: number }, context?: CallContext) {
-    this.calls.push({ method: 'events', context });
-    return this.inner.listEvents(query, context);
-  }
-
-  available(context?: CallContext): Promise<number> {
-    this.calls.push({ method: 'available', context });
-    return this.inner.available(context);
-  }
-
-  reserve(qty: number, context?: CallContext): Promise<ReserveResult> {
-    this.calls.push({ method: 'reserve', qty, context });
-    return this.inner.reserve(qty, context);
-  }
-
-  probe(context?: CallContext): Promise<VacancyProbe> {
+  override probe(context?: CallContext): Promise<VacancyProbe> {
     this.calls.push({ method: 'probe', context });
     return this.inner.probe(context);
   }
+}
 
-  close(): Promise<void> {
-    return this.inner.close();
+/** A client whose every call fails with `error()`; `reserveCalls` counts reserves. */
+class FailingVacancy extends UnexpectedVacancyClient {
+  reserveCalls = 0;
+  constructor(error: (what: string) => Error, probe: VacancyProbe) {
+    super();
+    const fail = (what: string) => () => Promise.reject(error(what));
+    this.available = fail('available');
+    this.reserve = () => {
+      this.reserveCalls += 1;
+      return Promise.reject(error('reserve'));
+    };
+    for (const what of [
+      'purchase',
+      'hold',
+      'confirm',
+      'release',
+      'getHold',
+      'getOrder',
+      'getEvent',
+      'listEvents',
+    ] as const) {
+      this[what] = fail(what);
+    }
+    this.probe = async () => probe;
   }
 }
 
 /** Vacancy cannot be reached at all. */
-class UnreachableVacancy implements VacancyClient {
-  reserveCalls = 0;
-  available(): Promise<number> {
-    return Promise.reject(
-      new VacancyUnavailableError('The vacancy service at http://vacancy:8001 could not be reached'),
+class UnreachableVacancy extends FailingVacancy {
+  constructor() {
+    super(
+      (what) =>
+        new VacancyUnavailableError(
+          what === 'reserve'
+            ? 'The vacancy service did not answer within 5000 ms'
+            : 'The vacancy service at http://vacancy:8001 could not be reached',
+        ),
+      { ready: false, detail: 'The vacancy service at http://vacancy:8001 could not be reached' },
     );
   }
-  reserve(): Promise<ReserveResult> {
-    this.reserveCalls += 1;
-    return Promise.reject(new VacancyUnavailableError('The vacancy service did not answer within 5000 ms'));
-  }
-  purchase(): Promise<never> {
-    return Promise.reject(new VacancyUnavailableError('The vacancy service did not answer within 5000 ms'));
-  }
-  getEvent(): Promise<never> {
-    return Promise.reject(
-      new VacancyUnavailableError('The vacancy service at http://vacancy:8001 could not be reached'),
-    );
-  }
-  listEvents(): Promise<never> {
-    return Promise.reject(
-      new VacancyUnavailableError('The vacancy service at http://vacancy:8001 could not be reached'),
-    );
-  }
-  async probe(): Promise<VacancyProbe> {
-    return { ready: false, detail: 'The vacancy service at http://vacancy:8001 could not be reached' };
-  }
-  async close(): Promise<void> {}
 }
 
 /** Vacancy answers, but not with the vacancy API. */
-class ConfusedVacancy implements VacancyClient {
-  available(): Promise<number> {
-    return Promise.reject(new VacancyProtocolError('vacancy answered /available without a qty'));
+class ConfusedVacancy extends FailingVacancy {
+  constructor() {
+    super(
+      (what) =>
+        new VacancyProtocolError(
+          what === 'available'
+            ? 'vacancy answered /available without a qty'
+            : what === 'reserve'
+              ? 'vacancy answered /reserve without success and remaining'
+              : `vacancy answered ${what} with something else`,
+        ),
+      { ready: true, detail: 'looks fine' },
+    );
   }
-  reserve(): Promise<ReserveResult> {
-    return Promise.reject(new VacancyProtocolError('vacancy answered /reserve without success and remaining'));
-  }
-  purchase(): Promise<never> {
-    return Promise.reject(new VacancyProtocolError('vacancy answered a purchase without an order'));
-  }
-  getEvent(): Promise<never> {
-    return Promise.reject(new VacancyProtocolError('vacancy answered /events/{eventId} without an event'));
-  }
-  listEvents(): Promise<never> {
-    return Promise.reject(new VacancyProtocolError('vacancy answered /events without events'));
-  }
-  async probe(): Promise<VacancyProbe> {
-    return { ready: true, detail: 'looks fine' };
-  }
-  async close(): Promise<void> {}
 }
 
 // ---------------------------------------------------------------------------

@@ -133,7 +133,15 @@ export function createApp(deps: AppDependencies): OpenAPIHono {
       '/',
       createTicketRouter({ tickets, bodyLimitBytes: config.BODY_LIMIT, metrics, serveAvailability: mode === 'ticket' }),
     );
-    app.route('/', createEventPurchaseRouter({ tickets, bodyLimitBytes: config.BODY_LIMIT, metrics }));
+    app.route(
+      '/',
+      createEventPurchaseRouter({
+        tickets,
+        bodyLimitBytes: config.BODY_LIMIT,
+        metrics,
+        holdTtl: { default: config.HOLD_TTL, max: config.HOLD_TTL_MAX },
+      }),
+    );
     // In the monolith the stock's own router answers these; a ticket service asks vacancy.
     if (mode === 'ticket') app.route('/', createEventReadsRouter({ vacancy: deps.vacancyClient }));
   }

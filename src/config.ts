@@ -124,6 +124,8 @@ export const configSchema = z.object({
   REQUEST_TIMEOUT: secondsOrOff('0 (off) or a positive number of seconds, at most 3600').default(0),
   IDEMPOTENCY_TTL: seconds('a positive number of seconds, at most 2592000 (30 days)', 30 * 24 * 3600).default(86_400),
   IDEMPOTENCY_MAX_KEYS: integer(1, 100_000_000, 'a whole number of keys between 1 and 100000000').default(1_000_000),
+  HOLD_TTL: integer(10, 86_400, 'a whole number of seconds between 10 and 86400').default(600),
+  HOLD_TTL_MAX: integer(10, 86_400, 'a whole number of seconds between 10 and 86400').default(3_600),
   VACANCY_URL: z
     .string()
     .trim()
@@ -213,6 +215,15 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
     throw new ConfigError([...firstIssuePerVariable.values()]);
   }
   const parsed = result.data;
+  if (parsed.HOLD_TTL > parsed.HOLD_TTL_MAX) {
+    throw new ConfigError([
+      {
+        variable: 'HOLD_TTL',
+        message: `expected at most HOLD_TTL_MAX (${parsed.HOLD_TTL_MAX} seconds)`,
+        received: String(parsed.HOLD_TTL),
+      },
+    ]);
+  }
   const modePorts: Record<Mode, number> = {
     monolith: parsed.MONOLITH_PORT,
     vacancy: parsed.VACANCY_PORT,

@@ -47,6 +47,7 @@ export async function buildDependencies(
     actor = await StockActor.start(store, seed, {
       idempotencyTtlMs: config.IDEMPOTENCY_TTL * 1000,
       observer: metrics.actorObserver,
+      onOutcome: metrics.stockOutcome,
     });
     metrics.watchStock(actor);
   }

@@ -7,8 +7,12 @@ import {
   ActorClosedError,
   IdempotencyKeyInFlightError,
   IdempotencyKeyReusedError,
+  BuyerLimitError,
+  HoldConfirmedError,
+  HoldGoneError,
   InsufficientInventoryError,
   InvalidOrderError,
+  UnknownHoldOrOrderError,
   StockConflictError,
   StoreUnavailableError,
   UnknownEventError,
@@ -54,8 +58,19 @@ export function toProblemError(error: Error): Error {
       extensions: error.field === undefined ? {} : { errors: [{ name: error.field, reason: error.message }] },
     });
   }
-  if (error instanceof UnknownEventError) {
+  if (error instanceof UnknownEventError || error instanceof UnknownHoldOrOrderError) {
     return new ProblemError('notFound', error.message);
+  }
+  if (error instanceof BuyerLimitError) {
+    return new ProblemError('buyerLimitReached', `${error.message}; nothing was taken`, {
+      extensions: { errors: [{ name: error.field, reason: error.message }] },
+    });
+  }
+  if (error instanceof HoldGoneError) {
+    return new ProblemError(error.status === 'expired' ? 'holdExpired' : 'holdReleased', error.message);
+  }
+  if (error instanceof HoldConfirmedError) {
+    return new ProblemError('holdConfirmed', error.message);
   }
   if (error instanceof InvalidOrderError) {
     return new ProblemError('validation', `${error.field}: ${error.message}`, {

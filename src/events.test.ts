@@ -89,11 +89,22 @@ describe('PUT /api/v1/events/{eventId}', () => {
       id: 'spring',
       name: 'Spring Concert',
       capacity: 10,
+      maxPerBuyer: null,
       sold: 0,
+      held: 0,
       available: 10,
       ticketTypes: [
-        { id: 'general', name: 'General admission', capacity: 9, maxPerOrder: 4, sold: 0, available: 9 },
-        { id: 'vip', name: 'VIP', capacity: 3, maxPerOrder: 2, sold: 0, available: 3 },
+        {
+          id: 'general',
+          name: 'General admission',
+          capacity: 9,
+          maxPerOrder: 4,
+          maxPerBuyer: null,
+          sold: 0,
+          held: 0,
+          available: 9,
+        },
+        { id: 'vip', name: 'VIP', capacity: 3, maxPerOrder: 2, maxPerBuyer: null, sold: 0, held: 0, available: 3 },
       ],
     });
     const updated = await putEvent(app, 'spring', {
@@ -125,14 +136,14 @@ describe('PUT /api/v1/events/{eventId}', () => {
     const before = await getEvent(app, 'spring');
     const below = await putEvent(app, 'spring', { ...SPRING, capacity: 5 });
     expect((await expectProblem(below, 409, problemTypes.stockConflict.type)).errors).toEqual([
-      { name: 'capacity', reason: expect.stringContaining('sold 6') },
+      { name: 'capacity', reason: expect.stringContaining('6 tickets sold or held') },
     ]);
     const typeBelow = await putEvent(app, 'spring', {
       ...SPRING,
       ticketTypes: [{ ...SPRING.ticketTypes[0], capacity: 3 }, SPRING.ticketTypes[1]],
     });
     expect((await expectProblem(typeBelow, 409)).errors).toEqual([
-      { name: 'ticketTypes.0.capacity', reason: expect.stringContaining('sold 4') },
+      { name: 'ticketTypes.0.capacity', reason: expect.stringContaining('4 tickets sold') },
     ]);
     const removed = await putEvent(app, 'spring', { ...SPRING, ticketTypes: [SPRING.ticketTypes[0]] });
     await expectProblem(removed, 409, problemTypes.stockConflict.type);
@@ -248,9 +259,22 @@ describe('GET /api/v1/events and /api/v1/events/{eventId}', () => {
       id: 'default',
       name: 'Default',
       capacity: null,
+      maxPerBuyer: null,
       sold: 0,
+      held: 0,
       available: 10,
-      ticketTypes: [{ id: 'default', name: 'Default', capacity: 10, maxPerOrder: null, sold: 0, available: 10 }],
+      ticketTypes: [
+        {
+          id: 'default',
+          name: 'Default',
+          capacity: 10,
+          maxPerOrder: null,
+          maxPerBuyer: null,
+          sold: 0,
+          held: 0,
+          available: 10,
+        },
+      ],
     });
   });
 });
@@ -276,6 +300,7 @@ describe('POST /api/v1/events/{eventId}/purchase', () => {
         { ticketType: 'general', qty: 1, tickets: { first: 1, last: 1 } },
       ],
       buyer: 'customer-1',
+      status: 'confirmed',
       createdAt: expect.stringMatching(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$/),
     });
     expect(await getEvent(app, 'spring')).toMatchObject({ sold: 3, available: 7 });

@@ -5,7 +5,9 @@
  * several rounds on one DATA_DIR. After every restart each acknowledged
  * order is still there with the same ticket numbers (its key replays it byte
  * for byte), no ticket number was handed out twice, and no type or event
- * sold beyond its capacity.
+ * sold beyond its capacity. And holds: killed with holds outstanding, some of
+ * which expire while the process is down, a restarted service has given the
+ * expired ones' tickets back and still confirms the live ones.
  *
  * Replay a failing run with TEST_SEED=<seed printed in the failure>.
  */
@@ -165,5 +167,59 @@ describe('SQLite store: SIGKILL during purchases over several events', () => {
     }
     console.info(`crash-recovery-events ${seedNote}: ${log.join('; ')}`);
     await service.stop('SIGTERM');
+  });
+
+  it('holds outlive a kill -9: the ones that expired while down are back in stock, the live ones confirmable', async () => {
+    const dataDir = makeTempDir('ticket-system-crash-holds');
+    const holdsEnv = { ...env, DATA_DIR: dataDir };
+    try {
+      let service = await startService(holdsEnv);
+      const put = await requestJson(`${service.url}/api/v1/events/matinee`, {
+        method: 'PUT',
+        json: { name: 'Matinee', capacity: 10, ticketTypes: [{ id: 'seat', name: 'Seat', capacity: 10 }] },
+        headers: { Authorization: `Bearer ${ADMIN_TOKEN}` },
+      });
+      expect(put.status, put.text).toBe(201);
+      const hold = async (qty: number, ttlSeconds: number) => {
+        const reply = await requestJson<{ holdId: string; expiresAt: string }>(
+          `${service.url}/api/v1/events/matinee/holds`,
+          { json: { items: [{ ticketType: 'seat', qty }], ttlSeconds } },
+        );
+        expect(reply.status, reply.text).toBe(201);
+        return reply.body;
+      };
+      const short = [await hold(3, 10), await hold(2, 10)];
+      const long = [await hold(4, 3600)];
+      const before = (await requestJson(`${service.url}/api/v1/events/matinee`)).body;
+      expect(before).toMatchObject({ held: 9, available: 1 });
+
+      service.child.kill('SIGKILL');
+      await service.exited;
+      // Down for longer than the short holds last.
+      await sleep(Math.max(0, Date.parse(short[1]!.expiresAt) - Date.now()) + 500);
+      service = await startService(holdsEnv);
+
+      const after = (await requestJson(`${service.url}/api/v1/events/matinee`)).body;
+      expect(after, `expired while down: back in stock at start ${seedNote}`).toMatchObject({
+        held: 4,
+        sold: 0,
+        available: 6,
+      });
+      for (const { holdId } of short) {
+        expect((await requestJson(`${service.url}/api/v1/holds/${holdId}`)).body).toMatchObject({ status: 'expired' });
+        const confirm = await requestJson(`${service.url}/api/v1/holds/${holdId}/confirm`, { method: 'POST' });
+        expect(confirm.status, confirm.text).toBe(410);
+      }
+      const confirmed = await requestJson(`${service.url}/api/v1/holds/${long[0]!.holdId}/confirm`, { method: 'POST' });
+      expect(confirmed.status, confirmed.text).toBe(201);
+      expect((await requestJson(`${service.url}/api/v1/events/matinee`)).body).toMatchObject({
+        held: 0,
+        sold: 4,
+        available: 6,
+      });
+      await service.stop('SIGTERM');
+    } finally {
+      removeDir(dataDir);
+    }
   });
 });

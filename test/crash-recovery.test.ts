@@ -24,6 +24,7 @@ import {
   makeTempDir,
   purchase,
   removeDir,
+  requestJson,
   seededRandom,
   stockHealth,
   testSeed,
@@ -95,7 +96,9 @@ function expectAckedRangesSound(sold: number): void {
   for (const ack of sorted) {
     const where = `${JSON.stringify(ack)} ${seedNote}`;
     expect(ack.last - ack.first + 1, `range length is qty: ${where}`).toBe(ack.qty);
-    expect(ack.purchaseId, `purchaseId names the first ticket: ${where}`).toBe(`default-${ack.first}`);
+    expect(ack.purchaseId, `purchaseId is an order of the default event: ${where}`).toMatch(
+      /^ord_[A-Za-z0-9_-]{22}default$/,
+    );
     expect(ack.first, `range starts at ticket 1 or later: ${where}`).toBeGreaterThanOrEqual(1);
     expect(ack.last, `range lies within 1..sold (${sold}): ${where}`).toBeLessThanOrEqual(sold);
     if (previous) {
@@ -137,6 +140,15 @@ async function expectKeyedAcksReplayed(service: Service, latestRound: string): P
   }
   const after = (await stockHealth(service.url)).stock;
   expect(after, `replays sell nothing ${seedNote}`).toEqual(before);
+  // Every acknowledged purchase is an order the service still knows, with its tickets, keyed or not.
+  const unkeyed = acks.filter((ack) => ack.round === latestRound && ack.key === undefined);
+  for (const ack of [...sample, ...unkeyed.slice(0, 20)]) {
+    const order = await requestJson<{ items: Array<{ tickets: { first: number; last: number } }> }>(
+      `${service.url}/api/v1/orders/${ack.purchaseId}`,
+    );
+    expect(order.status, `order ${ack.purchaseId} ${seedNote}: ${order.text}`).toBe(200);
+    expect(order.body.items[0]!.tickets).toEqual({ first: ack.first, last: ack.last });
+  }
   return sample.length;
 }
 

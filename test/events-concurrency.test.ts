@@ -10,53 +10,14 @@
  *
  * Replay a failing run with TEST_SEED=<seed printed in the failure>.
  */
-import { Agent, request } from 'undici';
 import { afterAll, describe, expect, it } from 'vitest';
-import { makeTempDir, removeDir, seededRandom, testSeed } from './support/http-json.ts';
-import { startService, stopAllServices, type Service } from './support/processes.ts';
-import { deleteKeysWithPrefix, redisGate, uniquePrefix } from './support/redis.ts';
+import { seededRandom, testSeed } from './support/http-json.ts';
+import { stopAllServices } from './support/processes.ts';
+import { call, topologies } from './support/topologies.ts';
 
 const SEED = testSeed();
 const ADMIN_TOKEN = 'an-admin-token-for-the-events-test';
 const PURCHASES = 10_000;
-const agent = new Agent({ connections: 128, keepAliveTimeout: 30_000, pipelining: 1 });
-const dirs: string[] = [];
-const gate = await redisGate('events under load on Redis');
-const redisPrefix = uniquePrefix('events-load');
-
-afterAll(async () => {
-  await stopAllServices(3_000);
-  await agent.close();
-  for (const dir of dirs) removeDir(dir);
-  if (gate.reachable) await deleteKeysWithPrefix(gate.url, redisPrefix);
-});
-
-interface Reply {
-  status: number;
-  text: string;
-  body: Record<string, unknown>;
-  replayed: boolean;
-}
-
-async function call(url: string, method: string, json?: unknown, headers: Record<string, string> = {}): Promise<Reply> {
-  const response = await request(url, {
-    method: method as 'GET',
-    dispatcher: agent,
-    headers: { ...(json === undefined ? {} : { 'content-type': 'application/json' }), ...headers },
-    ...(json === undefined ? {} : { body: JSON.stringify(json) }),
-    headersTimeout: 60_000,
-    bodyTimeout: 60_000,
-  });
-  const text = await response.body.text();
-  let body: Record<string, unknown> = {};
-  try {
-    body = JSON.parse(text) as Record<string, unknown>;
-  } catch {
-    // not JSON: kept as text for the failure message
-  }
-  return { status: response.statusCode, text, body, replayed: response.headers['idempotent-replayed'] === 'true' };
-}
-
 /** Events whose caps are below the sum of their types' capacities, so both limits bind. */
 const EVENTS = ['arena', 'club', 'hall', 'opera', 'park'].map((id, index) => ({
   id,
@@ -80,55 +41,8 @@ interface Ack {
   text: string;
 }
 
-interface Topology {
-  name: string;
-  skip?: boolean;
-  /** Starts the services; answers where the admin API and where buyers go. */
-  start(): Promise<{ admin: Service; buyers: Service }>;
-}
-
-const TOPOLOGIES: Topology[] = [
-  {
-    name: 'the monolith on SQLite',
-    async start() {
-      const dataDir = makeTempDir('ticket-events-monolith');
-      dirs.push(dataDir);
-      const monolith = await startService({ MODE: 'monolith', STOCK_STORE: 'sqlite', DATA_DIR: dataDir, ADMIN_TOKEN });
-      return { admin: monolith, buyers: monolith };
-    },
-  },
-  {
-    name: 'ticket and vacancy on SQLite',
-    async start() {
-      const dataDir = makeTempDir('ticket-events-micro');
-      dirs.push(dataDir);
-      const vacancy = await startService({ MODE: 'vacancy', STOCK_STORE: 'sqlite', DATA_DIR: dataDir, ADMIN_TOKEN });
-      const ticket = await startService({ MODE: 'ticket', VACANCY_URL: vacancy.url, VACANCY_TIMEOUT: '30' });
-      return { admin: vacancy, buyers: ticket };
-    },
-  },
-  {
-    name: 'three vacancy replicas on Redis behind a ticket service',
-    skip: gate.skip,
-    async start() {
-      gate.assertReachable();
-      const env = {
-        MODE: 'vacancy',
-        STOCK_STORE: 'redis',
-        REDIS_URL: gate.url,
-        REDIS_KEY_PREFIX: `${redisPrefix}-replicas`,
-        ADMIN_TOKEN,
-      };
-      const replicas = await Promise.all([0, 1, 2].map(() => startService(env)));
-      const ticket = await startService({
-        MODE: 'ticket',
-        VACANCY_URL: replicas.map((replica) => replica.url).join(','),
-        VACANCY_TIMEOUT: '30',
-      });
-      return { admin: replicas[0]!, buyers: ticket };
-    },
-  },
-];
+const { topologies: TOPOLOGIES, cleanup } = await topologies('events-load', ADMIN_TOKEN);
+afterAll(cleanup);
 
 describe.each(TOPOLOGIES)(`events under load: $name (seed ${SEED})`, (topology) => {
   it.skipIf(topology.skip)(

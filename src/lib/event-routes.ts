@@ -7,13 +7,39 @@ import {
   EventListQuerySchema,
   EventListSchema,
   EventViewSchema,
+  HoldIdParamsSchema,
+  HoldReleasedSchema,
+  HoldSchema,
+  holdRequestSchema,
   InsufficientInventoryProblemSchema,
+  OrderIdParamsSchema,
   OrderRequestSchema,
   OrderSchema,
 } from './event-schemas.ts';
 import { jsonBody } from './json-body.ts';
 import { PROBLEM_CONTENT_TYPE } from './problem.ts';
 import { IdempotencyHeadersSchema, problemResponses, replayedHeader } from './schemas.ts';
+
+/** The errors of a route that takes tickets (a purchase or a hold); `conflicts` says what its 409s mean. */
+function takingProblems(conflicts: string) {
+  return {
+    409: {
+      description: conflicts,
+      content: { [PROBLEM_CONTENT_TYPE]: { schema: InsufficientInventoryProblemSchema } },
+    },
+    ...problemResponses(
+      'invalidIdempotencyKey',
+      'notFound',
+      'malformedJson',
+      'payloadTooLarge',
+      'unsupportedMediaType',
+      'validation',
+      'idempotencyKeyReused',
+      'serviceUnavailable',
+      'badGateway',
+    ),
+  };
+}
 
 export const listEventsRoute = createRoute({
   method: 'get',
@@ -88,21 +114,8 @@ export const orderPurchaseRoute = createRoute({
       headers: replayedHeader,
       content: { 'application/json': { schema: OrderSchema } },
     },
-    409: {
-      description:
-        'Not enough tickets for some item (insufficient-inventory, with each item’s available), or a request with this Idempotency-Key still in progress',
-      content: { [PROBLEM_CONTENT_TYPE]: { schema: InsufficientInventoryProblemSchema } },
-    },
-    ...problemResponses(
-      'invalidIdempotencyKey',
-      'notFound',
-      'malformedJson',
-      'payloadTooLarge',
-      'unsupportedMediaType',
-      'validation',
-      'idempotencyKeyReused',
-      'serviceUnavailable',
-      'badGateway',
+    ...takingProblems(
+      'Not enough tickets for some item (insufficient-inventory, with each item’s available), the buyer’s limit reached (buyer-limit-reached), or a request with this Idempotency-Key still in progress',
     ),
   },
 });
@@ -121,5 +134,103 @@ export const commandBatchRoute = createRoute({
       content: { 'application/json': { schema: CommandBatchResponseSchema } },
     },
     ...problemResponses('malformedJson', 'payloadTooLarge', 'unsupportedMediaType', 'validation', 'unauthorized'),
+  },
+});
+
+export const holdRoute = createRoute({
+  method: 'post',
+  path: '/api/v1/events/{eventId}/holds',
+  tags: ['checkout'],
+  summary: 'Take tickets out of sale while the buyer pays, all or none',
+  description:
+    'Holds every item for `ttlSeconds` (default HOLD_TTL, 10 to HOLD_TTL_MAX), or none: a 409 listing what each item had, or a 409 buyer-limit-reached. Confirm the hold before its `expiresAt`; after it the hold is never confirmable and its tickets are back on sale within a second. The hold id is the right to confirm or release it: give it only to the buyer. An Idempotency-Key makes a retry replay the first answer.',
+  request: {
+    params: EventIdParamsSchema,
+    headers: IdempotencyHeadersSchema,
+    body: { required: true, content: { 'application/json': { schema: holdRequestSchema(86_400) } } },
+  },
+  responses: {
+    201: {
+      description: 'The hold, recorded before it is answered',
+      headers: replayedHeader,
+      content: { 'application/json': { schema: HoldSchema } },
+    },
+    ...takingProblems(
+      'Not enough tickets (insufficient-inventory, with each item’s available), the buyer’s limit reached (buyer-limit-reached), or a request with this Idempotency-Key still in progress',
+    ),
+  },
+});
+
+export const getHoldRoute = createRoute({
+  method: 'get',
+  path: '/api/v1/holds/{holdId}',
+  tags: ['checkout'],
+  summary: 'A hold and its status: held, confirmed (with its orderId), released or expired',
+  request: { params: HoldIdParamsSchema },
+  responses: {
+    200: { description: 'The hold as it is now', content: { 'application/json': { schema: HoldSchema } } },
+    ...problemResponses('notFound', 'serviceUnavailable', 'badGateway'),
+  },
+});
+
+export const confirmHoldRoute = createRoute({
+  method: 'post',
+  path: '/api/v1/holds/{holdId}/confirm',
+  tags: ['checkout'],
+  summary: 'Turn a hold into an order',
+  description:
+    'Sells the held tickets: 201 with the order. Confirming again answers the same order (200). A hold that expired or was released: 410, nothing sold.',
+  request: { params: HoldIdParamsSchema },
+  responses: {
+    200: {
+      description: 'The order this hold became earlier',
+      content: { 'application/json': { schema: OrderSchema } },
+    },
+    201: {
+      description: 'The order, recorded before it is answered',
+      content: { 'application/json': { schema: OrderSchema } },
+    },
+    ...problemResponses('notFound', 'holdExpired', 'holdReleased', 'serviceUnavailable', 'badGateway'),
+  },
+});
+
+export const releaseHoldRoute = createRoute({
+  method: 'delete',
+  path: '/api/v1/holds/{holdId}',
+  tags: ['checkout'],
+  summary: 'Release a hold: its tickets are back on sale at once',
+  description:
+    'Releasing again answers the same. A hold that expired first answers status expired. A confirmed hold: 409.',
+  request: { params: HoldIdParamsSchema },
+  responses: {
+    200: { description: 'Released', content: { 'application/json': { schema: HoldReleasedSchema } } },
+    ...problemResponses('notFound', 'holdConfirmed', 'serviceUnavailable', 'badGateway'),
+  },
+});
+
+export const getOrderRoute = createRoute({
+  method: 'get',
+  path: '/api/v1/orders/{orderId}',
+  tags: ['checkout'],
+  summary: 'An order and its status: confirmed or cancelled',
+  request: { params: OrderIdParamsSchema },
+  responses: {
+    200: { description: 'The order', content: { 'application/json': { schema: OrderSchema } } },
+    ...problemResponses('notFound', 'serviceUnavailable', 'badGateway'),
+  },
+});
+
+export const cancelOrderRoute = createRoute({
+  method: 'post',
+  path: '/api/v1/orders/{orderId}/cancel',
+  tags: ['admin'],
+  summary: 'Cancel an order (operators): its tickets go back on sale',
+  description:
+    'Cancelling again answers the same order. Ticket numbers of a cancelled order are never handed out again. Needs Authorization: Bearer ADMIN_TOKEN; absent (404) without one.',
+  security: [{ adminToken: [] }],
+  request: { params: OrderIdParamsSchema },
+  responses: {
+    200: { description: 'The order, cancelled', content: { 'application/json': { schema: OrderSchema } } },
+    ...problemResponses('unauthorized', 'notFound', 'serviceUnavailable'),
   },
 });

@@ -55,6 +55,10 @@ export const EventDefinitionSchema = z
       .nullable()
       .optional()
       .openapi({ description: 'Cap on the tickets of all types together; absent or null: no cap' }),
+    maxPerBuyer: count('maxPerBuyer', 1, 8).nullable().optional().openapi({
+      description:
+        'Most tickets of all types one buyer may hold or have bought (a request must then name its buyer); absent or null: no limit',
+    }),
     ticketTypes: z
       .array(
         z.object({
@@ -65,6 +69,9 @@ export const EventDefinitionSchema = z
             .nullable()
             .optional()
             .openapi({ description: 'Most tickets of this type in one order; absent or null: no limit' }),
+          maxPerBuyer: count('maxPerBuyer', 1, 4).nullable().optional().openapi({
+            description: 'Most tickets of this type one buyer may hold or have bought; absent or null: no limit',
+          }),
         }),
         { error: 'ticketTypes must be a list' },
       )
@@ -82,7 +89,9 @@ const TicketTypeViewSchema = z
     name: z.string().openapi({ example: 'VIP' }),
     capacity: z.number().int().openapi({ example: 100 }),
     maxPerOrder: z.number().int().nullable().openapi({ example: 4 }),
+    maxPerBuyer: z.number().int().nullable().openapi({ example: 4 }),
     sold: z.number().int().openapi({ example: 12 }),
+    held: z.number().int().openapi({ example: 3, description: 'Out of sale in holds not yet confirmed or expired' }),
     available: z.number().int().openapi({
       example: 88,
       description: "What can still be sold of this type: its own capacity left, within what the event's cap leaves",
@@ -95,7 +104,9 @@ export const EventViewSchema = z
     id: z.string().openapi({ example: 'spring-concert' }),
     name: z.string().openapi({ example: 'Spring Concert' }),
     capacity: z.number().int().nullable().openapi({ example: 1000, description: 'The cap over all types, or null' }),
+    maxPerBuyer: z.number().int().nullable().openapi({ example: 8 }),
     sold: z.number().int().openapi({ example: 40 }),
+    held: z.number().int().openapi({ example: 6 }),
     available: z.number().int().openapi({ example: 960, description: 'What can still be sold over all types' }),
     ticketTypes: z.array(TicketTypeViewSchema),
   })
@@ -175,9 +186,68 @@ export const OrderSchema = z
       }),
     ),
     buyer: z.string().nullable().openapi({ example: 'customer-8812' }),
+    status: z.enum(['confirmed', 'cancelled']).openapi({ description: 'cancelled once an operator cancelled it' }),
+    holdId: z.string().optional().openapi({ description: 'The hold this order confirmed, when there was one' }),
     createdAt: z.string().openapi({ example: '2026-12-01T20:15:00.000Z' }),
   })
   .openapi('Order');
+
+/** The body of POST /api/v1/events/{eventId}/holds; the longest ttlSeconds comes from HOLD_TTL_MAX. */
+export function holdRequestSchema(maxTtlSeconds: number) {
+  return z
+    .object({
+      items: OrderRequestSchema.shape.items,
+      buyer: OrderRequestSchema.shape.buyer,
+      ttlSeconds: z
+        .number({ error: 'ttlSeconds must be a number' })
+        .int('ttlSeconds must be a whole number')
+        .min(10, 'ttlSeconds must be at least 10')
+        .max(maxTtlSeconds, `ttlSeconds must be at most ${maxTtlSeconds}`)
+        .optional()
+        .openapi({ example: 600, description: 'How long the hold lasts (default HOLD_TTL)' }),
+    })
+    .openapi('HoldRequest');
+}
+
+export type HoldRequestBody = z.output<ReturnType<typeof holdRequestSchema>>;
+
+export const HoldSchema = z
+  .object({
+    holdId: z.string().openapi({
+      example: 'hld_7QmXv2L0sWf9ZyAa3kPqXvspring-concert',
+      description:
+        '`hld_`, 22 random URL-safe characters, then the event id. Holding it is the right to confirm or release',
+    }),
+    eventId: z.string().openapi({ example: 'spring-concert' }),
+    items: z.array(z.object({ ticketType: z.string(), qty: z.number().int() })),
+    buyer: z.string().nullable(),
+    status: z.enum(['held', 'confirmed', 'released', 'expired']),
+    expiresAt: z.string().openapi({
+      example: '2026-12-01T20:25:00.000Z',
+      description: 'Never confirmable after this; its stock back on sale within a second of it',
+    }),
+    orderId: z.string().optional().openapi({ description: 'Set once confirmed' }),
+  })
+  .openapi('Hold');
+
+export const HoldReleasedSchema = z
+  .object({
+    holdId: z.string(),
+    status: z.enum(['released', 'expired']).openapi({ description: 'expired when its time had passed first' }),
+  })
+  .openapi('HoldReleased');
+
+export const HoldIdParamsSchema = z.object({
+  holdId: z
+    .string()
+    .openapi({ param: { name: 'holdId', in: 'path' }, example: 'hld_7QmXv2L0sWf9ZyAa3kPqXvspring-concert' }),
+});
+
+export const OrderIdParamsSchema = z.object({
+  orderId: z
+    .string()
+    .openapi({ param: { name: 'orderId', in: 'path' }, example: 'ord_3kPqXv8TQm2bL0sWf9ZyAaspring-concert' }),
+});
 
 export const InsufficientInventoryProblemSchema = z
   .object({
@@ -200,20 +270,35 @@ export const InsufficientInventoryProblemSchema = z
  * The body of POST /api/v1/batch (ticket to vacancy): purchases the ticket
  * service coalesced, each under its own idempotency key, decided in order.
  */
+const requestId = z.string().regex(REQUEST_ID, 'requestId must be 1-255 letters, digits, _, - or =').optional();
+
 export const CommandBatchRequestSchema = z
   .object({
     commands: z
       .array(
-        z.object({
-          op: z.literal('purchase'),
-          eventId: z.string().openapi({ example: 'spring-concert' }),
-          items: OrderRequestSchema.shape.items,
-          buyer: OrderRequestSchema.shape.buyer,
-          key: IdempotencyKeySchema.openapi({
-            description: "The purchase's idempotency key: a retried batch replays the decisions already made",
+        z.discriminatedUnion('op', [
+          z.object({
+            op: z.literal('purchase'),
+            eventId: z.string().openapi({ example: 'spring-concert' }),
+            items: OrderRequestSchema.shape.items,
+            buyer: OrderRequestSchema.shape.buyer,
+            key: IdempotencyKeySchema.openapi({
+              description: "The purchase's idempotency key: a retried batch replays the decisions already made",
+            }),
+            requestId,
           }),
-          requestId: z.string().regex(REQUEST_ID, 'requestId must be 1-255 letters, digits, _, - or =').optional(),
-        }),
+          z.object({
+            op: z.literal('hold'),
+            eventId: z.string(),
+            items: OrderRequestSchema.shape.items,
+            buyer: OrderRequestSchema.shape.buyer,
+            ttlSeconds: z.number().int().min(1).max(86_400),
+            key: IdempotencyKeySchema,
+            requestId,
+          }),
+          z.object({ op: z.literal('confirm'), holdId: z.string(), requestId }),
+          z.object({ op: z.literal('release'), holdId: z.string(), requestId }),
+        ]),
       )
       .min(1, 'commands must not be empty')
       .max(MAX_RESERVE_BATCH, `commands must hold at most ${MAX_RESERVE_BATCH} items`),
@@ -225,6 +310,7 @@ export const CommandBatchResponseSchema = z
     results: z.array(
       z.union([
         z.object({ status: z.literal(201), order: OrderSchema, replayed: z.boolean() }),
+        z.object({ status: z.literal(201), hold: HoldSchema, replayed: z.boolean() }),
         z.object({
           status: z.number().int(),
           type: z.string(),

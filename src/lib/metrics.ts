@@ -14,7 +14,13 @@ export interface ActorObserver {
 export interface WatchedStock {
   snapshot(): StockLevel | undefined;
   stats(): { mailboxDepth: number; idempotencyKeys: number | undefined };
+  heldTickets(): number | undefined;
 }
+
+/** What happened to holds and orders (the stock actor's `onOutcome`). */
+export type StockOutcome =
+  | { kind: 'hold'; status: 'held' | 'confirmed' | 'released' | 'expired'; count: number; tickets: number }
+  | { kind: 'order-cancelled' };
 
 export type PurchaseOutcome = 'sold' | 'insufficient' | 'replayed' | 'rejected';
 
@@ -53,6 +59,15 @@ export class Metrics {
     'ticket_tickets_sold_total',
     'Tickets sold by the purchases this process answered (replays not counted again)',
   );
+  readonly #holds = new CounterFamily(
+    'ticket_holds_total',
+    'Holds by outcome: held (taken out of sale), confirmed (into an order), released, expired',
+  );
+  readonly #heldTicketsByOutcome = new CounterFamily(
+    'ticket_hold_tickets_total',
+    'Tickets of holds by outcome (held, confirmed, released, expired)',
+  );
+  readonly #ordersCancelled = new CounterFamily('ticket_orders_cancelled_total', 'Orders cancelled by operators');
   readonly #vacancyCalls = new HistogramFamily(
     'ticket_vacancy_call_duration_seconds',
     'Time a call from the ticket service to vacancy took as its caller saw it (waiting to be coalesced and retries included), by operation and result',
@@ -82,6 +97,9 @@ export class Metrics {
       this.#purchases,
       this.#reservations,
       this.#ticketsSold,
+      this.#holds,
+      this.#heldTicketsByOutcome,
+      this.#ordersCancelled,
       this.#vacancyCalls,
       this.#vacancyFailures,
     ]) {
@@ -109,7 +127,19 @@ export class Metrics {
     );
     gauge('ticket_actor_mailbox_depth', 'Messages waiting for the stock actor', () => actor.stats().mailboxDepth);
     gauge('ticket_idempotency_keys', 'Idempotency keys the stock remembers', () => actor.stats().idempotencyKeys);
+    gauge('ticket_tickets_held', 'Tickets out of sale in holds, over all events', () => actor.heldTickets());
   }
+
+  /** What happened to holds and orders, as the stock actor reports it. */
+  readonly stockOutcome = (outcome: StockOutcome): void => {
+    if (outcome.kind === 'order-cancelled') {
+      this.#ordersCancelled.series('', () => ({})).add(1);
+      return;
+    }
+    const { status } = outcome;
+    this.#holds.series(status, () => ({ outcome: status })).add(outcome.count);
+    this.#heldTicketsByOutcome.series(status, () => ({ outcome: status })).add(outcome.tickets);
+  };
 
   /** What the stock actor reports: batch sizes and commit latency. */
   readonly actorObserver: ActorObserver = {

@@ -45,6 +45,10 @@ export const problemTypes = {
     type: `${PROBLEM_BASE}insufficient-inventory`,
     title: 'Insufficient inventory',
   },
+  buyerLimitReached: { status: 409, type: `${PROBLEM_BASE}buyer-limit-reached`, title: 'Limit per buyer reached' },
+  holdConfirmed: { status: 409, type: `${PROBLEM_BASE}hold-confirmed`, title: 'Hold already confirmed' },
+  holdExpired: { status: 410, type: `${PROBLEM_BASE}hold-expired`, title: 'Hold expired' },
+  holdReleased: { status: 410, type: `${PROBLEM_BASE}hold-released`, title: 'Hold released' },
   idempotencyKeyInFlight: {
     status: 409,
     type: `${PROBLEM_BASE}idempotency-key-in-flight`,

@@ -31,11 +31,14 @@ async function openStore(dataDir: string, maxKeys = 1_000): Promise<SqliteStockS
   return store;
 }
 
+let orders = 0;
 const reserve = (qty: number, key?: string): StockCommand => ({
   kind: 'reserve',
   eventId: 'default',
   typeId: 'default',
   qty,
+  orderId: `ord_sqlitestoretest${String(++orders).padStart(4, '0')}default`,
+  at: Date.now(),
   ...(key === undefined ? {} : { key }),
 });
 const level: StockCommand = { kind: 'level', eventId: 'default', typeId: 'default' };
@@ -145,7 +148,19 @@ describe('SqliteStockStore', () => {
           id: 'default',
           name: 'Default',
           capacity: null,
-          types: [{ id: 'default', name: 'Default', capacity: 50, maxPerOrder: null, sold: 7, issued: 7 }],
+          maxPerBuyer: null,
+          types: [
+            {
+              id: 'default',
+              name: 'Default',
+              capacity: 50,
+              maxPerOrder: null,
+              maxPerBuyer: null,
+              sold: 7,
+              held: 0,
+              issued: 7,
+            },
+          ],
         },
       },
     ]);

@@ -1,7 +1,16 @@
 import { existsSync } from 'node:fs';
 import { mkdir, open, unlink } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import type { EventRecord, IdempotencyRecord, OrderRecord, StockCommand, StockDecision } from '../stock/model.ts';
+import type {
+  EventRecord,
+  HoldRecord,
+  HoldStatus,
+  IdempotencyRecord,
+  OrderRecord,
+  OrderStatus,
+  StockCommand,
+  StockDecision,
+} from '../stock/model.ts';
 import type { DecideOptions, StockChanges, StockView } from '../stock/rules.ts';
 import {
   decideAndRecord,
@@ -53,6 +62,30 @@ const MIGRATIONS: readonly string[] = [
      created_at INTEGER NOT NULL
    ) WITHOUT ROWID;
    CREATE INDEX orders_by_event ON orders (event_id, created_at);`,
+  `ALTER TABLE events ADD COLUMN max_per_buyer INTEGER;
+   ALTER TABLE ticket_types ADD COLUMN max_per_buyer INTEGER;
+   ALTER TABLE ticket_types ADD COLUMN held INTEGER NOT NULL DEFAULT 0 CHECK (held >= 0);
+   ALTER TABLE orders ADD COLUMN status TEXT NOT NULL DEFAULT 'confirmed';
+   ALTER TABLE orders ADD COLUMN hold_id TEXT;
+   CREATE TABLE holds (
+     id TEXT PRIMARY KEY,
+     event_id TEXT NOT NULL,
+     buyer TEXT,
+     items TEXT NOT NULL,
+     status TEXT NOT NULL,
+     created_at INTEGER NOT NULL,
+     expires_at INTEGER NOT NULL,
+     order_id TEXT
+   ) WITHOUT ROWID;
+   CREATE INDEX holds_due_by_event ON holds (event_id, expires_at) WHERE status = 'held';
+   CREATE INDEX holds_due ON holds (expires_at) WHERE status = 'held';
+   CREATE TABLE buyer_tickets (
+     event_id TEXT NOT NULL,
+     buyer TEXT NOT NULL,
+     type_id TEXT NOT NULL,
+     qty INTEGER NOT NULL CHECK (qty > 0),
+     PRIMARY KEY (event_id, buyer, type_id)
+   ) WITHOUT ROWID;`,
 ];
 
 /** Events kept in memory at most; the others are read from the database when a batch needs them. */
@@ -89,6 +122,13 @@ interface Statements {
   updateLevels: SqliteStatement;
   order: SqliteStatement;
   putOrder: SqliteStatement;
+  hold: SqliteStatement;
+  putHold: SqliteStatement;
+  dueHoldsOf: SqliteStatement;
+  dueHolds: SqliteStatement;
+  buyerTickets: SqliteStatement;
+  putBuyerTickets: SqliteStatement;
+  deleteBuyerTickets: SqliteStatement;
   key: SqliteStatement;
   putKey: SqliteStatement;
   pruneExpiredKeys: SqliteStatement;
@@ -184,6 +224,14 @@ export class SqliteStockStore implements StockStore {
         const row = sql.order.get(orderId);
         return row === undefined ? undefined : orderFromRow(orderId, row);
       },
+      hold: (holdId) => {
+        const row = sql.hold.get(holdId);
+        return row === undefined ? undefined : holdFromRow(row);
+      },
+      dueHolds: (eventId, now, limit) =>
+        (eventId === null ? sql.dueHolds.all(now, limit) : sql.dueHoldsOf.all(eventId, now, limit)).map(holdFromRow),
+      buyerTickets: (eventId, buyer) =>
+        new Map(sql.buyerTickets.all(eventId, buyer).map((row) => [String(row.type_id), Number(row.qty)])),
       idempotencyRecord: (key) => {
         const row = sql.key.get(key);
         if (row === undefined) return undefined;
@@ -196,6 +244,10 @@ export class SqliteStockStore implements StockStore {
 
   idempotencyKeys(): number {
     return this.#keyCount;
+  }
+
+  heldTickets(): number {
+    return Number(this.#db?.prepare('SELECT total(held) AS held FROM ticket_types').get()?.held ?? 0);
   }
 
   health(): StoreHealth {
@@ -264,28 +316,45 @@ export class SqliteStockStore implements StockStore {
     this.#db = db;
     this.#engine = `SQLite ${String(db.prepare('SELECT sqlite_version() AS version').get()!.version)} (${db.driver})`;
     this.#sql = {
-      event: db.prepare('SELECT name, capacity FROM events WHERE id = ?'),
+      event: db.prepare('SELECT name, capacity, max_per_buyer FROM events WHERE id = ?'),
       types: db.prepare(
-        'SELECT type_id, name, capacity, max_per_order, sold, issued FROM ticket_types WHERE event_id = ? ORDER BY position',
+        'SELECT type_id, name, capacity, max_per_order, max_per_buyer, sold, held, issued FROM ticket_types WHERE event_id = ? ORDER BY position',
       ),
       eventIdsAfter: db.prepare('SELECT id FROM events WHERE id > ? ORDER BY id LIMIT ?'),
       firstEventIds: db.prepare('SELECT id FROM events ORDER BY id LIMIT ?'),
       putEvent: db.prepare(
-        'INSERT INTO events (id, name, capacity) VALUES (?, ?, ?) ON CONFLICT (id) DO UPDATE SET name = excluded.name, capacity = excluded.capacity',
+        `INSERT INTO events (id, name, capacity, max_per_buyer) VALUES (?, ?, ?, ?)
+         ON CONFLICT (id) DO UPDATE SET name = excluded.name, capacity = excluded.capacity, max_per_buyer = excluded.max_per_buyer`,
       ),
       putType: db.prepare(
-        `INSERT INTO ticket_types (event_id, type_id, name, capacity, max_per_order, position, sold, issued)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+        `INSERT INTO ticket_types (event_id, type_id, name, capacity, max_per_order, max_per_buyer, position, sold, held, issued)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
          ON CONFLICT (event_id, type_id) DO UPDATE SET name = excluded.name, capacity = excluded.capacity,
-           max_per_order = excluded.max_per_order, position = excluded.position, sold = excluded.sold, issued = excluded.issued`,
+           max_per_order = excluded.max_per_order, max_per_buyer = excluded.max_per_buyer, position = excluded.position,
+           sold = excluded.sold, held = excluded.held, issued = excluded.issued`,
       ),
       typeIds: db.prepare('SELECT type_id FROM ticket_types WHERE event_id = ?'),
       deleteType: db.prepare('DELETE FROM ticket_types WHERE event_id = ? AND type_id = ?'),
       updateLevels: db.prepare(
-        'UPDATE ticket_types SET capacity = ?, sold = ?, issued = ? WHERE event_id = ? AND type_id = ?',
+        'UPDATE ticket_types SET capacity = ?, sold = ?, held = ?, issued = ? WHERE event_id = ? AND type_id = ?',
       ),
-      order: db.prepare('SELECT event_id, buyer, items, created_at FROM orders WHERE id = ?'),
-      putOrder: db.prepare('INSERT INTO orders (id, event_id, buyer, items, created_at) VALUES (?, ?, ?, ?, ?)'),
+      order: db.prepare('SELECT event_id, buyer, items, created_at, status, hold_id FROM orders WHERE id = ?'),
+      putOrder: db.prepare(
+        'INSERT OR REPLACE INTO orders (id, event_id, buyer, items, created_at, status, hold_id) VALUES (?, ?, ?, ?, ?, ?, ?)',
+      ),
+      hold: db.prepare('SELECT * FROM holds WHERE id = ?'),
+      putHold: db.prepare(
+        'INSERT OR REPLACE INTO holds (id, event_id, buyer, items, status, created_at, expires_at, order_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
+      ),
+      dueHoldsOf: db.prepare(
+        "SELECT * FROM holds WHERE event_id = ? AND status = 'held' AND expires_at <= ? ORDER BY expires_at LIMIT ?",
+      ),
+      dueHolds: db.prepare("SELECT * FROM holds WHERE status = 'held' AND expires_at <= ? ORDER BY expires_at LIMIT ?"),
+      buyerTickets: db.prepare('SELECT type_id, qty FROM buyer_tickets WHERE event_id = ? AND buyer = ?'),
+      putBuyerTickets: db.prepare(
+        'INSERT OR REPLACE INTO buyer_tickets (event_id, buyer, type_id, qty) VALUES (?, ?, ?, ?)',
+      ),
+      deleteBuyerTickets: db.prepare('DELETE FROM buyer_tickets WHERE event_id = ? AND buyer = ? AND type_id = ?'),
       key: db.prepare('SELECT request, outcome, expires_at FROM idempotency_keys WHERE key = ?'),
       putKey: db.prepare(
         'INSERT OR REPLACE INTO idempotency_keys (key, request, outcome, expires_at) VALUES (?, ?, ?, ?)',
@@ -323,13 +392,16 @@ export class SqliteStockStore implements StockStore {
     const event: EventRecord = {
       id: eventId,
       name: String(row.name),
-      capacity: row.capacity === null ? null : Number(row.capacity),
+      capacity: nullableNumber(row.capacity),
+      maxPerBuyer: nullableNumber(row.max_per_buyer),
       types: sql.types.all(eventId).map((type) => ({
         id: String(type.type_id),
         name: String(type.name),
         capacity: Number(type.capacity),
-        maxPerOrder: type.max_per_order === null ? null : Number(type.max_per_order),
+        maxPerOrder: nullableNumber(type.max_per_order),
+        maxPerBuyer: nullableNumber(type.max_per_buyer),
         sold: Number(type.sold),
+        held: Number(type.held),
         issued: Number(type.issued),
       })),
     };
@@ -350,7 +422,7 @@ export class SqliteStockStore implements StockStore {
   #writeEvent(event: EventRecord, defined: boolean): void {
     const sql = this.#statements();
     if (defined) {
-      sql.putEvent.run(event.id, event.name, event.capacity);
+      sql.putEvent.run(event.id, event.name, event.capacity, event.maxPerBuyer);
       const kept = new Set<string>();
       event.types.forEach((type, position) => {
         kept.add(type.id);
@@ -360,8 +432,10 @@ export class SqliteStockStore implements StockStore {
           type.name,
           type.capacity,
           type.maxPerOrder,
+          type.maxPerBuyer,
           position,
           type.sold,
+          type.held,
           type.issued,
         );
       });
@@ -373,8 +447,13 @@ export class SqliteStockStore implements StockStore {
     const before = this.#events.get(event.id);
     for (const type of event.types) {
       const was = before?.types.find((candidate) => candidate.id === type.id);
-      if (was && was.capacity === type.capacity && was.sold === type.sold && was.issued === type.issued) continue;
-      sql.updateLevels.run(type.capacity, type.sold, type.issued, event.id, type.id);
+      const same =
+        was &&
+        was.capacity === type.capacity &&
+        was.sold === type.sold &&
+        was.held === type.held &&
+        was.issued === type.issued;
+      if (!same) sql.updateLevels.run(type.capacity, type.sold, type.held, type.issued, event.id, type.id);
     }
   }
 
@@ -387,7 +466,18 @@ export class SqliteStockStore implements StockStore {
       this.#transaction(() => {
         for (const { event, defined } of changes.events.values()) this.#writeEvent(event, defined);
         for (const order of changes.orders.values()) {
-          sql.putOrder.run(order.id, order.eventId, order.buyer, JSON.stringify(order.items), order.createdAt);
+          const { id, eventId, buyer, items, createdAt, status, holdId } = order;
+          sql.putOrder.run(id, eventId, buyer, JSON.stringify(items), createdAt, status, holdId);
+        }
+        for (const hold of changes.holds.values()) {
+          const { id, eventId, buyer, items, status, createdAt, expiresAt, orderId } = hold;
+          sql.putHold.run(id, eventId, buyer, JSON.stringify(items), status, createdAt, expiresAt, orderId);
+        }
+        for (const { eventId, buyer, tickets } of changes.buyers.values()) {
+          for (const [typeId, qty] of tickets) {
+            if (qty > 0) sql.putBuyerTickets.run(eventId, buyer, typeId, qty);
+            else sql.deleteBuyerTickets.run(eventId, buyer, typeId);
+          }
         }
         for (const record of changes.keys.values()) {
           putKey(sql.putKey, record);
@@ -431,7 +521,26 @@ function orderFromRow(id: string, row: Record<string, unknown>): OrderRecord {
     items: JSON.parse(String(row.items)) as OrderRecord['items'],
     buyer: row.buyer === null ? null : String(row.buyer),
     createdAt: Number(row.created_at),
+    status: String(row.status) as OrderStatus,
+    holdId: row.hold_id === null ? null : String(row.hold_id),
   };
+}
+
+function holdFromRow(row: Record<string, unknown>): HoldRecord {
+  return {
+    id: String(row.id),
+    eventId: String(row.event_id),
+    items: JSON.parse(String(row.items)) as HoldRecord['items'],
+    buyer: row.buyer === null ? null : String(row.buyer),
+    status: String(row.status) as HoldStatus,
+    createdAt: Number(row.created_at),
+    expiresAt: Number(row.expires_at),
+    orderId: row.order_id === null ? null : String(row.order_id),
+  };
+}
+
+function nullableNumber(value: unknown): number | null {
+  return value === null || value === undefined ? null : Number(value);
 }
 
 function putKey(statement: SqliteStatement, record: IdempotencyRecord): void {

@@ -82,10 +82,52 @@ export class InsufficientInventoryError extends Error {
   }
 }
 
+/** A buyer would have more tickets than a limit per buyer allows (409). */
+export class BuyerLimitError extends Error {
+  constructor(
+    message: string,
+    readonly field: string,
+  ) {
+    super(message);
+    this.name = 'BuyerLimitError';
+  }
+}
+
+/** No such hold, or no such order (404). */
+export class UnknownHoldOrOrderError extends Error {
+  constructor(
+    readonly what: 'hold' | 'order',
+    readonly id: string,
+  ) {
+    super(`There is no ${what} ${JSON.stringify(id)}`);
+    this.name = 'UnknownHoldOrOrderError';
+  }
+}
+
+/** A hold that can no longer be confirmed: it expired, or was released (410); nothing was sold. */
+export class HoldGoneError extends Error {
+  constructor(readonly status: 'expired' | 'released') {
+    super(
+      status === 'expired'
+        ? 'This hold expired before it was confirmed; its tickets are back on sale and nothing was sold'
+        : 'This hold was released; its tickets are back on sale and nothing was sold',
+    );
+    this.name = 'HoldGoneError';
+  }
+}
+
+/** Releasing a hold that was confirmed (409): cancel its order instead. */
+export class HoldConfirmedError extends Error {
+  constructor() {
+    super('This hold was confirmed into an order; cancel the order to put its tickets back on sale');
+    this.name = 'HoldConfirmedError';
+  }
+}
+
 /** The error a caller gets for a command a store refused. */
 export function refusalError(
   reason: RefusalReason,
-  command: { eventId?: string; typeId?: string },
+  command: { eventId?: string; typeId?: string; holdId?: string; orderId?: string },
   refusal: { field?: string; detail?: string } = {},
 ): Error {
   switch (reason) {
@@ -103,6 +145,23 @@ export function refusalError(
     case 'capacity-below-sold':
     case 'ticket-type-in-use':
       return new StockConflictError(refusal.detail ?? 'The change would leave the stock below zero', refusal.field);
+    case 'buyer-required':
+      return new InvalidOrderError(refusal.detail ?? 'This event limits tickets per buyer: name the buyer', 'buyer');
+    case 'buyer-limit-reached':
+      return new BuyerLimitError(
+        refusal.detail ?? 'The buyer has as many tickets as allowed',
+        refusal.field ?? 'items',
+      );
+    case 'unknown-hold':
+      return new UnknownHoldOrOrderError('hold', command.holdId ?? '');
+    case 'unknown-order':
+      return new UnknownHoldOrOrderError('order', command.orderId ?? '');
+    case 'hold-expired':
+      return new HoldGoneError('expired');
+    case 'hold-released':
+      return new HoldGoneError('released');
+    case 'hold-confirmed':
+      return new HoldConfirmedError();
     case 'key-reused':
       return new IdempotencyKeyReusedError();
     case 'key-in-flight':

@@ -28,7 +28,11 @@ export interface TicketTypeRecord {
   capacity: number;
   /** Most tickets of this type one order may take; null: no limit. */
   maxPerOrder: number | null;
+  /** Most tickets of this type one buyer may hold or have bought; null: no limit. */
+  maxPerBuyer: number | null;
   sold: number;
+  /** Taken out of sale by holds not yet confirmed, released or expired. */
+  held: number;
   issued: number;
 }
 
@@ -42,6 +46,8 @@ export interface EventRecord {
   id: string;
   name: string;
   capacity: number | null;
+  /** Most tickets of all types together one buyer may hold or have bought; null: no limit. */
+  maxPerBuyer: number | null;
   types: TicketTypeRecord[];
 }
 
@@ -49,7 +55,14 @@ export interface EventRecord {
 export interface EventDefinition {
   name: string;
   capacity: number | null;
-  ticketTypes: Array<{ id: string; name: string; capacity: number; maxPerOrder: number | null }>;
+  maxPerBuyer?: number | null;
+  ticketTypes: Array<{
+    id: string;
+    name: string;
+    capacity: number;
+    maxPerOrder: number | null;
+    maxPerBuyer?: number | null;
+  }>;
 }
 
 /** One line of an order: `qty` tickets of one type, numbered `first` to `last`. */
@@ -60,6 +73,8 @@ export interface OrderLine {
   last: number;
 }
 
+export type OrderStatus = 'confirmed' | 'cancelled';
+
 /** A sale, as a store keeps it. Its id is random and unguessable; see {@link newOrderId}. */
 export interface OrderRecord {
   id: string;
@@ -68,6 +83,30 @@ export interface OrderRecord {
   buyer: string | null;
   /** ms since the epoch */
   createdAt: number;
+  status: OrderStatus;
+  /** The hold it confirmed, when it was made from one. */
+  holdId: string | null;
+}
+
+export type HoldStatus = 'held' | 'confirmed' | 'released' | 'expired';
+
+/**
+ * Stock taken out of sale while a buyer pays: confirmed into an order,
+ * released, or expired at `expiresAt` (never confirmable after it). Its id
+ * is random and unguessable: holding it is the right to confirm or release.
+ */
+export interface HoldRecord {
+  id: string;
+  eventId: string;
+  items: PurchaseItem[];
+  buyer: string | null;
+  status: HoldStatus;
+  /** ms since the epoch */
+  createdAt: number;
+  /** ms since the epoch */
+  expiresAt: number;
+  /** The order it became, once confirmed. */
+  orderId: string | null;
 }
 
 /** What the 1.0.0 API reports of a ticket type's stock: `remaining + sold` is what it can still sell in all. */
@@ -119,7 +158,17 @@ export interface PurchaseItem {
 
 /** A message to the stock, as the actor batches it and a store decides it. */
 export type StockCommand =
-  | { kind: 'reserve'; eventId: string; typeId: string; qty: number; key?: string }
+  | {
+      kind: 'reserve';
+      eventId: string;
+      typeId: string;
+      qty: number;
+      /** The id the order gets if this reserve makes one (chosen by the caller: the rules draw no random numbers). */
+      orderId: string;
+      /** ms since the epoch: the order's `createdAt` */
+      at: number;
+      key?: string;
+    }
   | { kind: 'level'; eventId: string; typeId: string }
   | { kind: 'adjust'; eventId: string; typeId: string; op: AdjustOp; qty: number }
   | { kind: 'put-event'; eventId: string; definition: EventDefinition }
@@ -135,7 +184,25 @@ export type StockCommand =
       /** ms since the epoch: the order's `createdAt` */
       at: number;
       key?: string;
-    };
+    }
+  | {
+      kind: 'hold';
+      eventId: string;
+      items: PurchaseItem[];
+      buyer: string | null;
+      holdId: string;
+      at: number;
+      /** How long the hold lasts: it expires at `at + ttlMs`. */
+      ttlMs: number;
+      key?: string;
+    }
+  | { kind: 'confirm'; holdId: string; orderId: string; at: number }
+  | { kind: 'release'; holdId: string }
+  | { kind: 'get-hold'; holdId: string }
+  | { kind: 'get-order'; orderId: string }
+  | { kind: 'cancel'; orderId: string }
+  /** Expires up to `limit` holds whose time has passed, over all events (the actor's sweeper sends it). */
+  | { kind: 'expire'; limit: number };
 
 /** Why a command was refused; nothing of it took effect. */
 export type RefusalReason =
@@ -147,6 +214,20 @@ export type RefusalReason =
   | 'over-max-per-order'
   /** A purchase listing one ticket type twice (`field` names the second): each type once, with its whole qty. */
   | 'duplicate-ticket-type'
+  /** A limit per buyer applies, and the request names no buyer (422). */
+  | 'buyer-required'
+  /** The buyer would have more tickets than a limit per buyer allows (409; `field` names the item, or `items`). */
+  | 'buyer-limit-reached'
+  /** No such hold (404). */
+  | 'unknown-hold'
+  /** No such order (404). */
+  | 'unknown-order'
+  /** Confirming a hold whose time has passed (410). */
+  | 'hold-expired'
+  /** Confirming a hold that was released (410). */
+  | 'hold-released'
+  /** Releasing a hold that was confirmed (409). */
+  | 'hold-confirmed'
   /** A capacity below what is already sold (an event update, or an adjustment). */
   | 'capacity-below-sold'
   /** Removing a ticket type that has sold tickets. */
@@ -173,6 +254,8 @@ export type StockDecision =
   | { kind: 'event'; event: EventRecord; created: boolean }
   | { kind: 'events'; events: EventRecord[]; next: string | null }
   | { kind: 'order'; order: OrderRecord; replayed: boolean }
+  | { kind: 'hold'; hold: HoldRecord; replayed: boolean }
+  | { kind: 'expired'; count: number }
   | { kind: 'insufficient'; items: Shortfall[]; replayed: boolean }
   | { kind: 'refused'; reason: RefusalReason; field?: string; detail?: string };
 
@@ -183,38 +266,37 @@ export function eventSold(event: EventRecord): number {
   return sold;
 }
 
-/**
- * Tickets of `type` that can still be sold: what its own capacity leaves,
- * and no more than the event's cap leaves over all types.
- */
-export function typeAvailable(event: EventRecord, type: TicketTypeRecord, sold = eventSold(event)): number {
-  const own = Math.max(0, type.capacity - type.sold);
-  return event.capacity === null ? own : Math.max(0, Math.min(own, event.capacity - sold));
+/** Tickets held over all of an event's types. */
+export function eventHeld(event: EventRecord): number {
+  let held = 0;
+  for (const type of event.types) held += type.held;
+  return held;
 }
 
-/** Tickets of the event that can still be sold, over all its types. */
-export function eventAvailable(event: EventRecord, sold = eventSold(event)): number {
+/** Tickets sold or held over all of an event's types: what counts against its cap. */
+export function eventTaken(event: EventRecord): number {
+  return eventSold(event) + eventHeld(event);
+}
+
+/**
+ * Tickets of `type` that can still be sold or held: what its own capacity
+ * leaves, and no more than the event's cap leaves over all types.
+ */
+export function typeAvailable(event: EventRecord, type: TicketTypeRecord, taken = eventTaken(event)): number {
+  const own = Math.max(0, type.capacity - type.sold - type.held);
+  return event.capacity === null ? own : Math.max(0, Math.min(own, event.capacity - taken));
+}
+
+/** Tickets of the event that can still be sold or held, over all its types. */
+export function eventAvailable(event: EventRecord, taken = eventTaken(event)): number {
   let own = 0;
-  for (const type of event.types) own += Math.max(0, type.capacity - type.sold);
-  return event.capacity === null ? own : Math.max(0, Math.min(own, event.capacity - sold));
+  for (const type of event.types) own += Math.max(0, type.capacity - type.sold - type.held);
+  return event.capacity === null ? own : Math.max(0, Math.min(own, event.capacity - taken));
 }
 
 /** The 1.0.0 view of a ticket type's stock. */
 export function levelOf(event: EventRecord, type: TicketTypeRecord): StockLevel {
   return { remaining: typeAvailable(event, type), sold: type.sold };
-}
-
-/**
- * The id of the 1.0.0 reservation that took tickets `first`.. of a ticket
- * type. Ticket numbers are never handed out twice, so neither is the id.
- *
- * @example
- * reservationIdOf('default', 'default', 42); // 'default-42'
- */
-export function reservationIdOf(eventId: string, typeId: string, first: number): string {
-  return eventId === DEFAULT_EVENT_ID && typeId === DEFAULT_TICKET_TYPE_ID
-    ? `${eventId}-${first}`
-    : `${eventId}.${typeId}-${first}`;
 }
 
 /** 22 URL-safe characters from 16 random bytes: 128 bits, of which an id keeps 132 bits of room. */
@@ -225,7 +307,7 @@ function randomToken(): string {
   return btoa(binary).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
 }
 
-/** The length of the random part of an order id. */
+/** The length of the random part of an order or hold id. */
 export const ORDER_TOKEN_LENGTH = 22;
 
 /**
@@ -241,13 +323,26 @@ export function newOrderId(eventId: string): string {
   return `ord_${randomToken()}${eventId}`;
 }
 
+/** A new hold id: `hld_`, 22 random URL-safe characters, then the event's id (see {@link newOrderId}). */
+export function newHoldId(eventId: string): string {
+  return `hld_${randomToken()}${eventId}`;
+}
+
 /** The event an order id names, or undefined when it is not an order id. */
 export function eventOfOrderId(orderId: string): string | undefined {
-  if (!orderId.startsWith('ord_')) return undefined;
-  const eventId = orderId.slice(4 + ORDER_TOKEN_LENGTH);
-  return ID_PATTERN.test(eventId) && /^[A-Za-z0-9_-]+$/.test(orderId.slice(4, 4 + ORDER_TOKEN_LENGTH))
-    ? eventId
-    : undefined;
+  return eventOfId('ord_', orderId);
+}
+
+/** The event a hold id names, or undefined when it is not a hold id. */
+export function eventOfHoldId(holdId: string): string | undefined {
+  return eventOfId('hld_', holdId);
+}
+
+function eventOfId(prefix: string, id: string): string | undefined {
+  if (!id.startsWith(prefix)) return undefined;
+  const eventId = id.slice(prefix.length + ORDER_TOKEN_LENGTH);
+  const token = id.slice(prefix.length, prefix.length + ORDER_TOKEN_LENGTH);
+  return ID_PATTERN.test(eventId) && /^[A-Za-z0-9_-]{22}$/.test(token) ? eventId : undefined;
 }
 
 /**
@@ -258,6 +353,8 @@ export function defaultEventDefinition(initialStock: number): EventDefinition {
   return {
     name: 'Default',
     capacity: null,
-    ticketTypes: [{ id: DEFAULT_TICKET_TYPE_ID, name: 'Default', capacity: initialStock, maxPerOrder: null }],
+    ticketTypes: [
+      { id: DEFAULT_TICKET_TYPE_ID, name: 'Default', capacity: initialStock, maxPerOrder: null, maxPerBuyer: null },
+    ],
   };
 }

@@ -6,14 +6,17 @@
  * the same answers.
  */
 import {
-  eventSold,
+  eventTaken,
   levelOf,
-  reservationIdOf,
   typeAvailable,
   type EventDefinition,
   type EventRecord,
+  type HoldRecord,
   type IdempotencyRecord,
+  type OrderLine,
   type OrderRecord,
+  type PurchaseItem,
+  type RefusalReason,
   type ReserveOutcome,
   type Shortfall,
   type StockCommand,
@@ -29,28 +32,62 @@ export interface StockView {
   eventsAfter(after: string | null, limit: number): EventRecord[];
   /** An order, or undefined. */
   order(orderId: string): OrderRecord | undefined;
+  /** A hold, or undefined. */
+  hold(holdId: string): HoldRecord | undefined;
+  /**
+   * Up to `limit` holds still `held` whose `expiresAt` is at or before `now`,
+   * earliest first: of one event, or of any when `eventId` is null.
+   */
+  dueHolds(eventId: string | null, now: number, limit: number): HoldRecord[];
+  /** How many tickets of each type of an event a buyer holds or has bought (orders not cancelled). */
+  buyerTickets(eventId: string, buyer: string): ReadonlyMap<string, number>;
   /** The record of an idempotency key (as {@link scopedKeyOf} makes it), expired or not; undefined when there is none. */
   idempotencyRecord(key: string): IdempotencyRecord | undefined;
 }
 
-/** What a batch changed: the new state of every event it touched, the orders it made, the keys it recorded. */
+/** A buyer's tickets of one event, as a batch leaves them. */
+export interface BuyerTickets {
+  eventId: string;
+  buyer: string;
+  /** Tickets held or bought per ticket type; a type at 0 is no longer counted. */
+  tickets: Map<string, number>;
+}
+
+/** What a batch changed: the new state of everything it touched. */
 export interface StockChanges {
   /** The new state of each changed event; `defined` when its definition (not only its stock) changed. */
   events: Map<string, { event: EventRecord; defined: boolean }>;
   orders: Map<string, OrderRecord>;
+  holds: Map<string, HoldRecord>;
+  /** Keyed by {@link buyerKeyOf}. */
+  buyers: Map<string, BuyerTickets>;
   keys: Map<string, IdempotencyRecord>;
 }
 
 export interface DecideOptions {
-  /** The clock keys expire by, in ms since the epoch. */
+  /** The clock holds and keys expire by, in ms since the epoch. */
   now: number;
   /** How long a key recorded now is remembered, in ms. */
   idempotencyTtlMs: number;
+  /** Told, once the batch is durable, how many holds (and tickets) it expired. */
+  expired?: (holds: number, tickets: number) => void;
 }
+
+/**
+ * Holds of one event expired at most when a batch first touches it: a wave
+ * of expiries is spread over batches instead of making one batch slow.
+ */
+export const EXPIRED_PER_TOUCH = 500;
 
 /** Whether a batch changed anything a store must record. */
 export function hasChanges(changes: StockChanges): boolean {
-  return changes.events.size > 0 || changes.orders.size > 0 || changes.keys.size > 0;
+  return (
+    changes.events.size > 0 ||
+    changes.orders.size > 0 ||
+    changes.holds.size > 0 ||
+    changes.buyers.size > 0 ||
+    changes.keys.size > 0
+  );
 }
 
 /**
@@ -61,6 +98,11 @@ export function scopedKeyOf(eventId: string, key: string): string {
   return `${eventId} ${key}`;
 }
 
+/** How stores key a buyer's tickets of an event. */
+export function buyerKeyOf(eventId: string, buyer: string): string {
+  return `${eventId}\n${buyer}`;
+}
+
 /** The largest number of tickets an adjustment can leave: beyond it, ticket numbers would lose precision. */
 const MAX_ADJUSTED_CAPACITY = Number.MAX_SAFE_INTEGER;
 
@@ -69,23 +111,36 @@ const MAX_ADJUSTED_CAPACITY = Number.MAX_SAFE_INTEGER;
  * ones before it. Returns one decision per command and the changes to
  * record; nothing in `view` is modified.
  *
- * - purchase: takes every item if all fit (each type's own capacity, and the
- *   event's cap over all types), else nothing (`insufficient`, with what each
- *   item had). Items name known types, at most `maxPerOrder` each.
+ * - purchase / hold: take every item if all fit (each type's own capacity
+ *   less what is sold and held, and the event's cap over all types), else
+ *   nothing (`insufficient`, with what each item had). Items name known
+ *   types, each once, at most `maxPerOrder` each; a buyer stays within the
+ *   types' and the event's `maxPerBuyer`, counting what they hold and bought.
+ *   A purchase sells at once; a hold takes the stock out of sale until it is
+ *   confirmed (sold), released, or it expires at its `expiresAt`.
+ * - confirm: turns a held hold into an order; again, the same order; a hold
+ *   past its `expiresAt` is expired there and then and never confirmed.
+ * - release: gives a held hold's stock back; cancel: an order's.
  * - reserve (1.0.0): one type, as a purchase; a shortfall is `success: false`.
- * - level / get-event / list-events: the state as of the commands before.
- * - adjust: sets or adds to a type's tickets remaining; never below what is sold.
+ * - level / get-event / list-events / get-hold / get-order: the state as of
+ *   the commands before.
+ * - adjust: sets or adds to a type's tickets remaining; never below what is sold and held.
  * - put-event: creates an event or updates its names, capacities and limits
- *   and adds types; never a capacity below what is sold, never removing a
- *   type that has sold.
+ *   and adds types; never a capacity below what is sold and held, never
+ *   removing a type that has sold or holds.
+ * - expire: expires holds whose time has passed, over all events.
  *
- * Under an idempotency key that is live, a purchase or reserve replays the
- * recorded answer if the request is the same and is refused (`key-reused`)
- * if not; a key already used in this batch is `key-in-flight`. A key past
- * its `expiresAt` counts as never seen.
+ * The first time a batch touches an event it also expires up to
+ * {@link EXPIRED_PER_TOUCH} of that event's holds whose time has passed, so
+ * their stock is back on sale whatever any sweeper did.
+ *
+ * Under an idempotency key that is live, a purchase, hold or reserve replays
+ * the recorded answer if the request is the same and is refused
+ * (`key-reused`) if not; a key already used in this batch is
+ * `key-in-flight`. A key past its `expiresAt` counts as never seen.
  *
  * @example
- * const { decisions, changes } = decideBatch(view, [{ kind: 'reserve', eventId: 'default', typeId: 'default', qty: 2 }], { now: Date.now(), idempotencyTtlMs: 86_400_000 });
+ * const { decisions, changes } = decideBatch(view, [{ kind: 'get-event', eventId: 'default' }], { now: Date.now(), idempotencyTtlMs: 86_400_000 });
  */
 export function decideBatch(
   view: StockView,
@@ -99,7 +154,15 @@ export function decideBatch(
 
 /** One batch being decided: the view with the batch's own changes over it. */
 class Batch {
-  readonly changes: StockChanges = { events: new Map(), orders: new Map(), keys: new Map() };
+  readonly changes: StockChanges = {
+    events: new Map(),
+    orders: new Map(),
+    holds: new Map(),
+    buyers: new Map(),
+    keys: new Map(),
+  };
+  /** Events whose due holds this batch has expired already. */
+  readonly #swept = new Set<string>();
 
   constructor(
     private readonly view: StockView,
@@ -117,7 +180,24 @@ class Batch {
         return event ? { kind: 'event', event, created: false } : refused('unknown-event');
       }
       case 'purchase':
-        return this.#purchase(command);
+      case 'hold':
+        return this.#take(command);
+      case 'confirm':
+        return this.#confirm(command.holdId, command.orderId, command.at);
+      case 'release':
+        return this.#release(command.holdId);
+      case 'get-hold': {
+        const hold = this.#holdNow(command.holdId);
+        return hold ? { kind: 'hold', hold, replayed: false } : refused('unknown-hold');
+      }
+      case 'get-order': {
+        const order = this.#order(command.orderId);
+        return order ? { kind: 'order', order, replayed: false } : refused('unknown-order');
+      }
+      case 'cancel':
+        return this.#cancel(command.orderId);
+      case 'expire':
+        return this.#expireDue(command.limit);
       case 'reserve':
       case 'level':
       case 'adjust': {
@@ -132,12 +212,47 @@ class Batch {
     }
   }
 
+  // ---- reading through the batch's own changes ---------------------------------------------------
+
+  /** An event as the batch has it; the first time, with its due holds expired (see EXPIRED_PER_TOUCH). */
   #event(eventId: string): EventRecord | undefined {
-    return this.changes.events.get(eventId)?.event ?? this.view.event(eventId);
+    const event = this.changes.events.get(eventId)?.event ?? this.view.event(eventId);
+    if (event && !this.#swept.has(eventId)) {
+      this.#swept.add(eventId);
+      for (const due of this.view.dueHolds(eventId, this.options.now, EXPIRED_PER_TOUCH)) this.#expire(due.id);
+      return this.changes.events.get(eventId)?.event ?? event;
+    }
+    return event;
   }
 
   #order(orderId: string): OrderRecord | undefined {
     return this.changes.orders.get(orderId) ?? this.view.order(orderId);
+  }
+
+  #hold(holdId: string): HoldRecord | undefined {
+    return this.changes.holds.get(holdId) ?? this.view.hold(holdId);
+  }
+
+  /** A hold as of now: one whose time has passed is expired first (its event's due holds with it). */
+  #holdNow(holdId: string): HoldRecord | undefined {
+    const hold = this.#hold(holdId);
+    if (!hold) return undefined;
+    this.#event(hold.eventId);
+    const current = this.#hold(holdId)!;
+    if (current.status === 'held' && current.expiresAt <= this.options.now) this.#expire(holdId);
+    return this.#hold(holdId);
+  }
+
+  #buyerTickets(eventId: string, buyer: string): Map<string, number> {
+    const changed = this.changes.buyers.get(buyerKeyOf(eventId, buyer));
+    return new Map(changed?.tickets ?? this.view.buyerTickets(eventId, buyer));
+  }
+
+  #addBuyerTickets(eventId: string, buyer: string | null, items: readonly PurchaseItem[], sign: 1 | -1): void {
+    if (buyer === null) return;
+    const tickets = this.#buyerTickets(eventId, buyer);
+    for (const { typeId, qty } of items) tickets.set(typeId, Math.max(0, (tickets.get(typeId) ?? 0) + sign * qty));
+    this.changes.buyers.set(buyerKeyOf(eventId, buyer), { eventId, buyer, tickets });
   }
 
   #setEvent(event: EventRecord, defined = false): void {
@@ -159,46 +274,65 @@ class Batch {
     this.changes.keys.set(key, { key, request, outcome, expiresAt: this.options.now + this.options.idempotencyTtlMs });
   }
 
+  // ---- events ------------------------------------------------------------------------------------
+
   #listEvents(after: string | null, limit: number): StockDecision {
     if (limit < 1) return { kind: 'events', events: [], next: null };
     // The view's page, with the batch's own changes over it (new events too).
-    const byId = new Map(this.view.eventsAfter(after, limit + 1).map((event) => [event.id, event]));
-    for (const [id, { event }] of this.changes.events) if (after === null || id > after) byId.set(id, event);
-    const ids = [...byId.keys()].sort();
-    const page = ids.slice(0, limit).map((id) => byId.get(id)!);
-    return { kind: 'events', events: page, next: ids.length > limit ? page[page.length - 1]!.id : null };
+    const ids = new Set(this.view.eventsAfter(after, limit + 1).map((event) => event.id));
+    for (const id of this.changes.events.keys()) if (after === null || id > after) ids.add(id);
+    const sorted = [...ids].sort();
+    // Listed as they are: a page of many events expires nothing (the sweeper keeps reads within a second).
+    const page = sorted.slice(0, limit).map((id) => this.changes.events.get(id)?.event ?? this.view.event(id)!);
+    return { kind: 'events', events: page, next: sorted.length > limit ? page[page.length - 1]!.id : null };
   }
 
   #putEvent(eventId: string, definition: EventDefinition): StockDecision {
     const existing = this.#event(eventId);
     const types: TicketTypeRecord[] = [];
-    for (const { id, name, capacity, maxPerOrder } of definition.ticketTypes) {
+    for (const { id, name, capacity, maxPerOrder, maxPerBuyer } of definition.ticketTypes) {
       const before = existing?.types.find((type) => type.id === id);
-      if (before && capacity < before.sold) {
+      const taken = (before?.sold ?? 0) + (before?.held ?? 0);
+      if (capacity < taken) {
         return refused(
           'capacity-below-sold',
           `ticketTypes.${types.length}.capacity`,
-          `ticket type ${id} has sold ${before.sold} tickets; its capacity cannot be ${capacity}`,
+          `ticket type ${id} has ${before!.sold} tickets sold and ${before!.held} held; its capacity cannot be ${capacity}`,
         );
       }
-      types.push({ id, name, capacity, maxPerOrder, sold: before?.sold ?? 0, issued: before?.issued ?? 0 });
+      types.push({
+        id,
+        name,
+        capacity,
+        maxPerOrder,
+        maxPerBuyer: maxPerBuyer ?? null,
+        sold: before?.sold ?? 0,
+        held: before?.held ?? 0,
+        issued: before?.issued ?? 0,
+      });
     }
     for (const type of existing?.types ?? []) {
-      if (type.issued > 0 && !types.some((kept) => kept.id === type.id)) {
+      if ((type.issued > 0 || type.held > 0) && !types.some((kept) => kept.id === type.id)) {
         return refused(
           'ticket-type-in-use',
           'ticketTypes',
-          `ticket type ${type.id} has sold tickets and cannot be removed; set its capacity to what it sold instead`,
+          `ticket type ${type.id} has sold or held tickets and cannot be removed; set its capacity to what it sold instead`,
         );
       }
     }
-    const event: EventRecord = { id: eventId, name: definition.name, capacity: definition.capacity, types };
-    const sold = eventSold(event);
-    if (event.capacity !== null && event.capacity < sold) {
+    const event: EventRecord = {
+      id: eventId,
+      name: definition.name,
+      capacity: definition.capacity,
+      maxPerBuyer: definition.maxPerBuyer ?? null,
+      types,
+    };
+    const taken = eventTaken(event);
+    if (event.capacity !== null && event.capacity < taken) {
       return refused(
         'capacity-below-sold',
         'capacity',
-        `the event has sold ${sold} tickets; its capacity cannot be ${event.capacity}`,
+        `the event has ${taken} tickets sold or held; its capacity cannot be ${event.capacity}`,
       );
     }
     this.#setEvent(event, true);
@@ -206,8 +340,8 @@ class Batch {
   }
 
   #adjust(event: EventRecord, type: TicketTypeRecord, op: 'set' | 'add', qty: number): StockDecision {
-    const remaining = op === 'set' ? qty : type.capacity - type.sold + qty;
-    const capacity = type.sold + remaining;
+    const remaining = op === 'set' ? qty : type.capacity - type.sold - type.held + qty;
+    const capacity = type.sold + type.held + remaining;
     if (remaining < 0 || !Number.isSafeInteger(capacity) || capacity > MAX_ADJUSTED_CAPACITY) {
       return refused('capacity-below-sold', 'qty', 'The change would leave the stock below zero');
     }
@@ -222,6 +356,8 @@ class Batch {
     };
   }
 
+  // ---- selling -----------------------------------------------------------------------------------
+
   #reserve(
     command: Extract<StockCommand, { kind: 'reserve' }>,
     event: EventRecord,
@@ -233,17 +369,25 @@ class Batch {
     if (known && 'kind' in known) return known;
     if (known) return { kind: 'reserved', outcome: reserveOutcomeOf(known.outcome, command), replayed: true };
 
+    if (event.maxPerBuyer !== null || type.maxPerBuyer !== null) return refused('buyer-required', 'buyer');
     let outcome: ReserveOutcome;
     const available = typeAvailable(event, type);
     if (command.qty <= available) {
-      const first = type.issued + 1;
-      const next = withType(event, { ...type, sold: type.sold + command.qty, issued: type.issued + command.qty });
-      this.#setEvent(next);
+      const [line] = this.#sell(event, [{ typeId: type.id, qty: command.qty }]);
+      this.changes.orders.set(command.orderId, {
+        id: command.orderId,
+        eventId: event.id,
+        items: [line!],
+        buyer: null,
+        createdAt: command.at,
+        status: 'confirmed',
+        holdId: null,
+      });
       outcome = {
         success: true,
         remaining: available - command.qty,
-        reservationId: reservationIdOf(event.id, type.id, first),
-        tickets: { first, last: first + command.qty - 1 },
+        reservationId: command.orderId,
+        tickets: { first: line!.first, last: line!.last },
       };
     } else {
       outcome = { success: false, remaining: available };
@@ -252,100 +396,267 @@ class Batch {
     return { kind: 'reserved', outcome, replayed: false };
   }
 
-  #purchase(command: Extract<StockCommand, { kind: 'purchase' }>): StockDecision {
+  /** A purchase (sold at once) or a hold (taken out of sale until confirmed, released or expired). */
+  #take(command: Extract<StockCommand, { kind: 'purchase' | 'hold' }>): StockDecision {
     const event = this.#event(command.eventId);
     if (!event) return refused('unknown-event');
-    const types: TicketTypeRecord[] = [];
-    for (const [index, item] of command.items.entries()) {
-      if (types.some((listed) => listed.id === item.typeId)) {
-        return refused(
-          'duplicate-ticket-type',
-          `items.${index}.ticketType`,
-          `ticket type ${item.typeId} is listed twice; ask for its whole qty in one item`,
-        );
-      }
-      const type = event.types.find((candidate) => candidate.id === item.typeId);
-      if (!type) {
-        return refused(
-          'unknown-ticket-type',
-          `items.${index}.ticketType`,
-          `event ${event.id} has no ticket type ${item.typeId}`,
-        );
-      }
-      if (type.maxPerOrder !== null && item.qty > type.maxPerOrder) {
-        return refused(
-          'over-max-per-order',
-          `items.${index}.qty`,
-          `at most ${type.maxPerOrder} tickets of type ${type.id} per order`,
-        );
-      }
-      types.push(type);
+    const checked = checkItems(event, command.items);
+    if (!Array.isArray(checked)) return checked;
+    const limited = event.maxPerBuyer !== null || checked.some((type) => type.maxPerBuyer !== null);
+    if (limited && command.buyer === null) {
+      return refused('buyer-required', 'buyer', 'this event limits tickets per buyer: name the buyer');
     }
 
-    const request = purchaseRequestOf(command);
+    const request = command.kind === 'hold' ? holdRequestOf(command) : purchaseRequestOf(command);
     const key = command.key === undefined ? undefined : scopedKeyOf(command.eventId, command.key);
     const known = this.#known(key, request);
     if (known && 'kind' in known) return known;
-    if (known) return this.#replayPurchase(known.outcome);
+    if (known) return this.#replay(known.outcome);
+
+    if (limited) {
+      const overLimit = this.#overBuyerLimit(event, checked, command.items, command.buyer!);
+      if (overLimit) return overLimit;
+    }
 
     // All or nothing: every item must fit, and all of them together under the event's cap.
-    const sold = eventSold(event);
+    const taken = eventTaken(event);
     const wanted = command.items.reduce((sum, item) => sum + item.qty, 0);
-    const fitsEvent = event.capacity === null || sold + wanted <= event.capacity;
-    const shortfalls: Shortfall[] = [];
-    let short = !fitsEvent;
-    command.items.forEach((item, index) => {
-      const available = typeAvailable(event, types[index]!, sold);
+    let short = event.capacity !== null && taken + wanted > event.capacity;
+    const shortfalls = command.items.map((item, index): Shortfall => {
+      const available = typeAvailable(event, checked[index]!, taken);
       if (item.qty > available) short = true;
-      shortfalls.push({ typeId: item.typeId, requested: item.qty, available });
+      return { typeId: item.typeId, requested: item.qty, available };
     });
     if (short) {
       this.#record(key, request, `insufficient ${JSON.stringify(shortfalls)}`);
       return { kind: 'insufficient', items: shortfalls, replayed: false };
     }
 
-    let next = event;
-    const lines = command.items.map((item, index) => {
-      const type = next.types.find((candidate) => candidate.id === types[index]!.id)!;
-      const first = type.issued + 1;
-      next = withType(next, { ...type, sold: type.sold + item.qty, issued: type.issued + item.qty });
-      return { typeId: item.typeId, qty: item.qty, first, last: first + item.qty - 1 };
-    });
-    this.#setEvent(next);
+    this.#addBuyerTickets(event.id, command.buyer, command.items, 1);
+    if (command.kind === 'hold') {
+      this.#setEvent(changeTypes(event, command.items, (type, qty) => ({ ...type, held: type.held + qty })));
+      const hold: HoldRecord = {
+        id: command.holdId,
+        eventId: event.id,
+        items: command.items.map(({ typeId, qty }) => ({ typeId, qty })),
+        buyer: command.buyer,
+        status: 'held',
+        createdAt: command.at,
+        expiresAt: command.at + command.ttlMs,
+        orderId: null,
+      };
+      this.changes.holds.set(hold.id, hold);
+      this.#record(key, request, `hold ${hold.id}`);
+      return { kind: 'hold', hold, replayed: false };
+    }
     const order: OrderRecord = {
       id: command.orderId,
       eventId: event.id,
-      items: lines,
+      items: this.#sell(event, command.items),
       buyer: command.buyer,
       createdAt: command.at,
+      status: 'confirmed',
+      holdId: null,
     };
     this.changes.orders.set(order.id, order);
     this.#record(key, request, `order ${order.id}`);
     return { kind: 'order', order, replayed: false };
   }
 
-  #replayPurchase(outcome: string): StockDecision {
+  /** Why the buyer may not have these items too, or undefined when they may. */
+  #overBuyerLimit(
+    event: EventRecord,
+    types: readonly TicketTypeRecord[],
+    items: readonly PurchaseItem[],
+    buyer: string,
+  ): StockDecision | undefined {
+    const has = this.#buyerTickets(event.id, buyer);
+    for (const [index, item] of items.entries()) {
+      const type = types[index]!;
+      const already = has.get(type.id) ?? 0;
+      if (type.maxPerBuyer !== null && already + item.qty > type.maxPerBuyer) {
+        return refused(
+          'buyer-limit-reached',
+          `items.${index}.qty`,
+          `a buyer may have at most ${type.maxPerBuyer} tickets of type ${type.id}; ${buyer} has ${already}`,
+        );
+      }
+    }
+    if (event.maxPerBuyer !== null) {
+      let already = 0;
+      for (const qty of has.values()) already += qty;
+      const wanted = items.reduce((sum, item) => sum + item.qty, 0);
+      if (already + wanted > event.maxPerBuyer) {
+        return refused(
+          'buyer-limit-reached',
+          'items',
+          `a buyer may have at most ${event.maxPerBuyer} tickets of this event; ${buyer} has ${already}`,
+        );
+      }
+    }
+    return undefined;
+  }
+
+  /** Sells `items` of the event (as it is in the batch now): each type's next ticket numbers. */
+  #sell(event: EventRecord, items: readonly PurchaseItem[], fromHold = false): OrderLine[] {
+    const lines: OrderLine[] = [];
+    const next = changeTypes(event, items, (type, qty) => {
+      const first = type.issued + 1;
+      lines.push({ typeId: type.id, qty, first, last: first + qty - 1 });
+      return {
+        ...type,
+        sold: type.sold + qty,
+        held: fromHold ? type.held - qty : type.held,
+        issued: type.issued + qty,
+      };
+    });
+    this.#setEvent(next);
+    return lines;
+  }
+
+  #replay(outcome: string): StockDecision {
     const space = outcome.indexOf(' ');
     const tag = outcome.slice(0, space);
     const rest = outcome.slice(space + 1);
     if (tag === 'insufficient') return { kind: 'insufficient', items: JSON.parse(rest) as Shortfall[], replayed: true };
+    if (tag === 'hold') {
+      const hold = this.#hold(rest);
+      if (!hold) throw new Error(`an idempotency record names hold ${rest}, which the store does not hold`);
+      return { kind: 'hold', hold, replayed: true };
+    }
     const order = this.#order(rest);
     if (!order) throw new Error(`an idempotency record names order ${rest}, which the store does not hold`);
     return { kind: 'order', order, replayed: true };
   }
+
+  // ---- holds and orders --------------------------------------------------------------------------
+
+  #confirm(holdId: string, orderId: string, at: number): StockDecision {
+    const hold = this.#holdNow(holdId);
+    if (!hold) return refused('unknown-hold');
+    if (hold.status === 'confirmed') return { kind: 'order', order: this.#order(hold.orderId!)!, replayed: true };
+    if (hold.status === 'released') return refused('hold-released');
+    if (hold.status === 'expired') return refused('hold-expired');
+    const event = this.#event(hold.eventId)!;
+    const order: OrderRecord = {
+      id: orderId,
+      eventId: event.id,
+      items: this.#sell(event, hold.items, true),
+      buyer: hold.buyer,
+      createdAt: at,
+      status: 'confirmed',
+      holdId: hold.id,
+    };
+    this.changes.orders.set(order.id, order);
+    this.changes.holds.set(hold.id, { ...hold, status: 'confirmed', orderId: order.id });
+    return { kind: 'order', order, replayed: false };
+  }
+
+  #release(holdId: string): StockDecision {
+    const hold = this.#holdNow(holdId);
+    if (!hold) return refused('unknown-hold');
+    if (hold.status === 'confirmed') return refused('hold-confirmed');
+    if (hold.status !== 'held') return { kind: 'hold', hold, replayed: true };
+    return { kind: 'hold', hold: this.#giveBack(hold, 'released'), replayed: false };
+  }
+
+  #cancel(orderId: string): StockDecision {
+    const order = this.#order(orderId);
+    if (!order) return refused('unknown-order');
+    if (order.status === 'cancelled') return { kind: 'order', order, replayed: true };
+    const event = this.#event(order.eventId)!;
+    this.#setEvent(changeTypes(event, order.items, (type, qty) => ({ ...type, sold: type.sold - qty })));
+    this.#addBuyerTickets(event.id, order.buyer, order.items, -1);
+    const cancelled: OrderRecord = { ...order, status: 'cancelled' };
+    this.changes.orders.set(order.id, cancelled);
+    return { kind: 'order', order: cancelled, replayed: false };
+  }
+
+  /** Expires a hold that is still held (one released or confirmed in this batch is left as it is). */
+  #expire(holdId: string): void {
+    const hold = this.#hold(holdId);
+    if (hold?.status === 'held') this.#giveBack(hold, 'expired');
+  }
+
+  #expireDue(limit: number): StockDecision {
+    let count = 0;
+    for (const due of this.view.dueHolds(null, this.options.now, limit)) {
+      if (this.#hold(due.id)?.status !== 'held') continue;
+      this.#event(due.eventId);
+      this.#expire(due.id);
+      count += 1;
+    }
+    return { kind: 'expired', count };
+  }
+
+  /** A held hold's stock back on sale, and the buyer's count down. */
+  #giveBack(hold: HoldRecord, status: 'released' | 'expired'): HoldRecord {
+    const event = this.changes.events.get(hold.eventId)?.event ?? this.view.event(hold.eventId)!;
+    this.#setEvent(changeTypes(event, hold.items, (type, qty) => ({ ...type, held: type.held - qty })));
+    this.#addBuyerTickets(hold.eventId, hold.buyer, hold.items, -1);
+    const next = { ...hold, status };
+    this.changes.holds.set(hold.id, next);
+    return next;
+  }
 }
 
-function refused(
-  reason: Extract<StockDecision, { kind: 'refused' }>['reason'],
-  field?: string,
-  detail?: string,
-): StockDecision {
+/** The types of the items, in order, or why the items cannot be taken. */
+function checkItems(event: EventRecord, items: readonly PurchaseItem[]): TicketTypeRecord[] | StockDecision {
+  const types: TicketTypeRecord[] = [];
+  for (const [index, item] of items.entries()) {
+    if (types.some((listed) => listed.id === item.typeId)) {
+      return refused(
+        'duplicate-ticket-type',
+        `items.${index}.ticketType`,
+        `ticket type ${item.typeId} is listed twice; ask for its whole qty in one item`,
+      );
+    }
+    const type = event.types.find((candidate) => candidate.id === item.typeId);
+    if (!type) {
+      return refused(
+        'unknown-ticket-type',
+        `items.${index}.ticketType`,
+        `event ${event.id} has no ticket type ${item.typeId}`,
+      );
+    }
+    if (type.maxPerOrder !== null && item.qty > type.maxPerOrder) {
+      return refused(
+        'over-max-per-order',
+        `items.${index}.qty`,
+        `at most ${type.maxPerOrder} tickets of type ${type.id} per order`,
+      );
+    }
+    types.push(type);
+  }
+  return types;
+}
+
+function refused(reason: RefusalReason, field?: string, detail?: string): StockDecision {
   return {
     kind: 'refused',
     reason,
     ...(field === undefined ? {} : { field }),
     ...(detail === undefined ? {} : { detail }),
   };
+}
+
+/** The event with each item's type changed by `change`. */
+function changeTypes(
+  event: EventRecord,
+  items: readonly PurchaseItem[],
+  change: (type: TicketTypeRecord, qty: number) => TicketTypeRecord,
+): EventRecord {
+  let next = event;
+  for (const { typeId, qty } of items) {
+    next = withType(
+      next,
+      change(
+        next.types.find((type) => type.id === typeId)!,
+        qty,
+      ),
+    );
+  }
+  return next;
 }
 
 /** The event with `type` in place of the type of the same id. */
@@ -361,27 +672,36 @@ export function purchaseRequestOf(command: {
   return `purchase ${JSON.stringify(command.items.map((item) => [item.typeId, item.qty]))} ${JSON.stringify(command.buyer)}`;
 }
 
+/** What a key's record says a hold asked for (its items, buyer and time to live). */
+export function holdRequestOf(command: {
+  items: ReadonlyArray<{ typeId: string; qty: number }>;
+  buyer: string | null;
+  ttlMs: number;
+}): string {
+  return `hold ${JSON.stringify(command.items.map((item) => [item.typeId, item.qty]))} ${JSON.stringify(command.buyer)} ${command.ttlMs}`;
+}
+
 /** What a key's record says a reserve asked for; the same key with another request is refused. */
 export function reserveRequestOf(command: { typeId: string; qty: number }): string {
   return `reserve ${command.typeId} ${command.qty}`;
 }
 
-/** A reserve's outcome as a key's record keeps it: `1 <remaining> <first>` or `0 <remaining>`. */
+/** A reserve's outcome as a key's record keeps it: `1 <remaining> <first> <order id>` or `0 <remaining>`. */
 export function recordedOutcome(outcome: ReserveOutcome): string {
-  return outcome.success ? `1 ${outcome.remaining} ${outcome.tickets!.first}` : `0 ${outcome.remaining}`;
+  return outcome.success
+    ? `1 ${outcome.remaining} ${outcome.tickets!.first} ${outcome.reservationId}`
+    : `0 ${outcome.remaining}`;
 }
 
 /** The outcome a key's record (see {@link recordedOutcome}) stands for. */
-export function reserveOutcomeOf(
-  recorded: string,
-  command: { eventId: string; typeId: string; qty: number },
-): ReserveOutcome {
-  const [success, remaining, first] = recorded.split(' ').map(Number) as [number, number, number?];
-  if (success !== 1 || first === undefined) return { success: false, remaining };
+export function reserveOutcomeOf(recorded: string, command: { qty: number }): ReserveOutcome {
+  const [success, remaining, first, reservationId] = recorded.split(' ');
+  if (success !== '1' || first === undefined) return { success: false, remaining: Number(remaining) };
   return {
     success: true,
-    remaining,
-    reservationId: reservationIdOf(command.eventId, command.typeId, first),
-    tickets: { first, last: first + command.qty - 1 },
+    remaining: Number(remaining),
+    // Records from before 1.0.0 reserves were orders name the reservation by its first ticket.
+    reservationId: reservationId ?? `default-${first}`,
+    tickets: { first: Number(first), last: Number(first) + command.qty - 1 },
   };
 }

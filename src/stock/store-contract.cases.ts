@@ -3,11 +3,15 @@
  * a sequence of batches with the decisions every store must answer. Written
  * from the rules (rules.ts); the Redis script is held to them too.
  */
+import { expect } from 'vitest';
 import {
   defaultEventDefinition,
   type EventDefinition,
   type EventRecord,
   type OrderRecord,
+  type HoldRecord,
+  type HoldStatus,
+  type OrderStatus,
   type PurchaseItem,
   type RefusalReason,
   type Shortfall,
@@ -33,45 +37,58 @@ export interface ContractCase {
 
 // ---- building commands and expected decisions ---------------------------------------------------
 
-type TypeSpec = [id: string, capacity: number, maxPerOrder?: number];
+type TypeSpec = [id: string, capacity: number, maxPerOrder?: number, maxPerBuyer?: number];
 
 const definition = (name: string, capacity: number | null, ...types: TypeSpec[]): EventDefinition => ({
   name,
   capacity,
-  ticketTypes: types.map(([id, typeCapacity, maxPerOrder]) => ({
+  maxPerBuyer: null,
+  ticketTypes: types.map(([id, typeCapacity, maxPerOrder, maxPerBuyer]) => ({
     id,
     name: id.toUpperCase(),
     capacity: typeCapacity,
     maxPerOrder: maxPerOrder ?? null,
+    maxPerBuyer: maxPerBuyer ?? null,
   })),
 });
+/** The definition with a limit per buyer over the whole event. */
+const limitedPerBuyer = (def: EventDefinition, maxPerBuyer: number): EventDefinition => ({ ...def, maxPerBuyer });
 const defaultSeed = (capacity: number, eventId = 'default'): SeedEvent => ({
   eventId,
   definition: defaultEventDefinition(capacity),
 });
 const seedEvent = (eventId: string, def: EventDefinition): SeedEvent => ({ eventId, definition: def });
 
-/** An event record as a decision shows it: the definition with each type's `[sold, issued]`. */
+/** An event record as a decision shows it: the definition with each type's `[sold, issued, held]`. */
 const record = (
   eventId: string,
   def: EventDefinition,
-  ...levels: Array<[sold: number, issued: number]>
+  ...levels: Array<[sold: number, issued?: number, held?: number]>
 ): EventRecord => ({
   id: eventId,
   name: def.name,
   capacity: def.capacity,
+  maxPerBuyer: def.maxPerBuyer ?? null,
   types: def.ticketTypes.map((type, index) => ({
-    ...type,
+    id: type.id,
+    name: type.name,
+    capacity: type.capacity,
+    maxPerOrder: type.maxPerOrder,
+    maxPerBuyer: type.maxPerBuyer ?? null,
     sold: levels[index]?.[0] ?? 0,
+    held: levels[index]?.[2] ?? 0,
     issued: levels[index]?.[1] ?? levels[index]?.[0] ?? 0,
   })),
 });
 
+let reserves = 0;
 const reserve = (qty: number, key?: string, eventId = 'default', typeId = 'default'): StockCommand => ({
   kind: 'reserve',
   eventId,
   typeId,
   qty,
+  orderId: `ord_reserve${String(++reserves).padStart(15, '0')}${eventId}`,
+  at: AT,
   ...(key === undefined ? {} : { key }),
 });
 const level = (eventId = 'default', typeId = 'default'): StockCommand => ({ kind: 'level', eventId, typeId });
@@ -89,8 +106,14 @@ const putEvent = (eventId: string, def: EventDefinition): StockCommand => ({
 });
 const getEvent = (eventId: string): StockCommand => ({ kind: 'get-event', eventId });
 const listEvents = (after: string | null, limit: number): StockCommand => ({ kind: 'list-events', after, limit });
-const AT = 1_790_000_000_000;
-const orderId = (n: number, eventId: string) => `ord_contract${String(n).padStart(10, '0')}${eventId}`;
+/**
+ * Times in cases are ms after the case starts: the harness adds the start to
+ * every `at`, `createdAt` and `expiresAt` (stores decide expiry by their own
+ * clock, Redis by its TIME, so holds must live on the real clock).
+ */
+const AT = 0;
+const HOUR = 3_600_000;
+const orderId = (n: number, eventId: string) => `ord_contract${String(n).padStart(14, '0')}${eventId}`;
 const purchase = (
   n: number,
   eventId: string,
@@ -106,9 +129,15 @@ const purchase = (
   ...(options.key === undefined ? {} : { key: options.key }),
 });
 
-const sold = (remaining: number, first: number, last: number, id = `default-${first}`): StockDecision => ({
+/** A 1.0.0 reserve that sold: its reservation id is the id of the order it made. */
+const sold = (remaining: number, first: number, last: number): StockDecision => ({
   kind: 'reserved',
-  outcome: { success: true, remaining, reservationId: id, tickets: { first, last } },
+  outcome: {
+    success: true,
+    remaining,
+    reservationId: expect.stringMatching(/^ord_reserve\d{11}/),
+    tickets: { first, last },
+  },
   replayed: false,
 });
 const replayed = (decision: StockDecision): StockDecision => ({ ...decision, replayed: true }) as StockDecision;
@@ -144,6 +173,8 @@ const ordered = (
     items: lines.map(([typeId, first, last]) => ({ typeId, qty: last - first + 1, first, last })),
     buyer,
     createdAt: AT,
+    status: 'confirmed',
+    holdId: null,
   };
   return { kind: 'order', order, replayed: false };
 };
@@ -152,6 +183,65 @@ const short = (...items: Array<[typeId: string, requested: number, available: nu
   items: items.map(([typeId, requested, available]): Shortfall => ({ typeId, requested, available })),
   replayed: false,
 });
+
+const holdId = (n: number, eventId: string) => `hld_contract${String(n).padStart(14, '0')}${eventId}`;
+const hold = (
+  n: number,
+  eventId: string,
+  items: Array<[typeId: string, qty: number]>,
+  options: { key?: string; buyer?: string; ttlMs?: number } = {},
+): StockCommand => ({
+  kind: 'hold',
+  eventId,
+  items: items.map(([typeId, qty]): PurchaseItem => ({ typeId, qty })),
+  buyer: options.buyer ?? null,
+  holdId: holdId(n, eventId),
+  at: AT,
+  ttlMs: options.ttlMs ?? HOUR,
+  ...(options.key === undefined ? {} : { key: options.key }),
+});
+const confirm = (n: number, eventId: string, orderN: number): StockCommand => ({
+  kind: 'confirm',
+  holdId: holdId(n, eventId),
+  orderId: orderId(orderN, eventId),
+  at: AT,
+});
+const release = (n: number, eventId: string): StockCommand => ({ kind: 'release', holdId: holdId(n, eventId) });
+const getHold = (n: number, eventId: string): StockCommand => ({ kind: 'get-hold', holdId: holdId(n, eventId) });
+const getOrder = (n: number, eventId: string): StockCommand => ({ kind: 'get-order', orderId: orderId(n, eventId) });
+const cancel = (n: number, eventId: string): StockCommand => ({ kind: 'cancel', orderId: orderId(n, eventId) });
+const expire = (limit: number): StockCommand => ({ kind: 'expire', limit });
+
+const holdIs = (
+  n: number,
+  eventId: string,
+  items: Array<[typeId: string, qty: number]>,
+  options: { buyer?: string; status?: HoldStatus; ttlMs?: number; orderN?: number; replayed?: boolean } = {},
+): StockDecision => {
+  const record: HoldRecord = {
+    id: holdId(n, eventId),
+    eventId,
+    items: items.map(([typeId, qty]) => ({ typeId, qty })),
+    buyer: options.buyer ?? null,
+    status: options.status ?? 'held',
+    createdAt: AT,
+    expiresAt: AT + (options.ttlMs ?? HOUR),
+    orderId: options.orderN === undefined ? null : orderId(options.orderN, eventId),
+  };
+  return { kind: 'hold', hold: record, replayed: options.replayed ?? false };
+};
+/** An order decision changed: confirmed from a hold, or cancelled. */
+const orderFrom = (decision: StockDecision, change: { holdN?: number; status?: OrderStatus }): StockDecision => {
+  if (decision.kind !== 'order') throw new Error('orderFrom takes an order decision');
+  return {
+    ...decision,
+    order: {
+      ...decision.order,
+      ...(change.holdN === undefined ? {} : { holdId: holdId(change.holdN, decision.order.eventId) }),
+      ...(change.status === undefined ? {} : { status: change.status }),
+    },
+  };
+};
 
 // ---- the cases ------------------------------------------------------------------------------------
 
@@ -231,7 +321,7 @@ export const CONTRACT_CASES: ContractCase[] = [
     steps: [
       {
         batch: [reserve(2, undefined, 'gala'), reserve(2), reserve(1, undefined, 'gala'), level('gala')],
-        expect: [sold(0, 1, 2, 'gala.default-1'), sold(1, 1, 2), notSold(0), levelIs(0, 2)],
+        expect: [sold(0, 1, 2), sold(1, 1, 2), notSold(0), levelIs(0, 2)],
       },
     ],
   },
@@ -265,11 +355,11 @@ export const CONTRACT_CASES: ContractCase[] = [
     steps: [
       {
         batch: [reserve(1, 'same'), reserve(2, 'same', 'gala')],
-        expect: [sold(4, 1, 1), sold(3, 1, 2, 'gala.default-1')],
+        expect: [sold(4, 1, 1), sold(3, 1, 2)],
       },
       {
         batch: [reserve(2, 'same', 'gala'), reserve(1, 'same')],
-        expect: [replayed(sold(3, 1, 2, 'gala.default-1')), replayed(sold(4, 1, 1))],
+        expect: [replayed(sold(3, 1, 2)), replayed(sold(4, 1, 1))],
       },
     ],
   },
@@ -687,6 +777,366 @@ export const CONTRACT_CASES: ContractCase[] = [
           refused('capacity-below-sold', 'qty'),
           sold(Number.MAX_SAFE_INTEGER - 4, 4, 4),
           levelIs(Number.MAX_SAFE_INTEGER - 4, 4),
+        ],
+      },
+    ],
+  },
+  {
+    name: 'a hold takes stock out of sale until confirmed; confirming sells it, and again answers the same order',
+    seed: [seedEvent('open-air', uncapped)],
+    steps: [
+      {
+        batch: [
+          hold(1, 'open-air', [['vip', 2]], { buyer: 'ann' }),
+          getEvent('open-air'),
+          purchase(1, 'open-air', [['vip', 1]]),
+          getHold(1, 'open-air'),
+        ],
+        expect: [
+          holdIs(1, 'open-air', [['vip', 2]], { buyer: 'ann' }),
+          eventIs(record('open-air', uncapped, [0], [0, 0, 2])),
+          short(['vip', 1, 0]),
+          holdIs(1, 'open-air', [['vip', 2]], { buyer: 'ann' }),
+        ],
+      },
+      {
+        batch: [
+          confirm(1, 'open-air', 2),
+          confirm(1, 'open-air', 3),
+          getHold(1, 'open-air'),
+          getOrder(2, 'open-air'),
+          getEvent('open-air'),
+          purchase(4, 'open-air', [['general', 1]]),
+        ],
+        expect: [
+          orderFrom(ordered(2, 'open-air', [['vip', 1, 2]], 'ann'), { holdN: 1 }),
+          replayed(orderFrom(ordered(2, 'open-air', [['vip', 1, 2]], 'ann'), { holdN: 1 })),
+          holdIs(1, 'open-air', [['vip', 2]], { buyer: 'ann', status: 'confirmed', orderN: 2 }),
+          orderFrom(ordered(2, 'open-air', [['vip', 1, 2]], 'ann'), { holdN: 1 }),
+          eventIs(record('open-air', uncapped, [0], [2, 2, 0])),
+          ordered(4, 'open-air', [['general', 1, 1]]),
+        ],
+      },
+    ],
+  },
+  {
+    name: 'a released hold gives its stock back at once; released again, the same; it can no longer be confirmed',
+    seed: [seedEvent('open-air', uncapped)],
+    steps: [
+      {
+        batch: [
+          hold(1, 'open-air', [['general', 3]]),
+          release(1, 'open-air'),
+          release(1, 'open-air'),
+          confirm(1, 'open-air', 1),
+          getEvent('open-air'),
+          purchase(2, 'open-air', [['general', 5]]),
+        ],
+        expect: [
+          holdIs(1, 'open-air', [['general', 3]]),
+          holdIs(1, 'open-air', [['general', 3]], { status: 'released' }),
+          holdIs(1, 'open-air', [['general', 3]], { status: 'released', replayed: true }),
+          refused('hold-released'),
+          eventIs(record('open-air', uncapped)),
+          ordered(2, 'open-air', [['general', 1, 5]]),
+        ],
+      },
+      {
+        batch: [
+          hold(3, 'open-air', [['vip', 1]]),
+          confirm(3, 'open-air', 4),
+          release(3, 'open-air'),
+          getHold(9, 'open-air'),
+          confirm(9, 'open-air', 5),
+          release(9, 'open-air'),
+          getOrder(9, 'open-air'),
+        ],
+        expect: [
+          holdIs(3, 'open-air', [['vip', 1]]),
+          orderFrom(ordered(4, 'open-air', [['vip', 1, 1]]), { holdN: 3 }),
+          refused('hold-confirmed'),
+          refused('unknown-hold'),
+          refused('unknown-hold'),
+          refused('unknown-hold'),
+          refused('unknown-order'),
+        ],
+      },
+    ],
+  },
+  {
+    name: 'a hold past its time is never confirmed, and its stock is back on sale however it is next touched',
+    seed: [seedEvent('open-air', uncapped), seedEvent('club', uncapped)],
+    steps: [
+      {
+        batch: [
+          hold(1, 'open-air', [['vip', 2]], { ttlMs: 1_000, buyer: 'ann' }),
+          hold(2, 'open-air', [['general', 1]], { ttlMs: 1_000 }),
+          hold(3, 'club', [['general', 4]], { ttlMs: 1_000 }),
+          hold(4, 'club', [['general', 1]]),
+        ],
+        expect: [
+          holdIs(1, 'open-air', [['vip', 2]], { ttlMs: 1_000, buyer: 'ann' }),
+          holdIs(2, 'open-air', [['general', 1]], { ttlMs: 1_000 }),
+          holdIs(3, 'club', [['general', 4]], { ttlMs: 1_000 }),
+          holdIs(4, 'club', [['general', 1]]),
+        ],
+      },
+      {
+        afterMs: 1_300,
+        batch: [
+          confirm(1, 'open-air', 1),
+          getHold(2, 'open-air'),
+          getEvent('open-air'),
+          release(2, 'open-air'),
+          purchase(2, 'open-air', [['vip', 2]]),
+        ],
+        expect: [
+          refused('hold-expired'),
+          holdIs(2, 'open-air', [['general', 1]], { ttlMs: 1_000, status: 'expired' }),
+          eventIs(record('open-air', uncapped)),
+          holdIs(2, 'open-air', [['general', 1]], { ttlMs: 1_000, status: 'expired', replayed: true }),
+          ordered(2, 'open-air', [['vip', 1, 2]]),
+        ],
+      },
+      {
+        // The club was not touched since: a sweep over all events gives its expired hold back.
+        batch: [expire(100), getHold(3, 'club'), getHold(4, 'club'), getEvent('club')],
+        expect: [
+          { kind: 'expired', count: 1 },
+          holdIs(3, 'club', [['general', 4]], { ttlMs: 1_000, status: 'expired' }),
+          holdIs(4, 'club', [['general', 1]]),
+          eventIs(record('club', uncapped, [0, 0, 1])),
+        ],
+      },
+    ],
+  },
+  {
+    name: "held tickets count against the types' capacities and the event's cap, and against updates",
+    seed: [seedEvent('concert', concert)],
+    steps: [
+      {
+        batch: [
+          hold(1, 'concert', [
+            ['general', 4],
+            ['vip', 2],
+          ]),
+          hold(2, 'concert', [['general', 4]]),
+          purchase(1, 'concert', [['vip', 1]]),
+          purchase(2, 'concert', [['vip', 1]]),
+          putEvent('concert', definition('Spring Concert', 10, ['general', 7, 4], ['vip', 3, 2])),
+          putEvent('concert', definition('Spring Concert', 9, ['general', 9, 4], ['vip', 3, 2])),
+          putEvent('concert', definition('Spring Concert', 10, ['general', 9, 4])),
+          getEvent('concert'),
+        ],
+        expect: [
+          holdIs(1, 'concert', [
+            ['general', 4],
+            ['vip', 2],
+          ]),
+          holdIs(2, 'concert', [['general', 4]]),
+          short(['vip', 1, 0]),
+          short(['vip', 1, 0]),
+          refused('capacity-below-sold', 'ticketTypes.0.capacity'),
+          refused('capacity-below-sold', 'capacity'),
+          refused('ticket-type-in-use', 'ticketTypes'),
+          eventIs(record('concert', concert, [0, 0, 8], [0, 0, 2])),
+        ],
+      },
+    ],
+  },
+  {
+    name: 'cancelling an order puts its tickets back on sale; numbers are never handed out again; again, the same',
+    seed: [seedEvent('open-air', uncapped)],
+    steps: [
+      {
+        batch: [
+          purchase(1, 'open-air', [['vip', 2]], { buyer: 'ann' }),
+          cancel(1, 'open-air'),
+          cancel(1, 'open-air'),
+          getOrder(1, 'open-air'),
+          getEvent('open-air'),
+          purchase(2, 'open-air', [['vip', 2]]),
+          cancel(7, 'open-air'),
+        ],
+        expect: [
+          ordered(1, 'open-air', [['vip', 1, 2]], 'ann'),
+          orderFrom(ordered(1, 'open-air', [['vip', 1, 2]], 'ann'), { status: 'cancelled' }),
+          replayed(orderFrom(ordered(1, 'open-air', [['vip', 1, 2]], 'ann'), { status: 'cancelled' })),
+          orderFrom(ordered(1, 'open-air', [['vip', 1, 2]], 'ann'), { status: 'cancelled' }),
+          eventIs(record('open-air', uncapped, [0], [0, 2])),
+          ordered(2, 'open-air', [['vip', 3, 4]]),
+          refused('unknown-order'),
+        ],
+      },
+    ],
+  },
+  {
+    name: 'limits per buyer count what a buyer holds and bought, per type and over the event; freed tickets count no more',
+    seed: [seedEvent('gala', limitedPerBuyer(definition('Gala', null, ['general', 20], ['vip', 10, 4, 2]), 4))],
+    steps: [
+      {
+        batch: [
+          hold(1, 'gala', [['vip', 2]], { buyer: 'ann' }),
+          purchase(1, 'gala', [['vip', 1]], { buyer: 'ann' }),
+          purchase(2, 'gala', [['general', 2]], { buyer: 'ann' }),
+          purchase(3, 'gala', [['general', 1]], { buyer: 'ann' }),
+          purchase(4, 'gala', [['general', 1]]),
+          hold(2, 'gala', [['vip', 1]]),
+          purchase(
+            5,
+            'gala',
+            [
+              ['vip', 2],
+              ['general', 2],
+            ],
+            { buyer: 'bob' },
+          ),
+        ],
+        expect: [
+          holdIs(1, 'gala', [['vip', 2]], { buyer: 'ann' }),
+          refused('buyer-limit-reached', 'items.0.qty'),
+          ordered(2, 'gala', [['general', 1, 2]], 'ann'),
+          refused('buyer-limit-reached', 'items'),
+          refused('buyer-required', 'buyer'),
+          refused('buyer-required', 'buyer'),
+          ordered(
+            5,
+            'gala',
+            [
+              ['vip', 1, 2],
+              ['general', 3, 4],
+            ],
+            'bob',
+          ),
+        ],
+      },
+      {
+        batch: [
+          release(1, 'gala'),
+          purchase(6, 'gala', [['vip', 2]], { buyer: 'ann' }),
+          cancel(2, 'gala'),
+          purchase(7, 'gala', [['general', 2]], { buyer: 'ann' }),
+          purchase(8, 'gala', [['general', 1]], { buyer: 'ann' }),
+        ],
+        expect: [
+          holdIs(1, 'gala', [['vip', 2]], { buyer: 'ann', status: 'released' }),
+          ordered(6, 'gala', [['vip', 3, 4]], 'ann'),
+          orderFrom(ordered(2, 'gala', [['general', 1, 2]], 'ann'), { status: 'cancelled' }),
+          ordered(7, 'gala', [['general', 5, 6]], 'ann'),
+          refused('buyer-limit-reached', 'items'),
+        ],
+      },
+    ],
+  },
+  {
+    name: 'a keyed hold replays itself, as it is now; the key with another request or another time to live is refused',
+    seed: [seedEvent('open-air', uncapped)],
+    steps: [
+      {
+        batch: [hold(1, 'open-air', [['vip', 1]], { key: 'h' }), hold(2, 'open-air', [['vip', 1]], { key: 'h' })],
+        expect: [holdIs(1, 'open-air', [['vip', 1]]), refused('key-in-flight')],
+      },
+      {
+        batch: [
+          hold(3, 'open-air', [['vip', 1]], { key: 'h' }),
+          release(1, 'open-air'),
+          hold(4, 'open-air', [['vip', 1]], { key: 'h' }),
+          hold(5, 'open-air', [['vip', 1]], { key: 'h', ttlMs: 60_000 }),
+          purchase(6, 'open-air', [['vip', 1]], { key: 'h' }),
+        ],
+        expect: [
+          holdIs(1, 'open-air', [['vip', 1]], { replayed: true }),
+          holdIs(1, 'open-air', [['vip', 1]], { status: 'released' }),
+          holdIs(1, 'open-air', [['vip', 1]], { status: 'released', replayed: true }),
+          refused('key-reused'),
+          refused('key-reused'),
+        ],
+      },
+    ],
+  },
+  {
+    name: '1.0.0 reserves are orders too, and can be looked up and cancelled',
+    seed: [defaultSeed(5)],
+    steps: [
+      {
+        batch: [
+          { ...reserve(2), orderId: orderId(1, 'default') } as StockCommand,
+          getOrder(1, 'default'),
+          cancel(1, 'default'),
+          level(),
+        ],
+        expect: [
+          {
+            kind: 'reserved',
+            outcome: {
+              success: true,
+              remaining: 3,
+              reservationId: orderId(1, 'default'),
+              tickets: { first: 1, last: 2 },
+            },
+            replayed: false,
+          },
+          ordered(1, 'default', [['default', 1, 2]]),
+          orderFrom(ordered(1, 'default', [['default', 1, 2]]), { status: 'cancelled' }),
+          levelIs(5, 0),
+        ],
+      },
+    ],
+  },
+  {
+    name: 'list-events expires nothing; any command that touches the event expires its due holds first, even one then refused',
+    seed: [seedEvent('open-air', uncapped)],
+    steps: [
+      {
+        batch: [
+          hold(1, 'open-air', [['general', 2]], { ttlMs: 1_000, buyer: 'ann' }),
+          hold(2, 'open-air', [['vip', 1]]),
+        ],
+        expect: [
+          holdIs(1, 'open-air', [['general', 2]], { ttlMs: 1_000, buyer: 'ann' }),
+          holdIs(2, 'open-air', [['vip', 1]]),
+        ],
+      },
+      {
+        afterMs: 1_300,
+        batch: [
+          listEvents(null, 10),
+          purchase(1, 'open-air', [['nope', 1]], { buyer: 'ann' }),
+          listEvents(null, 10),
+          getHold(1, 'open-air'),
+        ],
+        expect: [
+          eventsAre([record('open-air', uncapped, [0, 0, 2], [0, 0, 1])], null),
+          refused('unknown-ticket-type', 'items.0.ticketType'),
+          eventsAre([record('open-air', uncapped, [0, 0, 0], [0, 0, 1])], null),
+          holdIs(1, 'open-air', [['general', 2]], { ttlMs: 1_000, buyer: 'ann', status: 'expired' }),
+        ],
+      },
+    ],
+  },
+  {
+    name: 'a sweep expires the due holds of every event it finds and counts each once; a second finds none',
+    seed: [seedEvent('open-air', uncapped), seedEvent('club', uncapped)],
+    steps: [
+      {
+        batch: [
+          hold(1, 'open-air', [['general', 1]], { ttlMs: 1_000 }),
+          hold(2, 'club', [['general', 2]], { ttlMs: 1_000, buyer: 'bob' }),
+          hold(3, 'club', [['vip', 1]], { buyer: 'bob' }),
+        ],
+        expect: [
+          holdIs(1, 'open-air', [['general', 1]], { ttlMs: 1_000 }),
+          holdIs(2, 'club', [['general', 2]], { ttlMs: 1_000, buyer: 'bob' }),
+          holdIs(3, 'club', [['vip', 1]], { buyer: 'bob' }),
+        ],
+      },
+      {
+        afterMs: 1_300,
+        batch: [expire(100), expire(100), listEvents(null, 10)],
+        expect: [
+          { kind: 'expired', count: 2 },
+          { kind: 'expired', count: 0 },
+          eventsAre([record('club', uncapped, [0], [0, 0, 1]), record('open-air', uncapped)], null),
         ],
       },
     ],

@@ -60,14 +60,15 @@ describe.each(STORES)('the store contract on $name', (under) => {
   it.skipIf(under.skip).each(CONTRACT_CASES)('$name', async (contractCase) => {
     const store = await under.make();
     await store.open(contractCase.seed);
+    const start = Date.now();
     try {
       for (const [index, step] of contractCase.steps.entries()) {
         if (step.afterMs) await new Promise((resolve) => setTimeout(resolve, step.afterMs));
-        const decisions = await store.decide(step.batch, {
+        const decisions = await store.decide(shiftTimes(step.batch, start), {
           now: Date.now(),
           idempotencyTtlMs: contractCase.ttlMs ?? 3_600_000,
         });
-        expect(decisions.map(withoutDetail), `step ${index + 1}`).toEqual(step.expect);
+        expect(decisions.map(withoutDetail), `step ${index + 1}`).toEqual(shiftTimes(step.expect, start));
       }
     } finally {
       await store.close();
@@ -80,4 +81,18 @@ function withoutDetail(decision: StockDecision): StockDecision {
   if (decision.kind !== 'refused') return decision;
   const { detail: _detail, ...rest } = decision;
   return rest;
+}
+
+/** The cases' times are ms after the case's start: `at`, `createdAt` and `expiresAt` moved onto the clock. */
+function shiftTimes<T>(value: T, start: number): T {
+  if (Array.isArray(value)) return value.map((item: unknown) => shiftTimes(item, start)) as T;
+  if (value === null || typeof value !== 'object' || Object.getPrototypeOf(value) !== Object.prototype) return value;
+  return Object.fromEntries(
+    Object.entries(value).map(([name, field]) => [
+      name,
+      ['at', 'createdAt', 'expiresAt'].includes(name) && typeof field === 'number'
+        ? field + start
+        : shiftTimes(field, start),
+    ]),
+  ) as T;
 }

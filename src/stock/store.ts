@@ -1,12 +1,13 @@
 import type {
   EventDefinition,
   EventRecord,
+  HoldRecord,
   IdempotencyRecord,
   OrderRecord,
   StockCommand,
   StockDecision,
 } from './model.ts';
-import { decideBatch, hasChanges, type DecideOptions, type StockChanges, type StockView } from './rules.ts';
+import { buyerKeyOf, decideBatch, hasChanges, type DecideOptions, type StockChanges, type StockView } from './rules.ts';
 
 /** An event a store creates on first start; one it already holds keeps what it recorded. */
 export interface SeedEvent {
@@ -20,7 +21,17 @@ export function eventFromDefinition(eventId: string, definition: EventDefinition
     id: eventId,
     name: definition.name,
     capacity: definition.capacity,
-    types: definition.ticketTypes.map((type) => ({ ...type, sold: 0, issued: 0 })),
+    maxPerBuyer: definition.maxPerBuyer ?? null,
+    types: definition.ticketTypes.map((type) => ({
+      id: type.id,
+      name: type.name,
+      capacity: type.capacity,
+      maxPerOrder: type.maxPerOrder,
+      maxPerBuyer: type.maxPerBuyer ?? null,
+      sold: 0,
+      held: 0,
+      issued: 0,
+    })),
   };
 }
 
@@ -60,6 +71,8 @@ export interface StockStore {
   health(): StoreHealth;
   /** How many idempotency keys the store holds, where it can tell cheaply. */
   idempotencyKeys?(): number;
+  /** Tickets held over all events, where the store can tell cheaply. */
+  heldTickets?(): number;
   /**
    * Re-checks a store that failed to write (repairing what it can), so that
    * readiness recovers without waiting for traffic.
@@ -76,7 +89,16 @@ export async function decideAndRecord(
   record: (changes: StockChanges) => void | Promise<void>,
 ): Promise<StockDecision[]> {
   const { decisions, changes } = decideBatch(view, commands, options);
+  // Counted before the store records the batch: the view shows the holds as they were.
+  let expiredHolds = 0;
+  let expiredTickets = 0;
+  for (const hold of changes.holds.values()) {
+    if (hold.status !== 'expired' || view.hold(hold.id)?.status !== 'held') continue;
+    expiredHolds += 1;
+    for (const item of hold.items) expiredTickets += item.qty;
+  }
   if (hasChanges(changes)) await record(changes);
+  if (expiredHolds > 0) options.expired?.(expiredHolds, expiredTickets);
   return decisions;
 }
 
@@ -96,6 +118,11 @@ export class MemoryStockStore implements StockStore {
   /** Every event id, sorted, for listing in id order. */
   readonly #eventIds: string[] = [];
   readonly #orders = new Map<string, OrderRecord>();
+  readonly #holds = new Map<string, HoldRecord>();
+  /** Holds still held, by when they expire: one heap per event, and one over all events. */
+  readonly #deadlines = new Map<string, DeadlineHeap>();
+  readonly #allDeadlines = new DeadlineHeap();
+  readonly #buyers = new Map<string, ReadonlyMap<string, number>>();
   /** In insertion order, which is expiry order: every key is recorded with the same TTL. */
   readonly #keys = new Map<string, IdempotencyRecord>();
   readonly #maxKeys: number;
@@ -107,6 +134,12 @@ export class MemoryStockStore implements StockStore {
       return this.#eventIds.slice(start, start + limit).map((id) => this.#events.get(id)!);
     },
     order: (orderId) => this.#orders.get(orderId),
+    hold: (holdId) => this.#holds.get(holdId),
+    dueHolds: (eventId, now, limit) =>
+      (eventId === null ? this.#allDeadlines : this.#deadlines.get(eventId))?.due(now, limit, (id) =>
+        this.#holds.get(id),
+      ) ?? [],
+    buyerTickets: (eventId, buyer) => this.#buyers.get(buyerKeyOf(eventId, buyer)) ?? new Map(),
     idempotencyRecord: (key) => this.#keys.get(key),
   };
 
@@ -125,6 +158,21 @@ export class MemoryStockStore implements StockStore {
     const decisions = await decideAndRecord(this.#view, commands, options, (changes) => {
       for (const { event } of changes.events.values()) this.#putEvent(event);
       for (const [id, order] of changes.orders) this.#orders.set(id, order);
+      for (const [id, hold] of changes.holds) {
+        const known = this.#holds.has(id);
+        this.#holds.set(id, hold);
+        if (!known && hold.status === 'held') {
+          let heap = this.#deadlines.get(hold.eventId);
+          if (!heap) this.#deadlines.set(hold.eventId, (heap = new DeadlineHeap()));
+          heap.push(hold.expiresAt, id);
+          this.#allDeadlines.push(hold.expiresAt, id);
+        }
+      }
+      for (const [key, { tickets }] of changes.buyers) {
+        const kept = new Map([...tickets].filter(([, qty]) => qty > 0));
+        if (kept.size === 0) this.#buyers.delete(key);
+        else this.#buyers.set(key, kept);
+      }
       for (const [key, record] of changes.keys) {
         this.#keys.delete(key);
         this.#keys.set(key, record);
@@ -137,6 +185,12 @@ export class MemoryStockStore implements StockStore {
 
   idempotencyKeys(): number {
     return this.#keys.size;
+  }
+
+  heldTickets(): number {
+    let held = 0;
+    for (const event of this.#events.values()) for (const type of event.types) held += type.held;
+    return held;
   }
 
   health(): StoreHealth {
@@ -160,6 +214,67 @@ export class MemoryStockStore implements StockStore {
       if (this.#keys.size <= this.#maxKeys && record.expiresAt > now) break;
       this.#keys.delete(key);
     }
+  }
+}
+
+/**
+ * Hold ids by expiry, earliest on top (a binary heap). Entries of holds no
+ * longer held are dropped as they come to the top, so nothing needs removing
+ * from the middle.
+ */
+class DeadlineHeap {
+  readonly #at: number[] = [];
+  readonly #ids: string[] = [];
+
+  push(at: number, id: string): void {
+    this.#at.push(at);
+    this.#ids.push(id);
+    let i = this.#at.length - 1;
+    while (i > 0) {
+      const parent = (i - 1) >> 1;
+      if (this.#at[parent]! <= this.#at[i]!) break;
+      this.#swap(i, parent);
+      i = parent;
+    }
+  }
+
+  /** Up to `limit` holds still held that expire at or before `now`; they stay in the heap. */
+  due(now: number, limit: number, holdOf: (id: string) => HoldRecord | undefined): HoldRecord[] {
+    while (this.#at.length > 0 && holdOf(this.#ids[0]!)?.status !== 'held') this.#pop();
+    // Every due entry lies above the first entry that is not due on its path: walk only those.
+    const found: HoldRecord[] = [];
+    const stack = [0];
+    while (stack.length > 0 && found.length < limit) {
+      const i = stack.pop()!;
+      if (i >= this.#at.length || this.#at[i]! > now) continue;
+      const hold = holdOf(this.#ids[i]!);
+      if (hold?.status === 'held') found.push(hold);
+      stack.push(2 * i + 2, 2 * i + 1);
+    }
+    return found;
+  }
+
+  #pop(): void {
+    const last = this.#at.length - 1;
+    this.#swap(0, last);
+    this.#at.pop();
+    this.#ids.pop();
+    let i = 0;
+    for (;;) {
+      const left = 2 * i + 1;
+      const right = left + 1;
+      let smallest = i;
+      if (left < this.#at.length && this.#at[left]! < this.#at[smallest]!) smallest = left;
+      if (right < this.#at.length && this.#at[right]! < this.#at[smallest]!) smallest = right;
+      if (smallest === i) return;
+      this.#swap(i, smallest);
+      i = smallest;
+    }
+  }
+
+  #swap(a: number, b: number): void {
+    [this.#at[a], this.#at[b]] = [this.#at[b]!, this.#at[a]!];
+    [this.#ids[a], this.#ids[b]] = [this.#ids[b]!, this.#ids[a]!];
   }
 }
 

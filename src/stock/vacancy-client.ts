@@ -1,5 +1,5 @@
 import type { PurchaseItem, ReserveResult } from './model.ts';
-import type { EventView, OrderView } from './views.ts';
+import type { EventView, HoldView, OrderView } from './views.ts';
 
 /** What travels with a call from the ticket service to the vacancy service. */
 export interface CallContext {
@@ -39,6 +39,21 @@ export interface VacancyClient {
     items: PurchaseItem[],
     context?: CallContext & { buyer?: string | null },
   ): Promise<{ order: OrderView; replayed: boolean }>;
+  /**
+   * Takes every item of one event out of sale for `ttlSeconds`, or none:
+   * the same errors as {@link purchase}, and BuyerLimitError.
+   */
+  hold(
+    eventId: string,
+    items: PurchaseItem[],
+    context: CallContext & { buyer?: string | null; ttlSeconds: number },
+  ): Promise<{ hold: HoldView; replayed: boolean }>;
+  /** Turns a held hold into an order; `replayed` when it was confirmed before (the same order). */
+  confirm(holdId: string, context?: CallContext): Promise<{ order: OrderView; replayed: boolean }>;
+  /** Gives a hold's stock back (a released or expired hold answers as it is); rejects for a confirmed one. */
+  release(holdId: string, context?: CallContext): Promise<HoldView>;
+  getHold(holdId: string, context?: CallContext): Promise<HoldView>;
+  getOrder(orderId: string, context?: CallContext): Promise<OrderView>;
   /** An event and what is left of it; rejects with UnknownEventError. */
   getEvent(eventId: string, context?: CallContext): Promise<EventView>;
   listEvents(query: { after: string | null; limit: number }, context?: CallContext): Promise<EventPage>;

@@ -3,15 +3,29 @@
  * what can still be sold worked out, in the API's names. Both services build
  * their answers from these, so the monolith and ticket answer alike.
  */
-import { eventAvailable, eventSold, typeAvailable, type EventRecord, type OrderRecord } from './model.ts';
+import {
+  eventAvailable,
+  eventHeld,
+  eventSold,
+  eventTaken,
+  typeAvailable,
+  type EventRecord,
+  type HoldRecord,
+  type HoldStatus,
+  type OrderRecord,
+  type OrderStatus,
+} from './model.ts';
 
 export interface TicketTypeView {
   id: string;
   name: string;
   capacity: number;
   maxPerOrder: number | null;
+  maxPerBuyer: number | null;
   sold: number;
-  /** What can still be sold of this type: its own capacity left, and no more than the event's cap leaves. */
+  /** Out of sale while buyers pay (holds not yet confirmed, released or expired). */
+  held: number;
+  /** What can still be sold of this type: its own capacity less sold and held, within what the event's cap leaves. */
   available: number;
 }
 
@@ -20,7 +34,9 @@ export interface EventView {
   name: string;
   /** The cap over all ticket types; null when only the types' own capacities apply. */
   capacity: number | null;
+  maxPerBuyer: number | null;
   sold: number;
+  held: number;
   /** What can still be sold over all types. */
   available: number;
   ticketTypes: TicketTypeView[];
@@ -31,26 +47,45 @@ export interface OrderView {
   eventId: string;
   items: Array<{ ticketType: string; qty: number; tickets: { first: number; last: number } }>;
   buyer: string | null;
+  status: OrderStatus;
+  /** The hold this order confirmed, when there was one. */
+  holdId?: string;
   /** RFC 3339 */
   createdAt: string;
 }
 
+export interface HoldView {
+  holdId: string;
+  eventId: string;
+  items: Array<{ ticketType: string; qty: number }>;
+  buyer: string | null;
+  status: HoldStatus;
+  /** RFC 3339: never confirmable after it; its stock back on sale within a second of it. */
+  expiresAt: string;
+  /** Set once confirmed. */
+  orderId?: string;
+}
+
 /** The API's view of an event. */
 export function eventView(event: EventRecord): EventView {
-  const sold = eventSold(event);
+  const taken = eventTaken(event);
   return {
     id: event.id,
     name: event.name,
     capacity: event.capacity,
-    sold,
-    available: eventAvailable(event, sold),
+    maxPerBuyer: event.maxPerBuyer,
+    sold: eventSold(event),
+    held: eventHeld(event),
+    available: eventAvailable(event, taken),
     ticketTypes: event.types.map((type) => ({
       id: type.id,
       name: type.name,
       capacity: type.capacity,
       maxPerOrder: type.maxPerOrder,
+      maxPerBuyer: type.maxPerBuyer,
       sold: type.sold,
-      available: typeAvailable(event, type, sold),
+      held: type.held,
+      available: typeAvailable(event, type, taken),
     })),
   };
 }
@@ -66,6 +101,21 @@ export function orderView(order: OrderRecord): OrderView {
       tickets: { first: line.first, last: line.last },
     })),
     buyer: order.buyer,
+    status: order.status,
+    ...(order.holdId === null ? {} : { holdId: order.holdId }),
     createdAt: new Date(order.createdAt).toISOString(),
+  };
+}
+
+/** The API's view of a hold. */
+export function holdView(hold: HoldRecord): HoldView {
+  return {
+    holdId: hold.id,
+    eventId: hold.eventId,
+    items: hold.items.map((item) => ({ ticketType: item.typeId, qty: item.qty })),
+    buyer: hold.buyer,
+    status: hold.status,
+    expiresAt: new Date(hold.expiresAt).toISOString(),
+    ...(hold.orderId === null ? {} : { orderId: hold.orderId }),
   };
 }

@@ -1,7 +1,7 @@
 import { jsonResponse } from '../lib/api-headers.ts';
 import { createRouter } from '../lib/create-router.ts';
-import { orderPurchaseRoute } from '../lib/event-routes.ts';
-import { OrderRequestSchema } from '../lib/event-schemas.ts';
+import { confirmHoldRoute, holdRoute, orderPurchaseRoute, releaseHoldRoute } from '../lib/event-routes.ts';
+import { holdRequestSchema, OrderRequestSchema } from '../lib/event-schemas.ts';
 import { IDEMPOTENT_REPLAYED_HEADER, InFlightKeys } from '../lib/idempotency.ts';
 import { keyedJsonReader } from '../lib/json-body.ts';
 import type { Metrics } from '../lib/metrics.ts';
@@ -15,6 +15,8 @@ export interface EventPurchaseRouterOptions {
   bodyLimitBytes: number;
   /** Counts purchases by outcome, and tickets sold. */
   metrics: Metrics;
+  /** A hold's time to live when its request names none (HOLD_TTL), and the longest it may ask for (HOLD_TTL_MAX), in s. */
+  holdTtl: { default: number; max: number };
 }
 
 /**
@@ -24,7 +26,7 @@ export interface EventPurchaseRouterOptions {
  * @example
  * app.route('/', createEventPurchaseRouter({ tickets, bodyLimitBytes: 1024 * 1024, metrics }));
  */
-export function createEventPurchaseRouter({ tickets, bodyLimitBytes, metrics }: EventPurchaseRouterOptions) {
+export function createEventPurchaseRouter({ tickets, bodyLimitBytes, metrics, holdTtl }: EventPurchaseRouterOptions) {
   const router = createRouter();
   const inFlight = new InFlightKeys();
   const readOrder = keyedJsonReader(OrderRequestSchema, bodyLimitBytes);
@@ -32,11 +34,8 @@ export function createEventPurchaseRouter({ tickets, bodyLimitBytes, metrics }: 
   // A hot path: described by orderPurchaseRoute, validated in one step by the reader.
   router.openAPIRegistry.registerPath(orderPurchaseRoute);
   router.post(orderPurchaseRoute.path.replace('{eventId}', ':eventId'), async (c) => {
-    const eventId = c.req.param('eventId') ?? '';
     try {
-      if (!ID_PATTERN.test(eventId)) {
-        throw new ProblemError('notFound', `There is no event ${JSON.stringify(eventId)}`);
-      }
+      const eventId = knownEventId(c.req.param('eventId') ?? '');
       const { body, idempotencyKey: key } = await readOrder(c);
       const { order, replayed } = await inFlight.run(key === undefined ? undefined : `${eventId} ${key}`, () =>
         tickets.purchaseOrder(
@@ -54,5 +53,43 @@ export function createEventPurchaseRouter({ tickets, bodyLimitBytes, metrics }: 
     }
   });
 
+  const readHold = keyedJsonReader(holdRequestSchema(holdTtl.max), bodyLimitBytes);
+  router.openAPIRegistry.registerPath(holdRoute);
+  router.post(holdRoute.path.replace('{eventId}', ':eventId'), async (c) => {
+    const eventId = knownEventId(c.req.param('eventId') ?? '');
+    const { body, idempotencyKey: key } = await readHold(c);
+    const { hold, replayed } = await inFlight.run(key === undefined ? undefined : `${eventId} ${key}`, () =>
+      tickets.hold(
+        eventId,
+        body.items.map((item) => ({ typeId: item.ticketType, qty: item.qty })),
+        {
+          buyer: body.buyer ?? null,
+          ttlSeconds: body.ttlSeconds ?? holdTtl.default,
+          idempotencyKey: key,
+          requestId: c.get('requestId'),
+        },
+      ),
+    );
+    return jsonResponse(c, hold, 201, replayed ? { [IDEMPOTENT_REPLAYED_HEADER]: 'true' } : undefined);
+  });
+
+  router.openapi(confirmHoldRoute, async (c) => {
+    const { holdId } = c.req.valid('param');
+    const { order, replayed } = await tickets.confirm(holdId, { requestId: c.get('requestId') });
+    return jsonResponse(c, order, replayed ? 200 : 201) as never;
+  });
+
+  router.openapi(releaseHoldRoute, async (c) => {
+    const { holdId } = c.req.valid('param');
+    const hold = await tickets.release(holdId, { requestId: c.get('requestId') });
+    return jsonResponse(c, { holdId: hold.holdId, status: hold.status }) as never;
+  });
+
   return router;
+}
+
+/** An event id from a path: one that no event can have is simply not found. */
+function knownEventId(eventId: string): string {
+  if (!ID_PATTERN.test(eventId)) throw new ProblemError('notFound', `There is no event ${JSON.stringify(eventId)}`);
+  return eventId;
 }

@@ -1,7 +1,7 @@
 import type { Metrics } from '../lib/metrics.ts';
 import { IdempotencyKeyInFlightError, IdempotencyKeyReusedError } from '../stock/errors.ts';
 import type { PurchaseItem, ReserveResult } from '../stock/model.ts';
-import type { EventView, OrderView } from '../stock/views.ts';
+import type { EventView, HoldView, OrderView } from '../stock/views.ts';
 import { VacancyProtocolError } from './remote-vacancy-client.ts';
 import {
   VacancyUnavailableError,
@@ -38,6 +38,30 @@ export class MeasuredVacancyClient implements VacancyClient {
     context?: CallContext & { buyer?: string | null },
   ): Promise<{ order: OrderView; replayed: boolean }> {
     return this.#measure('purchase', () => this.inner.purchase(eventId, items, context));
+  }
+
+  hold(
+    eventId: string,
+    items: PurchaseItem[],
+    context: CallContext & { buyer?: string | null; ttlSeconds: number },
+  ): Promise<{ hold: HoldView; replayed: boolean }> {
+    return this.#measure('hold', () => this.inner.hold(eventId, items, context));
+  }
+
+  confirm(holdId: string, context?: CallContext): Promise<{ order: OrderView; replayed: boolean }> {
+    return this.#measure('confirm', () => this.inner.confirm(holdId, context));
+  }
+
+  release(holdId: string, context?: CallContext): Promise<HoldView> {
+    return this.#measure('release', () => this.inner.release(holdId, context));
+  }
+
+  getHold(holdId: string, context?: CallContext): Promise<HoldView> {
+    return this.#measure('get_hold', () => this.inner.getHold(holdId, context));
+  }
+
+  getOrder(orderId: string, context?: CallContext): Promise<OrderView> {
+    return this.#measure('get_order', () => this.inner.getOrder(orderId, context));
   }
 
   getEvent(eventId: string, context?: CallContext): Promise<EventView> {

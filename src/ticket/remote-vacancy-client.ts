@@ -9,14 +9,18 @@ import {
 } from '@opentelemetry/api';
 import ky, { HTTPError, TimeoutError, type KyInstance } from 'ky';
 import {
+  BuyerLimitError,
+  HoldConfirmedError,
+  HoldGoneError,
   IdempotencyKeyInFlightError,
   IdempotencyKeyReusedError,
   InsufficientInventoryError,
   InvalidOrderError,
   UnknownEventError,
+  UnknownHoldOrOrderError,
 } from '../stock/errors.ts';
 import type { PurchaseItem, ReserveResult, Shortfall, TicketRange } from '../stock/model.ts';
-import type { EventView, OrderView } from '../stock/views.ts';
+import type { EventView, HoldView, OrderView } from '../stock/views.ts';
 import { IDEMPOTENCY_KEY_HEADER, IDEMPOTENT_REPLAYED_HEADER } from '../lib/idempotency.ts';
 import { problemTypes } from '../lib/problem.ts';
 import { Coalescer } from './coalescer.ts';
@@ -88,7 +92,7 @@ export class RemoteVacancyClient implements VacancyClient {
   readonly #timeoutMs: number;
   readonly #retries: number;
   readonly #reserves: Coalescer<PendingReserve, ReserveResult> | undefined;
-  readonly #purchases: Coalescer<PendingPurchase, PurchaseAnswer>;
+  readonly #commands: Coalescer<PendingCommand, CommandAnswer>;
   readonly #reads: Coalescer<CallContext, number> | undefined;
   #turn = 0;
 
@@ -107,7 +111,7 @@ export class RemoteVacancyClient implements VacancyClient {
           })
         : undefined;
     // Purchases always travel in POST /api/v1/batch, alone or together (at most batchMax at once).
-    this.#purchases = new Coalescer((items) => this.#sendPurchases(items), {
+    this.#commands = new Coalescer((items) => this.#sendCommands(items), {
       maxItems: batchMax,
       maxInFlight: RESERVE_CALLS_IN_FLIGHT,
     });
@@ -172,29 +176,75 @@ export class RemoteVacancyClient implements VacancyClient {
     eventId: string,
     items: PurchaseItem[],
     context: CallContext & { buyer?: string | null } = {},
-  ): Promise<PurchaseAnswer> {
-    const item: PendingPurchase = {
+  ): Promise<{ order: OrderView; replayed: boolean }> {
+    return this.#commands.submit({
+      op: 'purchase',
       eventId,
       items,
       buyer: context.buyer ?? null,
-      // Without a caller's key, one is made per purchase: every retry of its call must carry the same one.
-      key: context.idempotencyKey ?? `order:${crypto.randomUUID()}`,
-      callerKeyed: context.idempotencyKey !== undefined,
-      requestId: context.requestId,
-      span: trace.getActiveSpan()?.spanContext(),
-    };
-    return this.#purchases.submit(item);
+      ...keyed(context, 'order'),
+    }) as Promise<{ order: OrderView; replayed: boolean }>;
   }
 
-  async getEvent(eventId: string, context: CallContext = {}): Promise<EventView> {
+  async hold(
+    eventId: string,
+    items: PurchaseItem[],
+    context: CallContext & { buyer?: string | null; ttlSeconds: number },
+  ): Promise<{ hold: HoldView; replayed: boolean }> {
+    return this.#commands.submit({
+      op: 'hold',
+      eventId,
+      items,
+      buyer: context.buyer ?? null,
+      ttlSeconds: context.ttlSeconds,
+      ...keyed(context, 'hold'),
+    }) as Promise<{ hold: HoldView; replayed: boolean }>;
+  }
+
+  /** Confirming and releasing are idempotent by nature: a retry confirms or releases the same hold. */
+  async confirm(holdId: string, context: CallContext = {}): Promise<{ order: OrderView; replayed: boolean }> {
+    return this.#commands.submit({ op: 'confirm', holdId, ...unkeyed(context) }) as Promise<{
+      order: OrderView;
+      replayed: boolean;
+    }>;
+  }
+
+  async release(holdId: string, context: CallContext = {}): Promise<HoldView> {
+    const { hold } = (await this.#commands.submit({ op: 'release', holdId, ...unkeyed(context) })) as {
+      hold: HoldView;
+    };
+    return hold;
+  }
+
+  getHold(holdId: string, context: CallContext = {}): Promise<HoldView> {
+    return this.#getOne('holds', holdId, context, isHoldView, () => new UnknownHoldOrOrderError('hold', holdId));
+  }
+
+  getOrder(orderId: string, context: CallContext = {}): Promise<OrderView> {
+    return this.#getOne('orders', orderId, context, isOrderView, () => new UnknownHoldOrOrderError('order', orderId));
+  }
+
+  getEvent(eventId: string, context: CallContext = {}): Promise<EventView> {
+    return this.#getOne('events', eventId, context, isEventView, () => new UnknownEventError(eventId));
+  }
+
+  /** GET /api/v1/<collection>/<id> on vacancy: the view, or `notFound()` for a 404. */
+  async #getOne<T>(
+    collection: string,
+    id: string,
+    context: CallContext,
+    isView: (body: unknown) => body is T,
+    notFound: () => Error,
+  ): Promise<T> {
     const body = await this.#call(
-      'event',
-      (http, signal) => http.get(`events/${encodeURIComponent(eventId)}`, { headers: headers(context), signal }).json(),
+      collection,
+      (http, signal) =>
+        http.get(`${collection}/${encodeURIComponent(id)}`, { headers: headers(context), signal }).json(),
       undefined,
       undefined,
-      () => new UnknownEventError(eventId),
+      notFound,
     );
-    if (!isEventView(body)) throw new VacancyProtocolError('vacancy answered /events/{eventId} without an event');
+    if (!isView(body)) throw new VacancyProtocolError(`vacancy answered /${collection}/{id} with something else`);
     return body;
   }
 
@@ -234,12 +284,12 @@ export class RemoteVacancyClient implements VacancyClient {
     return this.#sendInHalvesIfTooLarge(items, (part) => inBatchSpan(part, () => this.#sendBatch(part, RESERVE_BATCH)));
   }
 
-  /** Purchases, alone or together, in POST /api/v1/batch. */
-  async #sendPurchases(items: PendingPurchase[]): Promise<Array<PurchaseAnswer | Error>> {
+  /** Purchases, holds, confirmations and releases, alone or together, in POST /api/v1/batch. */
+  async #sendCommands(items: PendingCommand[]): Promise<Array<CommandAnswer | Error>> {
     return this.#sendInHalvesIfTooLarge(items, (part) =>
       part.length === 1
-        ? inTraceOf(part[0]!, () => this.#sendBatch(part, PURCHASE_BATCH))
-        : inBatchSpan(part, () => this.#sendBatch(part, PURCHASE_BATCH)),
+        ? inTraceOf(part[0]!, () => this.#sendBatch(part, COMMAND_BATCH))
+        : inBatchSpan(part, () => this.#sendBatch(part, COMMAND_BATCH)),
     );
   }
 
@@ -428,9 +478,8 @@ export class RemoteVacancyClient implements VacancyClient {
   }
 }
 
-/** What every call waiting for or travelling in a batch has: its key, request id and span. */
+/** What every call waiting for or travelling in a batch has: its request id and span. */
 interface PendingCall {
-  key: string;
   /** Whether the key is the caller's (a replay is then the caller's to see) or made for this call. */
   callerKeyed: boolean;
   requestId: string | undefined;
@@ -438,14 +487,30 @@ interface PendingCall {
   span: SpanContext | undefined;
 }
 
-/** A purchase of an event's ticket types, waiting for or travelling in a call to vacancy. */
-interface PendingPurchase extends PendingCall {
-  eventId: string;
-  items: PurchaseItem[];
-  buyer: string | null;
+/** A command for POST /api/v1/batch: a purchase or hold under its key, or a confirm or release of a hold. */
+type PendingCommand = PendingCall &
+  (
+    | { op: 'purchase'; eventId: string; items: PurchaseItem[]; buyer: string | null; key: string }
+    | { op: 'hold'; eventId: string; items: PurchaseItem[]; buyer: string | null; ttlSeconds: number; key: string }
+    | { op: 'confirm'; holdId: string }
+    | { op: 'release'; holdId: string }
+  );
+
+type CommandAnswer = { order: OrderView; replayed: boolean } | { hold: HoldView; replayed: boolean };
+
+/** A keyed call's key (the caller's, namespaced, or a fresh one: every retry must carry the same), request id and span. */
+function keyed(context: CallContext, namespace: string): PendingCall & { key: string } {
+  return {
+    ...unkeyed(context),
+    key: context.idempotencyKey ?? `${namespace}:${crypto.randomUUID()}`,
+    callerKeyed: context.idempotencyKey !== undefined,
+  };
 }
 
-type PurchaseAnswer = { order: OrderView; replayed: boolean };
+function unkeyed(context: CallContext): PendingCall {
+  // The request's span; undefined, at no cost, unless a tracer provider is registered.
+  return { callerKeyed: true, requestId: context.requestId, span: trace.getActiveSpan()?.spanContext() };
+}
 
 /** How one kind of call travels in a batch: where, in what body, and what each result means. */
 interface BatchProtocol<Item, Result> {
@@ -464,20 +529,25 @@ const RESERVE_BATCH: BatchProtocol<PendingReserve, ReserveResult> = {
   result: (answer, item, maybeMade) => batchResult(answer, item, maybeMade),
 };
 
-const PURCHASE_BATCH: BatchProtocol<PendingPurchase, PurchaseAnswer> = {
+const COMMAND_BATCH: BatchProtocol<PendingCommand, CommandAnswer> = {
   path: 'batch',
   what: 'purchase',
   body: (items) => ({
-    commands: items.map(({ eventId, items: lines, buyer, key, requestId }) => ({
-      op: 'purchase',
-      eventId,
-      items: lines.map(({ typeId, qty }) => ({ ticketType: typeId, qty })),
-      ...(buyer === null ? {} : { buyer }),
-      key,
-      ...(requestId === undefined ? {} : { requestId }),
-    })),
+    commands: items.map((item) => {
+      const requestId = item.requestId === undefined ? {} : { requestId: item.requestId };
+      if (item.op === 'confirm' || item.op === 'release') return { op: item.op, holdId: item.holdId, ...requestId };
+      return {
+        op: item.op,
+        eventId: item.eventId,
+        items: item.items.map(({ typeId, qty }) => ({ ticketType: typeId, qty })),
+        ...(item.buyer === null ? {} : { buyer: item.buyer }),
+        ...(item.op === 'hold' ? { ttlSeconds: item.ttlSeconds } : {}),
+        key: item.key,
+        ...requestId,
+      };
+    }),
   }),
-  result: (answer, item, maybeMade) => purchaseResult(answer, item, maybeMade),
+  result: (answer, item, maybeMade) => commandResult(answer, item, maybeMade),
 };
 
 /** A batch result worth sending again under its key: still in flight there, or vacancy could not decide it. */
@@ -485,38 +555,73 @@ function isRetryable(answer: Record<string, unknown>): boolean {
   return answer.status === 503 || (answer.status === 409 && answer.type === problemTypes.idempotencyKeyInFlight.type);
 }
 
-/** One purchase of a batch, as its own call would have ended: its order or its error. */
-function purchaseResult(entry: unknown, item: PendingPurchase, maybeMade: boolean): PurchaseAnswer | Error {
+/** One command of a batch, as its own call would have ended: its order or hold, or its error. */
+function commandResult(entry: unknown, item: PendingCommand, maybeMade: boolean): CommandAnswer | Error {
   if (!isRecord(entry)) return new VacancyProtocolError('vacancy answered a batch with a result that is not an object');
-  if (entry.status === 201) {
-    if (!isOrderView(entry.order)) return new VacancyProtocolError('vacancy answered a purchase without its order');
-    return { order: entry.order, replayed: entry.replayed === true && item.callerKeyed && !maybeMade };
-  }
-  const detail = typeof entry.detail === 'string' ? entry.detail : `status ${String(entry.status)}`;
-  if (entry.type === problemTypes.insufficientInventory.type && Array.isArray(entry.items)) {
-    return new InsufficientInventoryError(
-      (entry.items as Array<Record<string, unknown>>).map((line): Shortfall => ({
-        typeId: String(line.ticketType),
-        requested: Number(line.requested),
-        available: Number(line.available),
-      })),
-      entry.replayed === true && item.callerKeyed && !maybeMade,
+  // A replay is the caller's only under the caller's own key, and only if it is not the answer
+  // to an attempt of this very call that was lost on the way back.
+  const replayed = entry.replayed === true && item.callerKeyed && !maybeMade;
+  if (entry.status === 200 || entry.status === 201) {
+    if ((item.op === 'purchase' || item.op === 'confirm') && isOrderView(entry.order)) {
+      return { order: entry.order, replayed };
+    }
+    if ((item.op === 'hold' || item.op === 'release') && isHoldView(entry.hold)) return { hold: entry.hold, replayed };
+    return new VacancyProtocolError(
+      `vacancy answered a ${item.op} without its ${item.op === 'purchase' || item.op === 'confirm' ? 'order' : 'hold'}`,
     );
   }
-  if (entry.status === 404) return new UnknownEventError(item.eventId);
-  if (entry.type === problemTypes.idempotencyKeyReused.type) return new IdempotencyKeyReusedError();
-  if (entry.status === 409) return new IdempotencyKeyInFlightError();
+  const detail = typeof entry.detail === 'string' ? entry.detail : `status ${String(entry.status)}`;
+  const firstError = Array.isArray(entry.errors) && isRecord(entry.errors[0]) ? entry.errors[0] : undefined;
+  switch (entry.type) {
+    case problemTypes.insufficientInventory.type:
+      if (!Array.isArray(entry.items)) break;
+      return new InsufficientInventoryError(
+        (entry.items as Array<Record<string, unknown>>).map((line): Shortfall => ({
+          typeId: String(line.ticketType),
+          requested: Number(line.requested),
+          available: Number(line.available),
+        })),
+        replayed,
+      );
+    case problemTypes.buyerLimitReached.type:
+      return new BuyerLimitError(
+        firstError ? String(firstError.reason) : detail,
+        firstError ? String(firstError.name) : 'items',
+      );
+    case problemTypes.holdExpired.type:
+      return new HoldGoneError('expired');
+    case problemTypes.holdReleased.type:
+      return new HoldGoneError('released');
+    case problemTypes.holdConfirmed.type:
+      return new HoldConfirmedError();
+    case problemTypes.idempotencyKeyReused.type:
+      return new IdempotencyKeyReusedError();
+    case problemTypes.idempotencyKeyInFlight.type:
+      return new IdempotencyKeyInFlightError();
+  }
+  if (entry.status === 404) {
+    return item.op === 'confirm' || item.op === 'release'
+      ? new UnknownHoldOrOrderError('hold', item.holdId)
+      : new UnknownEventError(item.eventId);
+  }
   if (entry.status === 422) {
-    const field = Array.isArray(entry.errors) && isRecord(entry.errors[0]) ? String(entry.errors[0].name) : 'items';
-    const reason = Array.isArray(entry.errors) && isRecord(entry.errors[0]) ? String(entry.errors[0].reason) : detail;
-    return new InvalidOrderError(reason, field);
+    return new InvalidOrderError(
+      firstError ? String(firstError.reason) : detail,
+      firstError ? String(firstError.name) : 'items',
+    );
   }
   if (entry.status === 503) {
-    return new VacancyUnavailableError(`The vacancy service could not make the purchase: ${detail}`, {
+    return new VacancyUnavailableError(`The vacancy service could not make the ${item.op}: ${detail}`, {
       outcomeUnknown: entry.outcomeUnknown === true || maybeMade,
     });
   }
-  return new VacancyProtocolError(`vacancy refused a batched purchase with status ${String(entry.status)}: ${detail}`);
+  return new VacancyProtocolError(
+    `vacancy refused a batched ${item.op} with status ${String(entry.status)}: ${detail}`,
+  );
+}
+
+function isHoldView(value: unknown): value is HoldView {
+  return isRecord(value) && typeof value.holdId === 'string' && typeof value.status === 'string';
 }
 
 function isEventView(value: unknown): value is EventView {
@@ -537,6 +642,7 @@ function isOrderView(value: unknown): value is OrderView {
 /** One purchase's reserve, waiting for or travelling in a call to vacancy. */
 interface PendingReserve extends PendingCall {
   qty: number;
+  key: string;
 }
 
 const tracer = trace.getTracer('ticket-system');

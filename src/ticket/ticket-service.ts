@@ -1,5 +1,5 @@
 import { INSUFFICIENT_INVENTORY, type PurchaseItem, type TicketRange } from '../stock/model.ts';
-import type { OrderView } from '../stock/views.ts';
+import type { HoldView, OrderView } from '../stock/views.ts';
 import type { CallContext, VacancyClient } from '../stock/vacancy-client.ts';
 
 /** The answer to a purchase: the 1.0.0 fields, plus the purchase record when it succeeded. */
@@ -67,6 +67,27 @@ export class TicketService {
       ...rest,
       ...(idempotencyKey === undefined ? {} : { idempotencyKey: `order:${idempotencyKey}` }),
     });
+  }
+
+  /** Holds every item of one event for `ttlSeconds`, or none; the key, if any, becomes `hold:<key>`. */
+  hold(
+    eventId: string,
+    items: PurchaseItem[],
+    context: CallContext & { buyer?: string | null; ttlSeconds: number },
+  ): Promise<{ hold: HoldView; replayed: boolean }> {
+    const { idempotencyKey, ...rest } = context;
+    return this.vacancy.hold(eventId, items, {
+      ...rest,
+      ...(idempotencyKey === undefined ? {} : { idempotencyKey: `hold:${idempotencyKey}` }),
+    });
+  }
+
+  confirm(holdId: string, context?: CallContext): Promise<{ order: OrderView; replayed: boolean }> {
+    return this.vacancy.confirm(holdId, context);
+  }
+
+  release(holdId: string, context?: CallContext): Promise<HoldView> {
+    return this.vacancy.release(holdId, context);
   }
 
   available(context?: CallContext): Promise<number> {

@@ -1,10 +1,10 @@
 import { jsonResponse } from '../lib/api-headers.ts';
 import { requireBearerToken } from '../lib/bearer-token.ts';
 import { createRouter } from '../lib/create-router.ts';
-import { putEventRoute } from '../lib/event-routes.ts';
+import { cancelOrderRoute, putEventRoute } from '../lib/event-routes.ts';
 import { ProblemError } from '../lib/problem.ts';
 import { ID_PATTERN } from '../stock/model.ts';
-import { eventView } from '../stock/views.ts';
+import { eventView, orderView } from '../stock/views.ts';
 import { adjustStockRoute } from './admin.routes.ts';
 import type { StockActor } from './stock-actor.ts';
 
@@ -44,14 +44,22 @@ export function createAdminRouter({ actor, adminToken, bodyLimitBytes }: AdminRo
     const { event, created } = await actor.putEvent(eventId, {
       name: body.name,
       capacity: body.capacity ?? null,
+      maxPerBuyer: body.maxPerBuyer ?? null,
       ticketTypes: body.ticketTypes.map((type) => ({
         id: type.id,
         name: type.name,
         capacity: type.capacity,
         maxPerOrder: type.maxPerOrder ?? null,
+        maxPerBuyer: type.maxPerBuyer ?? null,
       })),
     });
     return jsonResponse(c, eventView(event), created ? 201 : 200) as never;
+  });
+
+  router.on('POST', '/api/v1/orders/:orderId/cancel', requireAdmin);
+  router.openapi(cancelOrderRoute, async (c) => {
+    const { order } = await actor.cancel(c.req.valid('param').orderId);
+    return jsonResponse(c, orderView(order)) as never;
   });
   return router;
 }

@@ -1,5 +1,5 @@
 import { jsonResponse } from '../lib/api-headers.ts';
-import { getEventRoute, listEventsRoute } from '../lib/event-routes.ts';
+import { getEventRoute, getHoldRoute, getOrderRoute, listEventsRoute } from '../lib/event-routes.ts';
 import { createRouter } from '../lib/create-router.ts';
 import { ProblemError } from '../lib/problem.ts';
 import { ID_PATTERN } from '../stock/model.ts';
@@ -16,7 +16,11 @@ export const DEFAULT_EVENT_PAGE = 50;
  * @example
  * app.route('/', createEventReadsRouter({ vacancy: new LocalVacancyClient(actor) }));
  */
-export function createEventReadsRouter({ vacancy }: { vacancy: Pick<VacancyClient, 'getEvent' | 'listEvents'> }) {
+export function createEventReadsRouter({
+  vacancy,
+}: {
+  vacancy: Pick<VacancyClient, 'getEvent' | 'listEvents' | 'getHold' | 'getOrder'>;
+}) {
   const router = createRouter();
 
   router.openapi(listEventsRoute, async (c) => {
@@ -31,6 +35,16 @@ export function createEventReadsRouter({ vacancy }: { vacancy: Pick<VacancyClien
   router.openapi(getEventRoute, async (c) => {
     const { eventId } = c.req.valid('param');
     return jsonResponse(c, await vacancy.getEvent(knownEventId(eventId), { requestId: c.get('requestId') })) as never;
+  });
+
+  router.openapi(getHoldRoute, async (c) => {
+    const { holdId } = c.req.valid('param');
+    return jsonResponse(c, await vacancy.getHold(holdId, { requestId: c.get('requestId') })) as never;
+  });
+
+  router.openapi(getOrderRoute, async (c) => {
+    const { orderId } = c.req.valid('param');
+    return jsonResponse(c, await vacancy.getOrder(orderId, { requestId: c.get('requestId') })) as never;
   });
 
   return router;

@@ -1,6 +1,6 @@
 import type { PurchaseItem } from '../stock/model.ts';
 import type { CallContext, EventPage, VacancyClient, VacancyProbe } from '../stock/vacancy-client.ts';
-import { eventView, orderView, type EventView, type OrderView } from '../stock/views.ts';
+import { eventView, holdView, orderView, type EventView, type HoldView, type OrderView } from '../stock/views.ts';
 import type { StockActor } from './stock-actor.ts';
 
 /**
@@ -32,6 +32,36 @@ export class LocalVacancyClient implements VacancyClient {
       idempotencyKey: context.idempotencyKey,
     });
     return { order: orderView(order), replayed };
+  }
+
+  async hold(
+    eventId: string,
+    items: PurchaseItem[],
+    context: CallContext & { buyer?: string | null; ttlSeconds: number },
+  ): Promise<{ hold: HoldView; replayed: boolean }> {
+    const { hold, replayed } = await this.actor.hold(eventId, items, {
+      buyer: context.buyer ?? null,
+      ttlMs: context.ttlSeconds * 1000,
+      idempotencyKey: context.idempotencyKey,
+    });
+    return { hold: holdView(hold), replayed };
+  }
+
+  async confirm(holdId: string): Promise<{ order: OrderView; replayed: boolean }> {
+    const { order, replayed } = await this.actor.confirm(holdId);
+    return { order: orderView(order), replayed };
+  }
+
+  async release(holdId: string): Promise<HoldView> {
+    return holdView(await this.actor.release(holdId));
+  }
+
+  async getHold(holdId: string): Promise<HoldView> {
+    return holdView(await this.actor.getHold(holdId));
+  }
+
+  async getOrder(orderId: string): Promise<OrderView> {
+    return orderView(await this.actor.getOrder(orderId));
   }
 
   async getEvent(eventId: string): Promise<EventView> {

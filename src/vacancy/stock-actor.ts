@@ -1,11 +1,14 @@
-import type { ActorObserver } from '../lib/metrics.ts';
+import type { ActorObserver, StockOutcome } from '../lib/metrics.ts';
 import { nextTurn } from '../lib/next-turn.ts';
 import { ActorClosedError, InsufficientInventoryError, refusalError, StoreUnavailableError } from '../stock/errors.ts';
 import {
   DEFAULT_EVENT_ID,
   DEFAULT_TICKET_TYPE_ID,
+  eventOfHoldId,
+  newHoldId,
   newOrderId,
   type AdjustOp,
+  type HoldRecord,
   type EventDefinition,
   type EventRecord,
   type OrderRecord,
@@ -35,7 +38,18 @@ export interface StockActorOptions {
   now?: () => number;
   /** Told of every batch and every store call (metrics). */
   observer?: ActorObserver;
+  /**
+   * How often the actor sweeps holds whose time has passed (ms; default 250).
+   * Their stock is back on sale for any command that touches their event at
+   * once; the sweep brings it back for events nobody touches, within a second.
+   */
+  sweepEveryMs?: number;
+  /** Told of each hold's and order's outcome (metrics). */
+  onOutcome?: (outcome: StockOutcome) => void;
 }
+
+/** Holds the sweeper expires at most in one batch: a wave of expiries is spread over batches. */
+const EXPIRED_PER_SWEEP = 2_000;
 
 type Message = { command: StockCommand; settle: Settle };
 
@@ -75,12 +89,15 @@ export class StockActor {
   #idle: Promise<void> = Promise.resolve();
   #markIdle: () => void = () => {};
   #lastBatchSize = 0;
+  #sweeper: ReturnType<typeof setTimeout> | undefined;
+  readonly #onOutcome: ((outcome: StockOutcome) => void) | undefined;
 
   private constructor(store: StockStore, options: StockActorOptions) {
     this.#store = store;
     this.#ttlMs = options.idempotencyTtlMs ?? 24 * 60 * 60 * 1000;
     this.#now = options.now ?? Date.now;
     this.#observer = options.observer;
+    this.#onOutcome = options.onOutcome;
   }
 
   /** Opens the store, creating the `seed` events it does not hold yet, and starts an actor on it. */
@@ -92,7 +109,113 @@ export class StockActor {
     await store.open(seed);
     const actor = new StockActor(store, options);
     if (seed.some((event) => event.eventId === DEFAULT_EVENT_ID)) await actor.level().catch(() => undefined);
+    // Holds that expired while the process was down are given back before it serves anyone.
+    await actor.expireDue().catch(() => undefined);
+    actor.#startSweeping(options.sweepEveryMs ?? 250);
     return actor;
+  }
+
+  /**
+   * Takes every item out of sale for `ttlMs`, or none: the hold, or
+   * InsufficientInventoryError and the refusals of a purchase. Confirm it
+   * with {@link confirm} before it expires.
+   */
+  async hold(
+    eventId: string,
+    items: PurchaseItem[],
+    options: { buyer?: string | null; ttlMs: number; idempotencyKey?: string },
+  ): Promise<{ hold: HoldRecord; replayed: boolean }> {
+    const decision = await this.#send({
+      kind: 'hold',
+      eventId,
+      items,
+      buyer: options.buyer ?? null,
+      holdId: newHoldId(eventId),
+      at: this.#now(),
+      ttlMs: options.ttlMs,
+      key: options.idempotencyKey,
+    });
+    if (decision.kind === 'insufficient') throw new InsufficientInventoryError(decision.items, decision.replayed);
+    if (decision.kind !== 'hold') throw unexpected(decision, 'hold');
+    if (!decision.replayed)
+      this.#outcome({ kind: 'hold', status: 'held', count: 1, tickets: ticketsOf(decision.hold) });
+    return { hold: decision.hold, replayed: decision.replayed };
+  }
+
+  /** Turns a held hold into an order; `replayed` when it was confirmed already (the same order). */
+  async confirm(holdId: string): Promise<{ order: OrderRecord; replayed: boolean }> {
+    // An id that names no event names no hold either: the rules refuse it whatever order id comes along.
+    const orderId = newOrderId(eventOfHoldId(holdId) ?? 'none');
+    const decision = await this.#send({ kind: 'confirm', holdId, orderId, at: this.#now() });
+    if (decision.kind !== 'order') throw unexpected(decision, 'confirm');
+    if (!decision.replayed) {
+      const tickets = decision.order.items.reduce((sum, line) => sum + line.qty, 0);
+      this.#outcome({ kind: 'hold', status: 'confirmed', count: 1, tickets });
+    }
+    return { order: decision.order, replayed: decision.replayed };
+  }
+
+  /** Gives a held hold's stock back; a hold released or expired already answers as it is. */
+  async release(holdId: string): Promise<HoldRecord> {
+    const decision = await this.#send({ kind: 'release', holdId });
+    if (decision.kind !== 'hold') throw unexpected(decision, 'release');
+    if (!decision.replayed) {
+      this.#outcome({ kind: 'hold', status: 'released', count: 1, tickets: ticketsOf(decision.hold) });
+    }
+    return decision.hold;
+  }
+
+  async getHold(holdId: string): Promise<HoldRecord> {
+    const decision = await this.#send({ kind: 'get-hold', holdId });
+    if (decision.kind !== 'hold') throw unexpected(decision, 'get-hold');
+    return decision.hold;
+  }
+
+  async getOrder(orderId: string): Promise<OrderRecord> {
+    const decision = await this.#send({ kind: 'get-order', orderId });
+    if (decision.kind !== 'order') throw unexpected(decision, 'get-order');
+    return decision.order;
+  }
+
+  /** Cancels an order: its tickets go back on sale; `replayed` when it was cancelled already. */
+  async cancel(orderId: string): Promise<{ order: OrderRecord; replayed: boolean }> {
+    const decision = await this.#send({ kind: 'cancel', orderId });
+    if (decision.kind !== 'order') throw unexpected(decision, 'cancel');
+    if (!decision.replayed) this.#outcome({ kind: 'order-cancelled' });
+    return { order: decision.order, replayed: decision.replayed };
+  }
+
+  /** Expires up to `limit` holds whose time has passed, over all events; answers how many. */
+  async expireDue(limit = EXPIRED_PER_SWEEP): Promise<number> {
+    const decision = await this.#send({ kind: 'expire', limit });
+    if (decision.kind !== 'expired') throw unexpected(decision, 'expire');
+    return decision.count;
+  }
+
+  #outcome(outcome: StockOutcome): void {
+    this.#onOutcome?.(outcome);
+  }
+
+  /**
+   * Sweeps due holds every `everyMs`, and again at once while a sweep finds
+   * a full load. One sweep at a time; none once closed.
+   */
+  #startSweeping(everyMs: number): void {
+    const sweep = async () => {
+      this.#sweeper = undefined;
+      if (this.#closed) return;
+      let expired = 0;
+      try {
+        expired = await this.expireDue();
+      } catch {
+        // A store that cannot write now is retried at the next tick; readiness reports it.
+      }
+      if (this.#closed) return;
+      this.#sweeper = setTimeout(() => void sweep(), expired >= EXPIRED_PER_SWEEP ? 0 : everyMs);
+      (this.#sweeper as { unref?: () => void }).unref?.();
+    };
+    this.#sweeper = setTimeout(() => void sweep(), everyMs);
+    (this.#sweeper as { unref?: () => void }).unref?.();
   }
 
   /**
@@ -145,7 +268,15 @@ export class StockActor {
   async reserve(qty: number, options: ReserveOptions = {}): Promise<ReserveResult> {
     const eventId = options.eventId ?? DEFAULT_EVENT_ID;
     const typeId = options.typeId ?? DEFAULT_TICKET_TYPE_ID;
-    const decision = await this.#send({ kind: 'reserve', eventId, typeId, qty, key: options.idempotencyKey });
+    const decision = await this.#send({
+      kind: 'reserve',
+      eventId,
+      typeId,
+      qty,
+      orderId: newOrderId(eventId),
+      at: this.#now(),
+      key: options.idempotencyKey,
+    });
     if (decision.kind !== 'reserved') throw unexpected(decision, 'reserve');
     // A replay answers as of its first decision: its remaining is history, not the stock now.
     if (!decision.replayed) {
@@ -193,6 +324,11 @@ export class StockActor {
     return level && { ...level };
   }
 
+  /** Tickets held over all events, where the store can tell cheaply (for metrics). */
+  heldTickets(): number | undefined {
+    return this.#store.heldTickets?.();
+  }
+
   /** Messages waiting for the next batch, the size of the last batch decided, idempotency keys held. */
   stats(): { mailboxDepth: number; lastBatchSize: number; idempotencyKeys: number | undefined } {
     return {
@@ -219,6 +355,7 @@ export class StockActor {
   /** Refuses new messages, answers every queued one, then closes the store. */
   async close(): Promise<void> {
     this.#closed = true;
+    clearTimeout(this.#sweeper);
     await this.#idle;
     await this.#store.close();
   }
@@ -259,7 +396,11 @@ export class StockActor {
       decisions = await this.#timed(() =>
         this.#store.decide(
           batch.map((message) => message.command),
-          { now: this.#now(), idempotencyTtlMs: this.#ttlMs },
+          {
+            now: this.#now(),
+            idempotencyTtlMs: this.#ttlMs,
+            expired: (count, tickets) => this.#outcome({ kind: 'hold', status: 'expired', count, tickets }),
+          },
         ),
       );
     } catch (error) {
@@ -316,7 +457,17 @@ export class StockActor {
 }
 
 function isRead(command: StockCommand): boolean {
-  return command.kind === 'level' || command.kind === 'get-event' || command.kind === 'list-events';
+  return (
+    command.kind === 'level' ||
+    command.kind === 'get-event' ||
+    command.kind === 'list-events' ||
+    command.kind === 'get-hold' ||
+    command.kind === 'get-order'
+  );
+}
+
+function ticketsOf(hold: HoldRecord): number {
+  return hold.items.reduce((sum, item) => sum + item.qty, 0);
 }
 
 function unexpected(decision: StockDecision, asked: string): Error {

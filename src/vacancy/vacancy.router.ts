@@ -1,3 +1,4 @@
+import type { z } from '@hono/zod-openapi';
 import { jsonResponse } from '../lib/api-headers.ts';
 import { requireBearerToken } from '../lib/bearer-token.ts';
 import { createRouter } from '../lib/create-router.ts';
@@ -12,8 +13,12 @@ import type { StockActor } from './stock-actor.ts';
 import { availableRoute, reserveBatchRoute, reserveRoute } from './vacancy.routes.ts';
 import { commandBatchRoute } from '../lib/event-routes.ts';
 import { CommandBatchRequestSchema } from '../lib/event-schemas.ts';
-import { orderView } from '../stock/views.ts';
+
 import { InsufficientInventoryError } from '../stock/errors.ts';
+import { holdView, orderView } from '../stock/views.ts';
+
+/** One command of POST /api/v1/batch. */
+type BatchCommand = z.output<typeof CommandBatchRequestSchema>['commands'][number];
 
 export interface VacancyRouterOptions {
   actor: StockActor;
@@ -94,7 +99,39 @@ export function createVacancyRouter({ actor, bodyLimitBytes, internalToken, metr
     return jsonResponse(c, { results });
   });
 
-  // Purchases the ticket service coalesced: each decided as its own call would be, under its key.
+  /** One command of a batch, as its own call would decide it. */
+  const decideCommand = async (command: BatchCommand) => {
+    const items = (lines: Array<{ ticketType: string; qty: number }>) =>
+      lines.map((line) => ({ typeId: line.ticketType, qty: line.qty }));
+    switch (command.op) {
+      case 'purchase': {
+        const { eventId, buyer, key } = command;
+        const { order, replayed } = await inFlight.run(`${eventId} ${key}`, () =>
+          actor.purchase(eventId, items(command.items), { buyer: buyer ?? null, idempotencyKey: key }),
+        );
+        return { status: 201, order: orderView(order), replayed };
+      }
+      case 'hold': {
+        const { eventId, buyer, key, ttlSeconds } = command;
+        const { hold, replayed } = await inFlight.run(`${eventId} ${key}`, () =>
+          actor.hold(eventId, items(command.items), {
+            buyer: buyer ?? null,
+            ttlMs: ttlSeconds * 1000,
+            idempotencyKey: key,
+          }),
+        );
+        return { status: 201, hold: holdView(hold), replayed };
+      }
+      case 'confirm': {
+        const { order, replayed } = await actor.confirm(command.holdId);
+        return { status: replayed ? 200 : 201, order: orderView(order), replayed };
+      }
+      case 'release':
+        return { status: 200, hold: holdView(await actor.release(command.holdId)), replayed: false };
+    }
+  };
+
+  // Purchases and holds the ticket service coalesced: each decided as its own call would be, under its key.
   const readCommands = unkeyedJsonReader(CommandBatchRequestSchema, bodyLimitBytes);
   router.openAPIRegistry.registerPath(commandBatchRoute);
   router.post(commandBatchRoute.path, async (c) => {
@@ -104,16 +141,9 @@ export function createVacancyRouter({ actor, bodyLimitBytes, internalToken, metr
       commands.flatMap(({ requestId }) => (requestId === undefined ? [] : [requestId])),
     );
     const results = await Promise.all(
-      commands.map(async ({ eventId, items, buyer, key }) => {
+      commands.map(async (command) => {
         try {
-          const { order, replayed } = await inFlight.run(`${eventId} ${key}`, () =>
-            actor.purchase(
-              eventId,
-              items.map((item) => ({ typeId: item.ticketType, qty: item.qty })),
-              { buyer: buyer ?? null, idempotencyKey: key },
-            ),
-          );
-          return { status: 201, order: orderView(order), replayed };
+          return await decideCommand(command);
         } catch (error) {
           const problem = batchItemProblem(error);
           return error instanceof InsufficientInventoryError && error.replayed

@@ -8,11 +8,21 @@ import type { StockCommand, StockDecision } from '../../src/stock/model.ts';
 import type { DecideOptions } from '../../src/stock/rules.ts';
 import { MemoryStockStore, type SeedEvent, type StockStore, type StoreHealth } from '../../src/stock/store.ts';
 
+/** Reads, and the actor's own sweeps for expired holds, are not counted as changes (nor failed). */
+const UNCOUNTED = new Set<StockCommand['kind']>([
+  'level',
+  'get-event',
+  'list-events',
+  'get-hold',
+  'get-order',
+  'expire',
+]);
+
 export class ControlledStore implements StockStore {
   readonly kind: string;
   /** Every batch handed to the store, including those that failed. */
   readonly batches: StockCommand[][] = [];
-  /** Changes (commands other than reads) decided in batches that succeeded. */
+  /** Changes (commands other than reads and sweeps) decided in batches that succeeded. */
   committed = 0;
   /** While set, every batch that would change something fails (reads alone still pass). */
   failing = false;
@@ -48,7 +58,7 @@ export class ControlledStore implements StockStore {
     this.batches.push([...commands]);
     await this.#gate;
     if (this.#delayMs > 0) await new Promise((resolve) => setTimeout(resolve, this.#delayMs));
-    const changes = commands.filter((command) => command.kind !== 'level').length;
+    const changes = commands.filter((command) => !UNCOUNTED.has(command.kind)).length;
     if (changes > 0 && (this.failing || this.failNext)) {
       this.failNext = false;
       throw this.failure();
