@@ -86,6 +86,7 @@ const MIGRATIONS: readonly string[] = [
      qty INTEGER NOT NULL CHECK (qty > 0),
      PRIMARY KEY (event_id, buyer, type_id)
    ) WITHOUT ROWID;`,
+  `CREATE INDEX orders_by_time ON orders (created_at);`,
 ];
 
 /** Events kept in memory at most; the others are read from the database when a batch needs them. */
@@ -127,6 +128,10 @@ interface Statements {
   dueHoldsOf: SqliteStatement;
   dueHolds: SqliteStatement;
   buyerTickets: SqliteStatement;
+  recentOrdersOf: SqliteStatement;
+  recentOrders: SqliteStatement;
+  heldHoldsOf: SqliteStatement;
+  heldHolds: SqliteStatement;
   putBuyerTickets: SqliteStatement;
   deleteBuyerTickets: SqliteStatement;
   key: SqliteStatement;
@@ -230,6 +235,12 @@ export class SqliteStockStore implements StockStore {
       },
       dueHolds: (eventId, now, limit) =>
         (eventId === null ? sql.dueHolds.all(now, limit) : sql.dueHoldsOf.all(eventId, now, limit)).map(holdFromRow),
+      recentOrders: (eventId, limit) =>
+        (eventId === null ? sql.recentOrders.all(limit) : sql.recentOrdersOf.all(eventId, limit)).map((row) =>
+          orderFromRow(String(row.id), row),
+        ),
+      heldHolds: (eventId, limit) =>
+        (eventId === null ? sql.heldHolds.all(limit) : sql.heldHoldsOf.all(eventId, limit)).map(holdFromRow),
       buyerTickets: (eventId, buyer) =>
         new Map(sql.buyerTickets.all(eventId, buyer).map((row) => [String(row.type_id), Number(row.qty)])),
       idempotencyRecord: (key) => {
@@ -351,6 +362,10 @@ export class SqliteStockStore implements StockStore {
       ),
       dueHolds: db.prepare("SELECT * FROM holds WHERE status = 'held' AND expires_at <= ? ORDER BY expires_at LIMIT ?"),
       buyerTickets: db.prepare('SELECT type_id, qty FROM buyer_tickets WHERE event_id = ? AND buyer = ?'),
+      recentOrdersOf: db.prepare('SELECT * FROM orders WHERE event_id = ? ORDER BY created_at DESC LIMIT ?'),
+      recentOrders: db.prepare('SELECT * FROM orders ORDER BY created_at DESC LIMIT ?'),
+      heldHoldsOf: db.prepare("SELECT * FROM holds WHERE event_id = ? AND status = 'held' ORDER BY expires_at LIMIT ?"),
+      heldHolds: db.prepare("SELECT * FROM holds WHERE status = 'held' ORDER BY expires_at LIMIT ?"),
       putBuyerTickets: db.prepare(
         'INSERT OR REPLACE INTO buyer_tickets (event_id, buyer, type_id, qty) VALUES (?, ?, ?, ?)',
       ),

@@ -200,6 +200,10 @@ export type StockCommand =
   | { kind: 'release'; holdId: string }
   | { kind: 'get-hold'; holdId: string }
   | { kind: 'get-order'; orderId: string }
+  /** The latest `limit` orders of an event (of all events when null), newest first: what a dashboard shows. */
+  | { kind: 'recent-orders'; eventId: string | null; limit: number }
+  /** The `limit` held holds that expire first, of an event (of all when null): what a dashboard shows. */
+  | { kind: 'expiring-holds'; eventId: string | null; limit: number }
   | { kind: 'cancel'; orderId: string }
   /** Expires up to `limit` holds whose time has passed, over all events (the actor's sweeper sends it). */
   | { kind: 'expire'; limit: number };
@@ -255,6 +259,8 @@ export type StockDecision =
   | { kind: 'events'; events: EventRecord[]; next: string | null }
   | { kind: 'order'; order: OrderRecord; replayed: boolean }
   | { kind: 'hold'; hold: HoldRecord; replayed: boolean }
+  | { kind: 'orders'; orders: OrderRecord[] }
+  | { kind: 'holds'; holds: HoldRecord[] }
   | { kind: 'expired'; count: number }
   | { kind: 'insufficient'; items: Shortfall[]; replayed: boolean }
   | { kind: 'refused'; reason: RefusalReason; field?: string; detail?: string };

@@ -39,6 +39,10 @@ export interface StockView {
    * earliest first: of one event, or of any when `eventId` is null.
    */
   dueHolds(eventId: string | null, now: number, limit: number): HoldRecord[];
+  /** The latest `limit` orders (of one event, or of all when null), newest first. */
+  recentOrders(eventId: string | null, limit: number): OrderRecord[];
+  /** The `limit` holds still `held` that expire first (of one event, or of all when null), whatever their time. */
+  heldHolds(eventId: string | null, limit: number): HoldRecord[];
   /** How many tickets of each type of an event a buyer holds or has bought (orders not cancelled). */
   buyerTickets(eventId: string, buyer: string): ReadonlyMap<string, number>;
   /** The record of an idempotency key (as {@link scopedKeyOf} makes it), expired or not; undefined when there is none. */
@@ -196,6 +200,11 @@ class Batch {
       }
       case 'cancel':
         return this.#cancel(command.orderId);
+      case 'recent-orders':
+        // As committed: a dashboard's view lags a batch at most.
+        return { kind: 'orders', orders: this.view.recentOrders(command.eventId, Math.max(0, command.limit)) };
+      case 'expiring-holds':
+        return { kind: 'holds', holds: this.view.heldHolds(command.eventId, Math.max(0, command.limit)) };
       case 'expire':
         return this.#expireDue(command.limit);
       case 'reserve':

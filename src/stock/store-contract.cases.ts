@@ -243,6 +243,18 @@ const orderFrom = (decision: StockDecision, change: { holdN?: number; status?: O
   };
 };
 
+/** An order decision with the order made at `at`. */
+const orderAt = (decision: StockDecision, at: number): StockDecision =>
+  decision.kind === 'order' ? { ...decision, order: { ...decision.order, createdAt: at } } : decision;
+const orderOf = (decision: StockDecision): OrderRecord => {
+  if (decision.kind !== 'order') throw new Error('orderOf takes an order decision');
+  return decision.order;
+};
+const holdOf = (decision: StockDecision): HoldRecord => {
+  if (decision.kind !== 'hold') throw new Error('holdOf takes a hold decision');
+  return decision.hold;
+};
+
 // ---- the cases ------------------------------------------------------------------------------------
 
 const concert = definition('Spring Concert', 10, ['general', 9, 4], ['vip', 3, 2]);
@@ -1137,6 +1149,65 @@ export const CONTRACT_CASES: ContractCase[] = [
           { kind: 'expired', count: 2 },
           { kind: 'expired', count: 0 },
           eventsAre([record('club', uncapped, [0], [0, 0, 1]), record('open-air', uncapped)], null),
+        ],
+      },
+    ],
+  },
+  {
+    name: "a dashboard's reads: the latest orders newest first, and the holds that expire first",
+    seed: [seedEvent('open-air', uncapped), seedEvent('club', uncapped)],
+    steps: [
+      {
+        batch: [
+          { ...purchase(1, 'open-air', [['general', 1]]), at: 1 } as StockCommand,
+          { ...purchase(2, 'club', [['general', 2]]), at: 2 } as StockCommand,
+          { ...purchase(3, 'open-air', [['vip', 1]]), at: 3 } as StockCommand,
+          hold(1, 'open-air', [['general', 1]], { ttlMs: 300_000 }),
+          hold(2, 'club', [['vip', 1]], { ttlMs: 60_000 }),
+          hold(3, 'open-air', [['vip', 1]], { ttlMs: 120_000 }),
+          release(3, 'open-air'),
+        ],
+        expect: [
+          { ...orderAt(ordered(1, 'open-air', [['general', 1, 1]]), 1) },
+          { ...orderAt(ordered(2, 'club', [['general', 1, 2]]), 2) },
+          { ...orderAt(ordered(3, 'open-air', [['vip', 1, 1]]), 3) },
+          holdIs(1, 'open-air', [['general', 1]], { ttlMs: 300_000 }),
+          holdIs(2, 'club', [['vip', 1]], { ttlMs: 60_000 }),
+          holdIs(3, 'open-air', [['vip', 1]], { ttlMs: 120_000 }),
+          holdIs(3, 'open-air', [['vip', 1]], { ttlMs: 120_000, status: 'released' }),
+        ],
+      },
+      {
+        // As committed: these reads do not see the batch they are in.
+        batch: [
+          { kind: 'recent-orders', eventId: null, limit: 2 },
+          { kind: 'recent-orders', eventId: 'open-air', limit: 10 },
+          { kind: 'expiring-holds', eventId: null, limit: 10 },
+          { kind: 'expiring-holds', eventId: 'club', limit: 1 },
+        ],
+        expect: [
+          {
+            kind: 'orders',
+            orders: [
+              orderOf(orderAt(ordered(3, 'open-air', [['vip', 1, 1]]), 3)),
+              orderOf(orderAt(ordered(2, 'club', [['general', 1, 2]]), 2)),
+            ],
+          },
+          {
+            kind: 'orders',
+            orders: [
+              orderOf(orderAt(ordered(3, 'open-air', [['vip', 1, 1]]), 3)),
+              orderOf(orderAt(ordered(1, 'open-air', [['general', 1, 1]]), 1)),
+            ],
+          },
+          {
+            kind: 'holds',
+            holds: [
+              holdOf(holdIs(2, 'club', [['vip', 1]], { ttlMs: 60_000 })),
+              holdOf(holdIs(1, 'open-air', [['general', 1]], { ttlMs: 300_000 })),
+            ],
+          },
+          { kind: 'holds', holds: [holdOf(holdIs(2, 'club', [['vip', 1]], { ttlMs: 60_000 }))] },
         ],
       },
     ],

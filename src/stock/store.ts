@@ -118,6 +118,8 @@ export class MemoryStockStore implements StockStore {
   /** Every event id, sorted, for listing in id order. */
   readonly #eventIds: string[] = [];
   readonly #orders = new Map<string, OrderRecord>();
+  /** Order ids in the order they were made. */
+  readonly #orderIds: string[] = [];
   readonly #holds = new Map<string, HoldRecord>();
   /** Holds still held, by when they expire: one heap per event, and one over all events. */
   readonly #deadlines = new Map<string, DeadlineHeap>();
@@ -140,6 +142,19 @@ export class MemoryStockStore implements StockStore {
         this.#holds.get(id),
       ) ?? [],
     buyerTickets: (eventId, buyer) => this.#buyers.get(buyerKeyOf(eventId, buyer)) ?? new Map(),
+    recentOrders: (eventId, limit) => {
+      const found: OrderRecord[] = [];
+      for (let i = this.#orderIds.length - 1; i >= 0 && found.length < limit; i--) {
+        const order = this.#orders.get(this.#orderIds[i]!)!;
+        if (eventId === null || order.eventId === eventId) found.push(order);
+      }
+      return found;
+    },
+    heldHolds: (eventId, limit) =>
+      [...this.#holds.values()]
+        .filter((hold) => hold.status === 'held' && (eventId === null || hold.eventId === eventId))
+        .sort((a, b) => a.expiresAt - b.expiresAt)
+        .slice(0, limit),
     idempotencyRecord: (key) => this.#keys.get(key),
   };
 
@@ -157,7 +172,10 @@ export class MemoryStockStore implements StockStore {
   async decide(commands: readonly StockCommand[], options: DecideOptions): Promise<StockDecision[]> {
     const decisions = await decideAndRecord(this.#view, commands, options, (changes) => {
       for (const { event } of changes.events.values()) this.#putEvent(event);
-      for (const [id, order] of changes.orders) this.#orders.set(id, order);
+      for (const [id, order] of changes.orders) {
+        if (!this.#orders.has(id)) this.#orderIds.push(id);
+        this.#orders.set(id, order);
+      }
       for (const [id, hold] of changes.holds) {
         const known = this.#holds.has(id);
         this.#holds.set(id, hold);

@@ -177,6 +177,20 @@ export class StockActor {
     return decision.order;
   }
 
+  /** The latest `limit` orders (of one event, or of all when null), newest first, as committed. */
+  async recentOrders(eventId: string | null, limit: number): Promise<OrderRecord[]> {
+    const decision = await this.#send({ kind: 'recent-orders', eventId, limit });
+    if (decision.kind !== 'orders') throw unexpected(decision, 'recent-orders');
+    return decision.orders;
+  }
+
+  /** The `limit` held holds that expire first (of one event, or of all when null), as committed. */
+  async expiringHolds(eventId: string | null, limit: number): Promise<HoldRecord[]> {
+    const decision = await this.#send({ kind: 'expiring-holds', eventId, limit });
+    if (decision.kind !== 'holds') throw unexpected(decision, 'expiring-holds');
+    return decision.holds;
+  }
+
   /** Cancels an order: its tickets go back on sale; `replayed` when it was cancelled already. */
   async cancel(orderId: string): Promise<{ order: OrderRecord; replayed: boolean }> {
     const decision = await this.#send({ kind: 'cancel', orderId });
@@ -462,7 +476,9 @@ function isRead(command: StockCommand): boolean {
     command.kind === 'get-event' ||
     command.kind === 'list-events' ||
     command.kind === 'get-hold' ||
-    command.kind === 'get-order'
+    command.kind === 'get-order' ||
+    command.kind === 'recent-orders' ||
+    command.kind === 'expiring-holds'
   );
 }
 
