@@ -11,10 +11,16 @@
  *   of the project; what it prints must be the body of its one `# →` line.
  *
  * In an expected body the string "…" stands for any value (ids that differ
- * from run to run). The examples' ports (localhost:8000, 8001, 8002) are
- * mapped to free ones.
+ * from run to run), and a string "$NAME" (capitals, digits, _) for an id an
+ * example goes on with: its first place in a block takes the answer's string
+ * there as the variable NAME, every later place must be that same string,
+ * and the block's later commands get it in their environment (`$NAME` in a
+ * URL). A command may name only the variables set before it, and
+ * ADMIN_TOKEN, the token the services are started with. The examples' ports
+ * (localhost:8000, 8001, 8002) are mapped to free ones.
  */
 import { execFile } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative, resolve } from 'node:path';
@@ -34,6 +40,16 @@ const DOCUMENTS = [
 ];
 /** In an expected body, a value that may be anything. */
 const ANY_VALUE = '…';
+/** In an expected body, an id later examples go on with: `"$HOLD"`. */
+const VARIABLE = /^\$([A-Z][A-Z0-9_]*)$/;
+/** A variable inside a longer expected string: `/api/v1/holds/$HOLD/confirm`. */
+const VARIABLE_IN_TEXT = /\$([A-Z][A-Z0-9_]*)/g;
+/** Where a command uses a variable: `$HOLD` or `${HOLD}`. */
+const VARIABLE_USE = /\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?/g;
+/** What a variable may hold: ids, which go into URLs and shell words as they are. */
+const VARIABLE_VALUE = /^[A-Za-z0-9_.~-]+$/;
+/** The admin token the services are started with, and the examples' $ADMIN_TOKEN. */
+const ADMIN_TOKEN = randomBytes(24).toString('hex');
 
 interface Expectation {
   command: string;
@@ -94,14 +110,54 @@ function expectEveryCurlChecked(block: Block): void {
   }
 }
 
-/** The expected body with every "…" turned into "any value". */
-function matcher(body: unknown): unknown {
+/**
+ * The expected body with every "…" turned into "any value", a variable set
+ * already into its value, and a variable not set yet into "any id". Inside a
+ * longer string (`"/api/v1/holds/$HOLD"`) a variable must be set already.
+ */
+function matcher(body: unknown, variables: ReadonlyMap<string, string> = new Map()): unknown {
   if (body === ANY_VALUE) return expect.anything();
-  if (Array.isArray(body)) return body.map(matcher);
+  if (typeof body === 'string') {
+    const name = VARIABLE.exec(body)?.[1];
+    if (name !== undefined) return variables.get(name) ?? expect.stringMatching(VARIABLE_VALUE);
+    return body.replace(VARIABLE_IN_TEXT, (_all, inner: string) => {
+      const value = variables.get(inner);
+      if (value === undefined) throw new Error(`$${inner} is used before an example's answer sets it: "${body}"`);
+      return value;
+    });
+  }
+  if (Array.isArray(body)) return body.map((item) => matcher(item, variables));
   if (body !== null && typeof body === 'object') {
-    return Object.fromEntries(Object.entries(body).map(([key, value]) => [key, matcher(value)]));
+    return Object.fromEntries(Object.entries(body).map(([key, value]) => [key, matcher(value, variables)]));
   }
   return body;
+}
+
+/** Sets each variable the expected body names for the first time to the actual body's string in its place. */
+function capture(expected: unknown, actual: unknown, variables: Map<string, string>): void {
+  if (typeof expected === 'string') {
+    const name = VARIABLE.exec(expected)?.[1];
+    if (name !== undefined && !variables.has(name)) variables.set(name, String(actual));
+    return;
+  }
+  if (Array.isArray(expected)) {
+    expected.forEach((item, index) => capture(item, (actual as unknown[])[index], variables));
+    return;
+  }
+  if (expected !== null && typeof expected === 'object') {
+    for (const [key, value] of Object.entries(expected)) {
+      capture(value, (actual as Record<string, unknown>)[key], variables);
+    }
+  }
+}
+
+/** A command may use only the variables set before it (and ADMIN_TOKEN): anything else would expand to nothing. */
+function expectVariablesSet(command: string, variables: ReadonlyMap<string, string>, where: string): void {
+  for (const [, name = ''] of command.matchAll(VARIABLE_USE)) {
+    if (name !== 'ADMIN_TOKEN' && !variables.has(name)) {
+      throw new Error(`${where}: $${name} is used before an example's answer sets it: ${command}`);
+    }
+  }
 }
 
 function onPorts(text: string, ports: Record<string, number>): string {
@@ -112,24 +168,33 @@ function onPorts(text: string, ports: Record<string, number>): string {
   });
 }
 
-async function curl(command: string, ports: Record<string, number>): Promise<{ status: number; body: string }> {
+async function curl(
+  command: string,
+  ports: Record<string, number>,
+  variables: ReadonlyMap<string, string> = new Map(),
+): Promise<{ status: number; body: string }> {
   // The status goes on a line of its own after the body; the example itself runs exactly as written.
-  const { stdout } = await run('bash', ['-c', `${onPorts(command, ports)} -w '\\n%{http_code}'`], { timeout: 10_000 });
+  const { stdout } = await run('bash', ['-c', `${onPorts(command, ports)} -w '\\n%{http_code}'`], {
+    timeout: 10_000,
+    env: { ...process.env, ADMIN_TOKEN, ...Object.fromEntries(variables) },
+  });
   const cut = stdout.lastIndexOf('\n');
   return { status: Number(stdout.slice(cut + 1)), body: stdout.slice(0, cut) };
 }
 
 async function check(block: Block, ports: Record<string, number>, rewriteBody = (body: unknown) => body) {
   expect(block.expectations.length, block.where).toBeGreaterThan(3);
+  const variables = new Map<string, string>();
   for (const example of block.expectations) {
-    const answer = await curl(example.command, ports);
+    expectVariablesSet(example.command, variables, block.where);
+    const answer = await curl(example.command, ports, variables);
     const actual = { where: block.where, command: example.command, status: answer.status };
     expect(actual).toEqual({ ...actual, status: example.status });
     if (example.body !== undefined) {
-      expect({ ...actual, body: JSON.parse(answer.body) }).toEqual({
-        ...actual,
-        body: matcher(rewriteBody(example.body)),
-      });
+      const body: unknown = JSON.parse(answer.body);
+      const expected = rewriteBody(example.body);
+      expect({ ...actual, body }).toEqual({ ...actual, body: matcher(expected, variables) });
+      capture(expected, body, variables);
     }
   }
 }
@@ -166,10 +231,60 @@ describe('the examples in the documents', () => {
     for (const block of EXAMPLES) expect(['monolith', 'microservices'], block.where).toContain(block.name);
   });
 
+  it('walk the events API and the checkout flow in docs/api.md', () => {
+    const commands = EXAMPLES.filter((block) => block.where.startsWith('docs/api.md')).flatMap((block) =>
+      block.expectations.map((example) => example.command),
+    );
+    for (const call of [
+      /-X PUT \S+\/api\/v1\/events\/[\w-]+ /,
+      /curl -s '?\S+\/api\/v1\/events\?\S+$/,
+      /curl -s \S+\/api\/v1\/events\/[\w-]+$/,
+      /-X POST \S+\/api\/v1\/events\/[\w-]+\/purchase /,
+      /-X POST \S+\/api\/v1\/events\/[\w-]+\/holds /,
+      /curl -s \S+\/api\/v1\/holds\/\$\w+$/,
+      /-X POST \S+\/api\/v1\/holds\/\$\w+\/confirm$/,
+      /-X DELETE \S+\/api\/v1\/holds\/\$\w+$/,
+      /curl -s \S+\/api\/v1\/orders\/\$\w+$/,
+      /-X POST \S+\/api\/v1\/orders\/\$\w+\/cancel /,
+    ]) {
+      expect(
+        commands.some((command) => call.test(command)),
+        `docs/api.md has no example matching ${call}`,
+      ).toBe(true);
+    }
+  });
+
+  it('check their variables for real: set by a first place, held to it after, never used unset', () => {
+    const variables = new Map<string, string>();
+    capture({ holdId: '$HOLD', items: [{ qty: 1 }] }, { holdId: 'hld_abc', items: [{ qty: 1 }] }, variables);
+    expect(variables).toEqual(new Map([['HOLD', 'hld_abc']]));
+    expect({ holdId: 'hld_abc' }).toEqual(matcher({ holdId: '$HOLD' }, variables));
+    expect({ holdId: 'hld_other' }).not.toEqual(matcher({ holdId: '$HOLD' }, variables));
+    expect({ orderId: 'ord_x' }).toEqual(matcher({ orderId: '$ORDER' }, variables));
+    expect({ orderId: 'two words' }).not.toEqual(matcher({ orderId: '$ORDER' }, variables));
+    expect({ orderId: 42 }).not.toEqual(matcher({ orderId: '$ORDER' }, variables));
+    expect({ instance: '/api/v1/holds/hld_abc/confirm' }).toEqual(
+      matcher({ instance: '/api/v1/holds/$HOLD/confirm' }, variables),
+    );
+    expect(() => matcher({ instance: '/api/v1/orders/$ORDER/cancel' }, variables)).toThrow(/\$ORDER is used before/);
+    expect(() => expectVariablesSet('curl -s localhost:8000/api/v1/holds/$HOLD', variables, 'here')).not.toThrow();
+    expect(() =>
+      expectVariablesSet('curl -s -H "Authorization: Bearer $ADMIN_TOKEN" x', variables, 'here'),
+    ).not.toThrow();
+    expect(() => expectVariablesSet('curl -s localhost:8000/api/v1/orders/${ORDER}', variables, 'here')).toThrow(
+      /\$ORDER is used before/,
+    );
+  });
+
   it.each(EXAMPLES.filter((block) => block.name === 'monolith').map((block) => [block.where, block]))(
     '%s: a fresh monolith answers each as written',
     async (_where, block) => {
-      const monolith = await startService({ MODE: 'monolith', STOCK_STORE: 'sqlite', DATA_DIR: freshDataDir() });
+      const monolith = await startService({
+        MODE: 'monolith',
+        STOCK_STORE: 'sqlite',
+        DATA_DIR: freshDataDir(),
+        ADMIN_TOKEN,
+      });
       await check(block, { 8000: monolith.port });
       await monolith.stop();
     },
@@ -178,7 +293,12 @@ describe('the examples in the documents', () => {
   it.each(EXAMPLES.filter((block) => block.name === 'microservices').map((block) => [block.where, block]))(
     '%s: fresh vacancy and ticket services answer each as written',
     async (_where, block) => {
-      const vacancy = await startService({ MODE: 'vacancy', STOCK_STORE: 'sqlite', DATA_DIR: freshDataDir() });
+      const vacancy = await startService({
+        MODE: 'vacancy',
+        STOCK_STORE: 'sqlite',
+        DATA_DIR: freshDataDir(),
+        ADMIN_TOKEN,
+      });
       const ticket = await startService({ MODE: 'ticket', VACANCY_URL: `http://127.0.0.1:${vacancy.port}` });
       // The ready detail names vacancy's address, which is a free port here.
       const onVacancyPort = (body: unknown) =>
