@@ -2,6 +2,7 @@ import type { Context, MiddlewareHandler } from 'hono';
 import { routePath } from 'hono/route';
 import { Gauge, Histogram, Registry } from 'prom-client';
 import type { StockLevel } from '../stock/model.ts';
+import { RecentRequests, SalesSeries } from './recent.ts';
 
 /** What the stock actor reports as it works: batch sizes and how long the store took. */
 export interface ActorObserver {
@@ -17,9 +18,14 @@ export interface WatchedStock {
   heldTickets(): number | undefined;
 }
 
-/** What happened to holds and orders (the stock actor's `onOutcome`). */
+/**
+ * What happened to holds and orders (the stock actor's `onOutcome`). `sold`:
+ * tickets that became sold in an order (a purchase, a reserve, a confirmed
+ * hold), once per decision, never for a replay.
+ */
 export type StockOutcome =
   | { kind: 'hold'; status: 'held' | 'confirmed' | 'released' | 'expired'; count: number; tickets: number }
+  | { kind: 'sold'; eventId: string; tickets: number }
   | { kind: 'order-cancelled' };
 
 export type PurchaseOutcome = 'sold' | 'insufficient' | 'replayed' | 'rejected';
@@ -40,6 +46,10 @@ const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0
  */
 export class Metrics {
   readonly registry = new Registry();
+  /** Requests and their latency over the last minute (the dashboard), fed by {@link middleware}. */
+  readonly recentRequests = new RecentRequests();
+  /** Tickets sold per 10 s over the last minutes (the dashboard), fed by {@link stockOutcome}. */
+  readonly sales = new SalesSeries();
 
   readonly #http = new HistogramFamily(
     'http_request_duration_seconds',
@@ -130,8 +140,32 @@ export class Metrics {
     gauge('ticket_tickets_held', 'Tickets out of sale in holds, over all events', () => actor.heldTickets());
   }
 
+  /** Exports the live dashboard's open streams and the snapshots it has read, at each scrape. */
+  watchDashboard(feed: { readonly viewers: number; readonly snapshots: number }): void {
+    if (this.registry.getSingleMetric('ticket_dashboard_streams')) return;
+    new Gauge({
+      name: 'ticket_dashboard_streams',
+      help: 'Live dashboard streams open (GET /dashboard/stream)',
+      registers: [this.registry],
+      collect() {
+        this.set(feed.viewers);
+      },
+    });
+    this.registry.registerMetric(
+      counterMetric(
+        'ticket_dashboard_snapshots_total',
+        'Snapshots the live dashboard has read (at most 2 a second, only while watched)',
+        () => [{ labels: {}, value: feed.snapshots }],
+      ) as never,
+    );
+  }
+
   /** What happened to holds and orders, as the stock actor reports it. */
   readonly stockOutcome = (outcome: StockOutcome): void => {
+    if (outcome.kind === 'sold') {
+      this.sales.add(outcome.eventId, outcome.tickets);
+      return;
+    }
     if (outcome.kind === 'order-cancelled') {
       this.#ordersCancelled.series('', () => ({})).add(1);
       return;
@@ -171,7 +205,9 @@ export class Metrics {
       try {
         await next();
       } finally {
-        const seconds = (performance.now() - started) / 1000;
+        const ended = performance.now();
+        const seconds = (ended - started) / 1000;
+        this.recentRequests.observe(seconds, ended);
         const method = c.req.method;
         const route = routeOf(c);
         const status = c.res.status;

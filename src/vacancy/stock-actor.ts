@@ -151,6 +151,7 @@ export class StockActor {
     if (!decision.replayed) {
       const tickets = decision.order.items.reduce((sum, line) => sum + line.qty, 0);
       this.#outcome({ kind: 'hold', status: 'confirmed', count: 1, tickets });
+      this.#outcome({ kind: 'sold', eventId: decision.order.eventId, tickets });
     }
     return { order: decision.order, replayed: decision.replayed };
   }
@@ -254,6 +255,7 @@ export class StockActor {
     });
     if (decision.kind === 'insufficient') throw new InsufficientInventoryError(decision.items, decision.replayed);
     if (decision.kind !== 'order') throw unexpected(decision, 'purchase');
+    if (!decision.replayed) this.#outcome({ kind: 'sold', eventId, tickets: ticketsOf(decision.order) });
     return { order: decision.order, replayed: decision.replayed };
   }
 
@@ -295,6 +297,7 @@ export class StockActor {
     // A replay answers as of its first decision: its remaining is history, not the stock now.
     if (!decision.replayed) {
       this.#see(eventId, typeId, decision.outcome.remaining, decision.outcome.tickets?.last);
+      if (decision.outcome.success) this.#outcome({ kind: 'sold', eventId, tickets: qty });
     }
     return { ...decision.outcome, replayed: decision.replayed };
   }
@@ -482,8 +485,8 @@ function isRead(command: StockCommand): boolean {
   );
 }
 
-function ticketsOf(hold: HoldRecord): number {
-  return hold.items.reduce((sum, item) => sum + item.qty, 0);
+function ticketsOf(record: { items: ReadonlyArray<{ qty: number }> }): number {
+  return record.items.reduce((sum, item) => sum + item.qty, 0);
 }
 
 function unexpected(decision: StockDecision, asked: string): Error {
