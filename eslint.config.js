@@ -58,10 +58,13 @@ function boundaries() {
     ],
     'src/ticket/**/*.ts': [folder('vacancy', 'ticket reaches the stock through the VacancyClient port in src/stock.')],
     'src/vacancy/**/*.ts': [folder('ticket', 'vacancy knows nothing of ticket; shared types live in src/stock.')],
+    'src/dashboard/**/*.{ts,tsx}': [
+      folder('ticket', 'the dashboard shows the stock this process owns, never through ticket.'),
+    ],
   };
   return [
     {
-      files: ['src/**/*.ts'],
+      files: ['src/**/*.ts', 'src/**/*.tsx'],
       ignores: ['src/main.ts', 'src/node/**', 'src/**/*.test.ts'],
       rules: { 'no-restricted-imports': ['error', { patterns: [nodeOnly] }] },
     },

@@ -11,6 +11,7 @@ import { Metrics } from './lib/metrics.ts';
 import { silentLogger, type Logger } from './lib/logger.ts';
 import { errorToProblem, problemResponse, validationHook } from './lib/problem.ts';
 import { toProblemError } from './domain-problems.ts';
+import { createDashboardRouter } from './dashboard/dashboard.router.ts';
 import { createDocsRouter, type SwaggerUiAssets } from './system/docs.router.ts';
 import type { Lifecycle } from './lib/lifecycle.ts';
 import { createSystemRouter } from './system/system.router.ts';
@@ -125,6 +126,18 @@ export function createApp(deps: AppDependencies): OpenAPIHono {
         createAdminRouter({ actor: deps.actor, adminToken: config.ADMIN_TOKEN, bodyLimitBytes: config.BODY_LIMIT }),
       );
       app.openAPIRegistry.registerComponent('securitySchemes', 'adminToken', { type: 'http', scheme: 'bearer' });
+      app.route(
+        '/',
+        createDashboardRouter({
+          stock: deps.actor,
+          metrics,
+          requestMetrics: config.METRICS,
+          adminToken: config.ADMIN_TOKEN,
+          service: { name: config.SERVICE_NAME, mode, version: VERSION },
+          lifecycle,
+          onError: (error) => logger.error({ err: error }, 'dashboard update failed'),
+        }),
+      );
     }
   }
   if (sells && deps.vacancyClient) {
