@@ -125,6 +125,7 @@ interface Statements {
   putOrder: SqliteStatement;
   hold: SqliteStatement;
   putHold: SqliteStatement;
+  updateHold: SqliteStatement;
   dueHoldsOf: SqliteStatement;
   dueHolds: SqliteStatement;
   buyerTickets: SqliteStatement;
@@ -219,6 +220,13 @@ export class SqliteStockStore implements StockStore {
     const sql = this.#statements();
     /** Keys of this batch that the database already holds (their record is replaced, not added). */
     const known = new Set<string>();
+    /** Holds the batch read from the database: only their status and order change. */
+    const knownHolds = new Set<string>();
+    const readHold = (row: Record<string, unknown>) => {
+      const hold = holdFromRow(row);
+      knownHolds.add(hold.id);
+      return hold;
+    };
     const view: StockView = {
       event: (eventId) => this.#event(eventId),
       eventsAfter: (after, limit) =>
@@ -231,10 +239,10 @@ export class SqliteStockStore implements StockStore {
       },
       hold: (holdId) => {
         const row = sql.hold.get(holdId);
-        return row === undefined ? undefined : holdFromRow(row);
+        return row === undefined ? undefined : readHold(row);
       },
       dueHolds: (eventId, now, limit) =>
-        (eventId === null ? sql.dueHolds.all(now, limit) : sql.dueHoldsOf.all(eventId, now, limit)).map(holdFromRow),
+        (eventId === null ? sql.dueHolds.all(now, limit) : sql.dueHoldsOf.all(eventId, now, limit)).map(readHold),
       recentOrders: (eventId, limit) =>
         (eventId === null ? sql.recentOrders.all(limit) : sql.recentOrdersOf.all(eventId, limit)).map((row) =>
           orderFromRow(String(row.id), row),
@@ -250,7 +258,7 @@ export class SqliteStockStore implements StockStore {
         return { key, request: String(row.request), outcome: String(row.outcome), expiresAt: Number(row.expires_at) };
       },
     };
-    return decideAndRecord(view, commands, options, (changes) => this.#record(changes, known, options.now));
+    return decideAndRecord(view, commands, options, (changes) => this.#record(changes, known, knownHolds, options.now));
   }
 
   idempotencyKeys(): number {
@@ -354,6 +362,7 @@ export class SqliteStockStore implements StockStore {
         'INSERT OR REPLACE INTO orders (id, event_id, buyer, items, created_at, status, hold_id) VALUES (?, ?, ?, ?, ?, ?, ?)',
       ),
       hold: db.prepare('SELECT * FROM holds WHERE id = ?'),
+      updateHold: db.prepare('UPDATE holds SET status = ?, order_id = ? WHERE id = ?'),
       putHold: db.prepare(
         'INSERT OR REPLACE INTO holds (id, event_id, buyer, items, status, created_at, expires_at, order_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
       ),
@@ -473,7 +482,7 @@ export class SqliteStockStore implements StockStore {
   }
 
   /** Writes a batch's changes in one transaction; memory follows only once it has committed. */
-  #record(changes: StockChanges, known: ReadonlySet<string>, now: number): void {
+  #record(changes: StockChanges, known: ReadonlySet<string>, knownHolds: ReadonlySet<string>, now: number): void {
     const sql = this.#statements();
     let added = 0;
     let pruned = 0;
@@ -486,7 +495,8 @@ export class SqliteStockStore implements StockStore {
         }
         for (const hold of changes.holds.values()) {
           const { id, eventId, buyer, items, status, createdAt, expiresAt, orderId } = hold;
-          sql.putHold.run(id, eventId, buyer, JSON.stringify(items), status, createdAt, expiresAt, orderId);
+          if (knownHolds.has(id)) sql.updateHold.run(status, orderId, id);
+          else sql.putHold.run(id, eventId, buyer, JSON.stringify(items), status, createdAt, expiresAt, orderId);
         }
         for (const { eventId, buyer, tickets } of changes.buyers.values()) {
           for (const [typeId, qty] of tickets) {

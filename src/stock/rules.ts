@@ -150,10 +150,10 @@ export function decideBatch(
   view: StockView,
   commands: readonly StockCommand[],
   options: DecideOptions,
-): { decisions: StockDecision[]; changes: StockChanges } {
+): { decisions: StockDecision[]; changes: StockChanges; expired: { holds: number; tickets: number } } {
   const batch = new Batch(view, options);
   const decisions = commands.map((command) => batch.decide(command));
-  return { decisions, changes: batch.changes };
+  return { decisions, changes: batch.changes, expired: { holds: batch.expiredHolds, tickets: batch.expiredTickets } };
 }
 
 /** One batch being decided: the view with the batch's own changes over it. */
@@ -167,6 +167,9 @@ class Batch {
   };
   /** Events whose due holds this batch has expired already. */
   readonly #swept = new Set<string>();
+  /** Holds this batch expired so far, and their tickets. */
+  expiredHolds = 0;
+  expiredTickets = 0;
 
   constructor(
     private readonly view: StockView,
@@ -228,7 +231,7 @@ class Batch {
     const event = this.changes.events.get(eventId)?.event ?? this.view.event(eventId);
     if (event && !this.#swept.has(eventId)) {
       this.#swept.add(eventId);
-      for (const due of this.view.dueHolds(eventId, this.options.now, EXPIRED_PER_TOUCH)) this.#expire(due.id);
+      for (const due of this.view.dueHolds(eventId, this.options.now, EXPIRED_PER_TOUCH)) this.#expire(due);
       return this.changes.events.get(eventId)?.event ?? event;
     }
     return event;
@@ -248,7 +251,7 @@ class Batch {
     if (!hold) return undefined;
     this.#event(hold.eventId);
     const current = this.#hold(holdId)!;
-    if (current.status === 'held' && current.expiresAt <= this.options.now) this.#expire(holdId);
+    if (current.status === 'held' && current.expiresAt <= this.options.now) this.#expire(current);
     return this.#hold(holdId);
   }
 
@@ -581,21 +584,23 @@ class Batch {
     return { kind: 'order', order: cancelled, replayed: false };
   }
 
-  /** Expires a hold that is still held (one released or confirmed in this batch is left as it is). */
-  #expire(holdId: string): void {
-    const hold = this.#hold(holdId);
-    if (hold?.status === 'held') this.#giveBack(hold, 'expired');
+  /**
+   * Expires a hold that is still held (one released or confirmed in this batch is left as it is).
+   * `hold` may be as the view read it: what this batch changed of it counts first.
+   */
+  #expire(hold: HoldRecord): void {
+    const current = this.changes.holds.get(hold.id) ?? hold;
+    if (current.status === 'held') this.#giveBack(current, 'expired');
   }
 
+  /** Expires up to `limit` due holds over all events; counts every hold it expired, its events' other due ones too. */
   #expireDue(limit: number): StockDecision {
-    let count = 0;
+    const before = this.expiredHolds;
     for (const due of this.view.dueHolds(null, this.options.now, limit)) {
-      if (this.#hold(due.id)?.status !== 'held') continue;
       this.#event(due.eventId);
-      this.#expire(due.id);
-      count += 1;
+      this.#expire(due);
     }
-    return { kind: 'expired', count };
+    return { kind: 'expired', count: this.expiredHolds - before };
   }
 
   /** A held hold's stock back on sale, and the buyer's count down. */
@@ -605,6 +610,10 @@ class Batch {
     this.#addBuyerTickets(hold.eventId, hold.buyer, hold.items, -1);
     const next = { ...hold, status };
     this.changes.holds.set(hold.id, next);
+    if (status === 'expired') {
+      this.expiredHolds += 1;
+      for (const item of hold.items) this.expiredTickets += item.qty;
+    }
     return next;
   }
 }

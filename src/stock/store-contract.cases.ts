@@ -1154,6 +1154,33 @@ export const CONTRACT_CASES: ContractCase[] = [
     ],
   },
   {
+    name: 'a sweep counts every hold it expired, the other due holds of an event it touched too',
+    seed: [seedEvent('club', uncapped)],
+    steps: [
+      {
+        batch: [
+          hold(1, 'club', [['general', 1]], { ttlMs: 1_000 }),
+          hold(2, 'club', [['general', 2]], { ttlMs: 1_000 }),
+          hold(3, 'club', [['vip', 1]], { ttlMs: 1_000 }),
+        ],
+        expect: [
+          holdIs(1, 'club', [['general', 1]], { ttlMs: 1_000 }),
+          holdIs(2, 'club', [['general', 2]], { ttlMs: 1_000 }),
+          holdIs(3, 'club', [['vip', 1]], { ttlMs: 1_000 }),
+        ],
+      },
+      {
+        afterMs: 1_300,
+        batch: [expire(1), expire(100), listEvents(null, 10)],
+        expect: [
+          { kind: 'expired', count: 3 },
+          { kind: 'expired', count: 0 },
+          eventsAre([record('club', uncapped)], null),
+        ],
+      },
+    ],
+  },
+  {
     name: "a dashboard's reads: the latest orders newest first, and the holds that expire first",
     seed: [seedEvent('open-air', uncapped), seedEvent('club', uncapped)],
     steps: [

@@ -88,17 +88,9 @@ export async function decideAndRecord(
   options: DecideOptions,
   record: (changes: StockChanges) => void | Promise<void>,
 ): Promise<StockDecision[]> {
-  const { decisions, changes } = decideBatch(view, commands, options);
-  // Counted before the store records the batch: the view shows the holds as they were.
-  let expiredHolds = 0;
-  let expiredTickets = 0;
-  for (const hold of changes.holds.values()) {
-    if (hold.status !== 'expired' || view.hold(hold.id)?.status !== 'held') continue;
-    expiredHolds += 1;
-    for (const item of hold.items) expiredTickets += item.qty;
-  }
+  const { decisions, changes, expired } = decideBatch(view, commands, options);
   if (hasChanges(changes)) await record(changes);
-  if (expiredHolds > 0) options.expired?.(expiredHolds, expiredTickets);
+  if (expired.holds > 0) options.expired?.(expired.holds, expired.tickets);
   return decisions;
 }
 
