@@ -11,11 +11,13 @@ import {
   formatRss,
   niceCeiling,
   renderCellTable,
+  renderEventsComparison,
   renderMarkdown,
   renderSvg,
   renderTables,
 } from './lib/report.ts';
 import {
+  checkExpiry,
   checkMemory,
   checkSellout,
   checkStock,
@@ -28,6 +30,19 @@ import {
 } from './lib/results.ts';
 import { LatencyRecorder, median, percentile, ratio, rotate, summarizeLatencies } from './lib/stats.ts';
 import { parseCpuSeconds, parseVmHwmMb, readCpuSeconds, stockFromHealth } from './lib/targets.ts';
+
+const expiry = {
+  target: 'monolith-sqlite' as const,
+  holds: 100_000,
+  connections: 100,
+  durationSeconds: 10,
+  quiet: { rps: 5000, p99: 10, errors: 0, non2xx: 0 },
+  expiring: { rps: 4800, p99: 15, errors: 0, non2xx: 0 },
+  clearedAfterMs: 600,
+  after: { capacity: 1000, sold: 400, held: 0, available: 600 },
+  p99Factor: 2,
+  clearLimitMs: 1000,
+};
 
 function plan(argv: string[]): Plan {
   const parsed = parsePlan(argv);
@@ -52,10 +67,12 @@ describe('parsePlan', () => {
     expect(quick.timeoutSeconds).toBeGreaterThan(estimateSeconds(quick));
   });
 
-  it('full: every scenario at 10, 100 and 1000 connections, and the memory check of 1,000,000 purchases under 200 MB', () => {
+  it('full: the 1.0.0 scenarios at 10, 100 and 1000 connections, the events API at 100, and the memory check', () => {
     const full = plan(['--profile', 'full']);
-    expect(full.cells).toHaveLength(9);
-    expect(new Set(full.cells.map((c) => c.scenario))).toEqual(new Set(['purchase', 'availability', 'mix']));
+    expect(full.cells).toHaveLength(12);
+    expect(new Set(full.cells.map((c) => c.scenario))).toEqual(
+      new Set(['purchase', 'availability', 'mix', 'event', 'zipf', 'checkout']),
+    );
     expect(new Set(full.cells.map((c) => c.connections))).toEqual(new Set([10, 100, 1000]));
     expect(full.cells.every((c) => c.rounds >= 3)).toBe(true);
     expect(full.checks).toEqual(['sellout', 'memory']);
@@ -294,6 +311,23 @@ describe('checks', () => {
     ]);
     expect(checkMemory({ ...memory, restartReadyMs: null }).ok).toBe(false);
   });
+
+  it('judges the expiry check: p99 within the factor, stock back within the limit, nothing held, the stock adds up', () => {
+    expect(checkExpiry(expiry)).toMatchObject({ ok: true, problems: [] });
+    expect(checkExpiry({ ...expiry, expiring: { ...expiry.expiring, p99: 20.5 } }).problems).toEqual([
+      'p99 20.5 ms while the holds expired is above 2× the 10.0 ms without',
+    ]);
+    expect(checkExpiry({ ...expiry, clearedAfterMs: null }).problems).toEqual([
+      'tickets were still held when the run ended',
+    ]);
+    expect(checkExpiry({ ...expiry, after: { capacity: 1000, sold: 400, held: 1, available: 598 } }).problems).toEqual([
+      '1 tickets still held afterwards',
+      'sold 400 + held 1 + available 598 is not the capacity 1000',
+    ]);
+    expect(checkExpiry({ ...expiry, quiet: { ...expiry.quiet, non2xx: 3 } }).problems).toEqual([
+      'quiet run: 0 errors, 3 non-2xx',
+    ]);
+  });
 });
 
 // ---- summaries and reports from fixed runs -------------------------------------------------------
@@ -312,6 +346,7 @@ function run(partial: Partial<RunRecord> & Pick<RunRecord, 'target' | 'roundId' 
     non2xx: 0,
     statusCodes: { '200': partial.rps * 3 },
     purchases: { answered2xx: 0, succeeded: 0, refused: 0 },
+    ticketsSold: 0,
     peakRssMb: { baseline: 50 },
     cpuUsPerRequest: null,
     stock: null,
@@ -441,6 +476,24 @@ describe('markdown', () => {
     expect(tables).toContain('### purchase, 1000 connections (1 pass × 3 s)');
   });
 
+  it('compares the events API with the 1.0.0 purchase of the same target, and checkout CPU per ticket with a purchase', () => {
+    const cells = (['purchase', 'event', 'zipf', 'checkout'] as const).map((scenario) => ({
+      scenario,
+      connections: 100,
+      rounds: 1,
+      durationSeconds: 3,
+    }));
+    const runs = [
+      run({ target: 'monolith-sqlite', roundId: 0, rps: 1000, cpuUsPerRequest: 50 }),
+      run({ target: 'monolith-sqlite', roundId: 1, scenario: 'event', rps: 950, cpuUsPerRequest: 60 }),
+      run({ target: 'monolith-sqlite', roundId: 2, scenario: 'zipf', rps: 800, cpuUsPerRequest: 70 }),
+      run({ target: 'monolith-sqlite', roundId: 3, scenario: 'checkout', rps: 1200, cpuUsPerRequest: 63 }),
+    ];
+    const table = renderEventsComparison(summarize(runs, cells, ['monolith-sqlite']));
+    expect(table).toContain('| monolith-sqlite | 100 | 1000 | 950 | 0.95 | 800 | 0.80 | 60 | 126 | 2.10 |');
+    expect(renderEventsComparison(summarize(runs.slice(0, 1), cells.slice(0, 1), ['monolith-sqlite']))).toBe('');
+  });
+
   it('formats peak RSS per process, and a dash when unknown', () => {
     expect(formatRss({ monolith: 101.6 })).toBe('102');
     expect(formatRss({ ticket: 80.2, vacancy: null })).toBe('80 + –');
@@ -499,6 +552,7 @@ describe('markdown', () => {
         restartReadyMs: 350,
         restartLimitMs: 1000,
       }),
+      expiry: checkExpiry({ ...expiry, clearedAfterMs: 1400 }),
       ok: false,
     };
     const md = renderMarkdown(report);
@@ -512,6 +566,10 @@ describe('markdown', () => {
     expect(md).toContain('1,000,000 purchases, each with a new Idempotency-Key');
     expect(md).toContain(
       '| 1000000 | 5000 | 1000000 | 1000000 | 0 | 0 | 250.0 | 350 | FAILED: peak RSS 250.0 MB is not under 150 MB |',
+    );
+    expect(md).toContain('100,000 holds of the bench event on monolith-sqlite');
+    expect(md).toContain(
+      "| 5000 | 10.00 | 4800 | 15.00 | 1.50 | 1400 | FAILED: the expired holds' tickets were back on sale 1400 ms after they expired, not within 1000 ms |",
     );
     expect(md).not.toContain('Incomplete');
     expect(renderMarkdown({ ...report, meta: { ...report.meta, aborted: 'global timeout of 10 s' } })).toContain(

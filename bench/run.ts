@@ -14,16 +14,32 @@ import { mkdirSync, mkdtempSync, readdirSync, renameSync, rmSync, statSync, writ
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { newHoldId } from '../src/stock/model.ts';
+import { SqliteStockStore } from '../src/node/sqlite-stock-store.ts';
 import { BUNDLE } from '../test/support/processes.ts';
-import { runLoad, sellsTickets } from './lib/load.ts';
-import { HUGE_STOCK, parsePlan, UsageError, USAGE, type Plan, type TargetName } from './lib/plan.ts';
+import { BENCH_EVENT, runLoad, sellsTickets } from './lib/load.ts';
+import {
+  EVENT_SCENARIOS,
+  EXPIRY_LEAD_SECONDS,
+  EXPIRY_RUN_SECONDS,
+  HUGE_STOCK,
+  parsePlan,
+  UsageError,
+  USAGE,
+  ZIPF_EVENTS,
+  type Plan,
+  type TargetName,
+} from './lib/plan.ts';
 import { renderMarkdown, renderSvg, renderTables } from './lib/report.ts';
 import {
+  checkExpiry,
   checkMemory,
   checkSellout,
+  checkEventSales,
   checkStock,
   summarize,
   type BenchReport,
+  type ExpiryRecord,
   type MemoryRecord,
   type RunRecord,
   type SelloutRecord,
@@ -31,6 +47,7 @@ import {
 import { round, rotate } from './lib/stats.ts';
 import { buildBenchServers, type BenchServers } from './lib/servers.ts';
 import {
+  createBenchEvents,
   readCpuSeconds,
   readPeakRssMb,
   resetPeakRss,
@@ -148,7 +165,21 @@ function describeRun(run: RunRecord): string {
   );
 }
 
+/** The bench event's tickets sold, through the events API. */
+async function benchEventSold(target: Target): Promise<number> {
+  const response = await fetch(`${target.url}/api/v1/events/${BENCH_EVENT}`, { signal: AbortSignal.timeout(60_000) });
+  const event = (await response.json()) as { sold?: unknown };
+  if (typeof event.sold !== 'number') throw new Error(`${target.name}: GET /api/v1/events/${BENCH_EVENT} has no sold`);
+  return event.sold;
+}
+
 async function measure(plan: Plan, targets: Target[], signal: AbortSignal, runs: RunRecord[]): Promise<void> {
+  const scenarios = new Set(plan.cells.map((cell) => cell.scenario));
+  if (EVENT_SCENARIOS.some((scenario) => scenarios.has(scenario))) {
+    const zipf = scenarios.has('zipf') ? ZIPF_EVENTS : 0;
+    log(`creating the benchmark's events on each target${zipf ? ` (${zipf} for the zipf scenario)` : ''}`);
+    await Promise.all(targets.filter((target) => target.adminUrl).map((target) => createBenchEvents(target, zipf)));
+  }
   if (plan.warmupSeconds > 0) {
     // Unmeasured, one target at a time so that each gets the machine to itself, as in a round: the
     // hot paths (and, between services, the coalescing path that only load takes) must be compiled
@@ -170,11 +201,18 @@ async function measure(plan: Plan, targets: Target[], signal: AbortSignal, runs:
   let roundId = 0;
   for (const cell of plan.cells) {
     for (let r = 0; r < cell.rounds; r++, roundId++) {
-      const order = rotate(targets, roundId);
+      const eventScenario = EVENT_SCENARIOS.includes(cell.scenario);
+      // The yardsticks have no events API: they sit the event scenarios out.
+      const order = rotate(
+        targets.filter((target) => !eventScenario || target.adminUrl),
+        roundId,
+      );
       for (const [position, target] of order.entries()) {
         if (signal.aborted) return;
         const sells = sellsTickets(cell.scenario);
         const before = sells ? (lastStock.get(target) ?? (await settledStock(target))) : null;
+        const countsBenchEvent = cell.scenario === 'event' || cell.scenario === 'checkout';
+        const benchSoldBefore = countsBenchEvent ? await benchEventSold(target) : null;
         for (const p of target.processes) resetPeakRss(p.pid);
         const cpuBefore = cpuSeconds(target);
         const result = await runLoad({
@@ -188,6 +226,7 @@ async function measure(plan: Plan, targets: Target[], signal: AbortSignal, runs:
         await drained(target);
         const after = sells ? await settledStock(target) : null;
         if (after) lastStock.set(target, after);
+        const benchSold = benchSoldBefore === null ? null : (await benchEventSold(target)) - benchSoldBefore;
         const { purchases, ...load } = result;
         const run: RunRecord = {
           ...load,
@@ -209,7 +248,12 @@ async function measure(plan: Plan, targets: Target[], signal: AbortSignal, runs:
                   connections: cell.connections,
                   timeouts: result.timeouts,
                 })
-              : null,
+              : benchSold !== null
+                ? checkEventSales(benchSold, result.ticketsSold, {
+                    connections: cell.connections,
+                    timeouts: result.timeouts,
+                  })
+                : null,
         };
         runs.push(run);
         log(describeRun(run));
@@ -308,6 +352,131 @@ async function memoryCheck(plan: Plan, servers: BenchServers, signal: AbortSigna
   }
 }
 
+interface EventReading {
+  capacity: number;
+  sold: number;
+  held: number;
+  available: number;
+}
+
+/** The bench event's only ticket type, through the events API. */
+async function readBenchType(url: string): Promise<EventReading> {
+  const response = await fetch(`${url}/api/v1/events/${BENCH_EVENT}`, { signal: AbortSignal.timeout(10_000) });
+  const event = (await response.json()) as { ticketTypes: EventReading[] };
+  const type = event.ticketTypes[0];
+  if (!type) throw new Error(`GET /api/v1/events/${BENCH_EVENT} answered no ticket type`);
+  const { capacity, sold, held, available } = type;
+  return { capacity, sold, held, available };
+}
+
+/**
+ * Writes `holds` holds of one ticket of the bench event into a new SQLite DATA_DIR, through the
+ * store itself (as if made ten minutes earlier), all expiring at `expiresAt`; then measures, on a
+ * monolith started on it, one run of event purchases without expiries and one across `expiresAt`,
+ * polling the event for the moment nothing is held any more.
+ */
+async function expiryCheck(plan: Plan, servers: BenchServers, signal: AbortSignal): Promise<ExpiryRecord> {
+  const name: TargetName = 'monolith-sqlite';
+  const connections = 100;
+  const capacity = 1_000_000_000;
+  const ttlMs = 600_000;
+  const dataDir = mkdtempSync(join(tmpdir(), 'ticket-bench-expiry-'));
+  const expiresAt = Date.now() + EXPIRY_LEAD_SECONDS * 1000;
+  log(`expiry check: writing ${plan.expiryHolds} holds that all expire in ${EXPIRY_LEAD_SECONDS} s`);
+  const quietLogger = { info: () => {}, warn: () => {} };
+  const store = new SqliteStockStore({ dataDir, maxKeys: 1_000_000, logger: quietLogger });
+  await store.open([]);
+  const decideOptions = { now: expiresAt - ttlMs, idempotencyTtlMs: 86_400_000 };
+  await store.decide(
+    [
+      {
+        kind: 'put-event',
+        eventId: BENCH_EVENT,
+        definition: {
+          name: 'Benchmark',
+          capacity: null,
+          maxPerBuyer: null,
+          ticketTypes: [{ id: 'general', name: 'General', capacity, maxPerOrder: null, maxPerBuyer: null }],
+        },
+      },
+    ],
+    decideOptions,
+  );
+  for (let written = 0; written < plan.expiryHolds; written += 1000) {
+    const batch = Array.from({ length: Math.min(1000, plan.expiryHolds - written) }, () => ({
+      kind: 'hold' as const,
+      eventId: BENCH_EVENT,
+      items: [{ typeId: 'general', qty: 1 }],
+      buyer: null,
+      holdId: newHoldId(BENCH_EVENT),
+      at: expiresAt - ttlMs,
+      ttlMs,
+    }));
+    const decisions = await store.decide(batch, decideOptions);
+    const refused = decisions.find((d) => d.kind !== 'hold');
+    if (refused) throw new Error(`expiry check: the store refused a hold: ${JSON.stringify(refused)}`);
+  }
+  await store.close();
+
+  const target = await startTarget(name, { servers, initialStock: HUGE_STOCK, dataDir });
+  try {
+    const load = (durationSeconds: number) =>
+      runLoad({ url: target.url, scenario: 'event', connections, durationSeconds, signal });
+    await load(plan.warmupSeconds || 2);
+    const seeded = await readBenchType(target.url);
+    if (seeded.held !== plan.expiryHolds) {
+      throw new Error(`expiry check: ${seeded.held} tickets held after start, ${plan.expiryHolds} written`);
+    }
+    const quiet = await load(EXPIRY_RUN_SECONDS);
+    await drained(target);
+    // The expiring run starts 3 s before the holds expire.
+    const wait = expiresAt - 3_000 - Date.now();
+    if (wait < 0) {
+      throw new Error(
+        `expiry check: writing the holds and the run without expiries took past their expiry (${-wait} ms late)`,
+      );
+    }
+    await new Promise((resolve) => setTimeout(resolve, wait));
+    let clearedAt: number | null = null;
+    const watching = (async () => {
+      while (clearedAt === null && !signal.aborted && Date.now() < expiresAt + EXPIRY_RUN_SECONDS * 1000) {
+        const reading = await readBenchType(target.url).catch(() => null);
+        if (reading?.held === 0) clearedAt = Date.now();
+        else await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+    })();
+    const expiring = await load(EXPIRY_RUN_SECONDS);
+    await watching;
+    await drained(target);
+    const after = await readBenchType(target.url).catch(() => null);
+    const record = checkExpiry({
+      target: name,
+      holds: plan.expiryHolds,
+      connections,
+      durationSeconds: EXPIRY_RUN_SECONDS,
+      quiet: { rps: quiet.rps, p99: quiet.latency?.p99 ?? null, errors: quiet.errors, non2xx: quiet.non2xx },
+      expiring: {
+        rps: expiring.rps,
+        p99: expiring.latency?.p99 ?? null,
+        errors: expiring.errors,
+        non2xx: expiring.non2xx,
+      },
+      clearedAfterMs: clearedAt === null ? null : Math.max(0, clearedAt - expiresAt),
+      after,
+      p99Factor: 2,
+      clearLimitMs: 1_000,
+    });
+    log(
+      `expiry: p99 ${record.quiet.p99?.toFixed(1)} ms without, ${record.expiring.p99?.toFixed(1)} ms while ${record.holds} holds expired; ` +
+        `nothing held ${record.clearedAfterMs?.toFixed(0)} ms after expiry; ${record.ok ? 'ok' : `FAILED: ${record.problems.join('; ')}`}`,
+    );
+    return record;
+  } finally {
+    await target.stop();
+    rmSync(dataDir, { recursive: true, force: true });
+  }
+}
+
 /** Starts monolith-sqlite on `dataDir` and answers the ms from spawn until GET /api/v1/ready is 200. */
 async function timeRestart(servers: BenchServers, dataDir: string): Promise<number | null> {
   const started = performance.now();
@@ -397,6 +566,7 @@ async function main(): Promise<number> {
   const runs: RunRecord[] = [];
   let sellout: SelloutRecord[] = [];
   let memory: MemoryRecord | null = null;
+  let expiry: ExpiryRecord | null = null;
   let failure: string | null = null;
   const workDir = mkdtempSync(join(tmpdir(), 'ticket-bench-'));
   try {
@@ -422,6 +592,8 @@ async function main(): Promise<number> {
     }
     if (plan.checks.includes('memory') && !abort.signal.aborted)
       memory = await memoryCheck(plan, servers, abort.signal);
+    if (plan.checks.includes('expiry') && !abort.signal.aborted)
+      expiry = await expiryCheck(plan, servers, abort.signal);
   } catch (error) {
     failure = error instanceof Error ? error.message : String(error);
     log(`failed: ${failure}`);
@@ -450,13 +622,15 @@ async function main(): Promise<number> {
     summary: summarize(runs, plan.cells, plan.targets),
     sellout,
     memory,
+    expiry,
     ok: false,
   };
   report.ok =
     aborted === null &&
     runs.every((r) => r.stock === null || r.stock.ok) &&
     sellout.every((s) => s.ok) &&
-    (memory === null || memory.ok);
+    (memory === null || memory.ok) &&
+    (expiry === null || expiry.ok);
 
   const dir = writeResults(report, plan.outDir);
   if (report.summary.length > 0) process.stdout.write(`\n${renderTables(report.summary)}\n\n`);

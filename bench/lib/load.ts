@@ -6,7 +6,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import autocannon from 'autocannon';
-import type { Scenario } from './plan.ts';
+import { ZIPF_EVENTS, type Scenario } from './plan.ts';
 import { LatencyRecorder, type LatencySummary } from './stats.ts';
 
 export interface LoadOptions {
@@ -33,6 +33,8 @@ export interface PurchaseCounts {
 }
 
 export interface LoadResult {
+  /** Tickets of events the run sold (201 answers to purchases and confirmations). */
+  ticketsSold: number;
   requests: number;
   durationSeconds: number;
   rps: number;
@@ -44,15 +46,45 @@ export interface LoadResult {
   purchases: PurchaseCounts;
 }
 
-/** Whether a scenario sends purchases (and so needs the stock invariant checked). */
+/** Whether a scenario sells from the 1.0.0 stock (and so needs its invariant checked). */
 export function sellsTickets(scenario: Scenario): boolean {
-  return scenario !== 'availability';
+  return scenario === 'purchase' || scenario === 'mix';
+}
+
+/** The event the event and checkout scenarios sell from; the zipf scenario's are `zipf-00000`… */
+export const BENCH_EVENT = 'bench';
+export const zipfEventId = (index: number) => `zipf-${String(index).padStart(5, '0')}`;
+
+/**
+ * Picks event indexes 0…n-1 by a Zipf law with exponent s (P(k) ∝ 1/(k+1)^s):
+ * a few events take most purchases, as on a real sale day.
+ */
+export function zipfPicker(n: number, s = 1, random: () => number = Math.random): () => number {
+  const cumulative = new Float64Array(n);
+  let total = 0;
+  for (let k = 0; k < n; k++) cumulative[k] = total += 1 / (k + 1) ** s;
+  return () => {
+    const target = random() * total;
+    let low = 0;
+    let high = n - 1;
+    while (low < high) {
+      const middle = (low + high) >>> 1;
+      if (cumulative[middle]! < target) low = middle + 1;
+      else high = middle;
+    }
+    return low;
+  };
 }
 
 /** The autocannon request sequence of a scenario; each connection cycles through it. */
 export function scenarioRequests(
   scenario: Scenario,
-  options: { idempotencyKeys?: boolean; onPurchase?: (status: number, body: string) => void } = {},
+  options: {
+    idempotencyKeys?: boolean;
+    onPurchase?: (status: number, body: string) => void;
+    /** Told of every answer that may have sold tickets of an event: how many (one per 201). */
+    onTicketsSold?: (tickets: number) => void;
+  } = {},
 ): autocannon.Request[] {
   const purchase: autocannon.Request = {
     method: 'POST',
@@ -67,6 +99,8 @@ export function scenarioRequests(
       : {}),
   };
   const availability: autocannon.Request = { method: 'GET', path: '/api/v1/available' };
+  const oneTicket = JSON.stringify({ items: [{ ticketType: 'general', qty: 1 }] });
+  const sold = (status: number) => options.onTicketsSold?.(status === 201 ? 1 : 0);
   switch (scenario) {
     case 'purchase':
       return [purchase];
@@ -74,6 +108,37 @@ export function scenarioRequests(
       return [availability];
     case 'mix':
       return [availability, purchase];
+    case 'event':
+      return [{ ...purchase, path: `/api/v1/events/${BENCH_EVENT}/purchase`, body: oneTicket, onResponse: sold }];
+    case 'zipf': {
+      const pick = zipfPicker(ZIPF_EVENTS);
+      return [
+        {
+          ...purchase,
+          body: oneTicket,
+          onResponse: sold,
+          setupRequest: (request) => ({ ...request, path: `/api/v1/events/${zipfEventId(pick())}/purchase` }),
+        },
+      ];
+    }
+    case 'checkout':
+      return [
+        {
+          method: 'POST',
+          path: `/api/v1/events/${BENCH_EVENT}/holds`,
+          headers: { 'content-type': 'application/json' },
+          body: oneTicket,
+          onResponse: (status, body, context) => {
+            context.holdId = status === 201 ? (JSON.parse(body) as { holdId: string }).holdId : undefined;
+          },
+        },
+        {
+          method: 'POST',
+          path: '/api/v1/holds/none/confirm',
+          setupRequest: (request, context) => ({ ...request, path: `/api/v1/holds/${String(context.holdId)}/confirm` }),
+          onResponse: sold,
+        },
+      ];
   }
 }
 
@@ -87,6 +152,8 @@ export function runLoad(options: LoadOptions): Promise<LoadResult> {
     else if (body.includes('"success":false')) purchases.refused++;
   };
   const latencies = new LatencyRecorder();
+  let ticketsSold = 0;
+  const onTicketsSold = (tickets: number) => (ticketsSold += tickets);
 
   return new Promise((resolve, reject) => {
     const instance = autocannon(
@@ -97,7 +164,11 @@ export function runLoad(options: LoadOptions): Promise<LoadResult> {
         timeout: 10,
         // autocannon stops on a sample tick: short ticks end a run close to its duration.
         sampleInt: 200,
-        requests: scenarioRequests(options.scenario, { idempotencyKeys: options.idempotencyKeys, onPurchase }),
+        requests: scenarioRequests(options.scenario, {
+          idempotencyKeys: options.idempotencyKeys,
+          onPurchase,
+          onTicketsSold,
+        }),
       },
       (error, result) => {
         options.signal?.removeEventListener('abort', stop);
@@ -106,6 +177,7 @@ export function runLoad(options: LoadOptions): Promise<LoadResult> {
         const statusCodes: Record<string, number> = {};
         for (const [code, { count }] of Object.entries(result.statusCodeStats)) statusCodes[code] = count;
         resolve({
+          ticketsSold,
           requests,
           durationSeconds: result.duration,
           rps: result.duration > 0 ? requests / result.duration : 0,

@@ -22,12 +22,25 @@ export type TargetName = (typeof TARGETS)[number];
  */
 export const DEFAULT_TARGETS: readonly TargetName[] = ['baseline', 'monolith-memory', 'monolith-sqlite', 'micro'];
 
-/** purchase: POST qty 1; availability: GET; mix: the 1.0.0 load test, half each, alternating per connection. */
-export const SCENARIOS = ['purchase', 'availability', 'mix'] as const;
+/**
+ * purchase: POST qty 1; availability: GET; mix: the 1.0.0 load test, half each, alternating per connection;
+ * event: POST /api/v1/events/bench/purchase, one item of one type; zipf: the same over 10,000 events, picked
+ * by a Zipf law (s = 1); checkout: a hold of one ticket, then its confirmation (two requests a ticket).
+ */
+export const SCENARIOS = ['purchase', 'availability', 'mix', 'event', 'zipf', 'checkout'] as const;
 export type Scenario = (typeof SCENARIOS)[number];
 
-/** sellout: every target sells a small stock out exactly; memory: 1M idempotent purchases, then peak RSS. */
-export const CHECKS = ['sellout', 'memory'] as const;
+/** Scenarios of the events API: only the service's own targets answer them (not the yardsticks). */
+export const EVENT_SCENARIOS: readonly Scenario[] = ['event', 'zipf', 'checkout'];
+
+/** How many events the zipf scenario spreads its purchases over. */
+export const ZIPF_EVENTS = 10_000;
+
+/**
+ * sellout: every target sells a small stock out exactly; memory: 1M idempotent purchases, then peak RSS;
+ * expiry: 100,000 holds expire at the same millisecond under purchase load (monolith-sqlite).
+ */
+export const CHECKS = ['sellout', 'memory', 'expiry'] as const;
 export type Check = (typeof CHECKS)[number];
 
 export const PROFILES = ['quick', 'full'] as const;
@@ -54,6 +67,8 @@ export interface Plan {
   memoryLimitMb: number;
   /** How long a restart on the memory check's database may take until the service is ready. */
   restartLimitMs: number;
+  /** Holds of the expiry check, all expiring at the same millisecond. */
+  expiryHolds: number;
   /** Tickets each target starts with in the sell-out check. */
   selloutStock: number;
   /** The whole run is stopped (targets killed, partial results written) after this many seconds. */
@@ -63,6 +78,10 @@ export interface Plan {
   /** Rebuild dist/main.js even when it is newer than src/. */
   rebuild: boolean;
 }
+
+/** The expiry check: its holds expire this long after it starts seeding them, within its second run of this length. */
+export const EXPIRY_LEAD_SECONDS = 60;
+export const EXPIRY_RUN_SECONDS = 10;
 
 /** Stock of the measured targets: large enough that every purchase of a full profile succeeds. */
 export const HUGE_STOCK = 1_000_000_000_000;
@@ -85,11 +104,15 @@ const PROFILE_DEFAULTS: Record<
     checks: ['sellout'],
     warmupSeconds: 2,
   },
-  // Everything: 3 scenarios × 3 connection counts × 5 rounds × 8 s × 4 targets (~25 min) plus the memory check.
+  // Everything: the 1.0.0 scenarios at 3 connection counts and the events API's at 100, × 5 rounds × 8 s
+  // × 4 targets (~30 min), plus the memory check.
   full: {
-    cells: SCENARIOS.flatMap((scenario) =>
-      [10, 100, 1000].map((connections) => ({ scenario, connections, rounds: 5, durationSeconds: 8 })),
-    ),
+    cells: [
+      ...(['purchase', 'availability', 'mix'] as const).flatMap((scenario) =>
+        [10, 100, 1000].map((connections) => ({ scenario, connections, rounds: 5, durationSeconds: 8 })),
+      ),
+      ...EVENT_SCENARIOS.map((scenario) => ({ scenario, connections: 100, rounds: 5, durationSeconds: 8 })),
+    ],
     rounds: 5,
     durationSeconds: 8,
     checks: ['sellout', 'memory'],
@@ -230,6 +253,7 @@ export function parsePlan(argv: readonly string[]): Plan | 'help' {
     memoryRequests: positiveInteger(v['memory-requests'], '--memory-requests', 100_000_000) ?? 1_000_000,
     memoryLimitMb: 150,
     restartLimitMs: 1_000,
+    expiryHolds: 100_000,
     selloutStock: 200,
     timeoutSeconds: 0,
     outDir: v.out ?? 'bench/results',
@@ -252,6 +276,7 @@ export function estimateSeconds(plan: Plan): number {
   const warmup = plan.warmupSeconds + 1;
   const checks =
     (plan.checks.includes('sellout') ? 2 + plan.targets.length * 2 : 0) +
-    (plan.checks.includes('memory') ? 5 + plan.memoryRequests / 2_500 : 0);
+    (plan.checks.includes('memory') ? 5 + plan.memoryRequests / 2_500 : 0) +
+    (plan.checks.includes('expiry') ? EXPIRY_LEAD_SECONDS + EXPIRY_RUN_SECONDS + 10 : 0);
   return Math.ceil(10 + runs + warmup + checks);
 }

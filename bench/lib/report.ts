@@ -73,6 +73,72 @@ export function renderTables(summary: readonly CellSummary[]): string {
   return summary.map((cell) => `${cellHeading(cell)}\n\n${renderCellTable(cell)}`).join('\n\n');
 }
 
+/**
+ * The events API against the 1.0.0 purchase on the same target and connections: event and zipf req/s as a
+ * share of purchase req/s (medians over rounds), and the CPU a ticket costs through a hold and its
+ * confirmation (two requests) against one direct event purchase. Empty when the run had no such cells.
+ */
+export function renderEventsComparison(summary: readonly CellSummary[]): string {
+  const find = (scenario: string, connections: number, target: TargetName) =>
+    summary
+      .find((c) => c.scenario === scenario && c.connections === connections)
+      ?.targets.find((t) => t.target === target);
+  const share = (part: number | null | undefined, whole: number | null | undefined) =>
+    part == null || whole == null || whole === 0 ? null : part / whole;
+  const rows: string[] = [];
+  const eventCells = summary.filter(
+    (c) => c.scenario === 'event' || c.scenario === 'zipf' || c.scenario === 'checkout',
+  );
+  const keys = new Set(eventCells.flatMap((c) => c.targets.map((t) => `${c.connections}\u0000${t.target}`)));
+  for (const key of keys) {
+    const [connectionsText, target] = key.split('\u0000') as [string, TargetName];
+    const connections = Number(connectionsText);
+    const purchase = find('purchase', connections, target);
+    const event = find('event', connections, target);
+    const zipf = find('zipf', connections, target);
+    const checkout = find('checkout', connections, target);
+    const eventCpu = event?.cpuUsPerRequest ?? null;
+    const checkoutCpu = checkout?.cpuUsPerRequest == null ? null : checkout.cpuUsPerRequest * 2;
+    rows.push(
+      tableRow([
+        target,
+        connections,
+        fixed(purchase?.rps ?? null, 0),
+        fixed(event?.rps ?? null, 0),
+        fixed(share(event?.rps, purchase?.rps)),
+        fixed(zipf?.rps ?? null, 0),
+        fixed(share(zipf?.rps, purchase?.rps)),
+        fixed(eventCpu, 0),
+        fixed(checkoutCpu, 0),
+        fixed(share(checkoutCpu, eventCpu)),
+      ]),
+    );
+  }
+  if (rows.length === 0) return '';
+  return [
+    '### Events API against the 1.0.0 purchase',
+    '',
+    'Medians over rounds of the same run. event ÷ purchase and zipf ÷ purchase: req/s of one-item purchases through ' +
+      '`/events/{id}/purchase` (one event; 10,000 events picked by Zipf, s = 1) over req/s of `/purchase`; ' +
+      'checkout: a hold and its confirmation, two requests a ticket, so CPU µs per ticket is twice the CPU µs per request.',
+    '',
+    tableRow([
+      'target',
+      'connections',
+      'purchase req/s',
+      'event req/s',
+      'event ÷ purchase',
+      'zipf req/s',
+      'zipf ÷ purchase',
+      'event CPU µs/ticket',
+      'checkout CPU µs/ticket',
+      'checkout ÷ event',
+    ]),
+    '|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|',
+    ...rows,
+  ].join('\n');
+}
+
 /** The whole markdown report: context, the tables, and the correctness checks. */
 export function renderMarkdown(report: BenchReport): string {
   const { meta } = report;
@@ -99,6 +165,8 @@ export function renderMarkdown(report: BenchReport): string {
   );
   out.push('');
   out.push(renderTables(report.summary));
+  const events = renderEventsComparison(report.summary);
+  if (events) out.push('', events);
   out.push('');
   out.push('## Checks');
   out.push('');
@@ -193,6 +261,41 @@ export function renderMarkdown(report: BenchReport): string {
         fixed(m.peakRssMb, 1),
         fixed(m.restartReadyMs, 0),
         m.ok ? 'ok' : `FAILED: ${m.problems.join('; ')}`,
+      ]),
+    );
+  }
+
+  if (report.expiry) {
+    const e = report.expiry;
+    out.push('');
+    out.push(
+      `**Expiry**: ${e.holds.toLocaleString('en-US')} holds of the bench event on ${e.target}, all expiring at the same ` +
+        `millisecond, during ${e.durationSeconds} s of one-item purchases of that event at ${e.connections} connections; ` +
+        `the p99 must stay within ${e.p99Factor}× that of the same load without expiries, and the expired tickets ` +
+        `must be back on sale within ${e.clearLimitMs} ms.`,
+    );
+    out.push('');
+    out.push(
+      tableRow([
+        'req/s without',
+        'p99 ms without',
+        'req/s expiring',
+        'p99 ms expiring',
+        'p99 ratio',
+        'back on sale after, ms',
+        'result',
+      ]),
+    );
+    out.push('|--:|--:|--:|--:|--:|--:|---|');
+    out.push(
+      tableRow([
+        fixed(e.quiet.rps, 0),
+        fixed(e.quiet.p99),
+        fixed(e.expiring.rps, 0),
+        fixed(e.expiring.p99),
+        fixed(e.quiet.p99 && e.expiring.p99 !== null ? e.expiring.p99 / e.quiet.p99 : null),
+        fixed(e.clearedAfterMs, 0),
+        e.ok ? 'ok' : `FAILED: ${e.problems.join('; ')}`,
       ]),
     );
   }

@@ -82,6 +82,32 @@ export interface MemoryRecord {
   problems: string[];
 }
 
+/**
+ * The expiry check: `holds` holds of one ticket each on the bench event, all expiring at the same
+ * millisecond, during a run of one-item purchases of that event; against a run of the same load
+ * on the same process without expiries.
+ */
+export interface ExpiryRecord {
+  target: TargetName;
+  holds: number;
+  connections: number;
+  durationSeconds: number;
+  /** The run without expiries. */
+  quiet: { rps: number; p99: number | null; errors: number; non2xx: number };
+  /** The run during which every hold expired. */
+  expiring: { rps: number; p99: number | null; errors: number; non2xx: number };
+  /** ms from the holds' expiresAt until the event read back no tickets held (null: not within the run). */
+  clearedAfterMs: number | null;
+  /** The event at the end: sold + held + available must be its capacity, nothing held. */
+  after: { capacity: number; sold: number; held: number; available: number } | null;
+  /** The p99 during expiry may be at most this many times the quiet run's. */
+  p99Factor: number;
+  /** The stock of expired holds must be back on sale within this many ms. */
+  clearLimitMs: number;
+  ok: boolean;
+  problems: string[];
+}
+
 export interface TargetSummary {
   target: TargetName;
   runs: number;
@@ -132,6 +158,7 @@ export interface BenchReport {
   summary: CellSummary[];
   sellout: SelloutRecord[];
   memory: MemoryRecord | null;
+  expiry: ExpiryRecord | null;
   /** Every stock invariant, sell-out and memory check passed, and the run completed. */
   ok: boolean;
 }
@@ -183,6 +210,35 @@ export function checkStock(
   };
 }
 
+/**
+ * Judges the bench event after a run of the events API: every 201 a
+ * purchase or confirmation got is a ticket sold, and at most one sale per
+ * connection (plus timeouts) may lack its answer.
+ */
+export function checkEventSales(
+  soldInRun: number,
+  answered: number,
+  limits: { connections: number; timeouts: number },
+): StockCheck {
+  const unanswered = soldInRun - answered;
+  const problems: string[] = [];
+  if (unanswered < 0) problems.push(`${answered} tickets answered as sold but only ${soldInRun} sold`);
+  if (unanswered > limits.connections + limits.timeouts) {
+    problems.push(`${soldInRun} sold but only ${answered} answered (more than one unanswered per connection)`);
+  }
+  const reading = { sold: soldInRun, remaining: 0 };
+  return {
+    initial: 0,
+    before: { sold: 0, remaining: 0 },
+    after: reading,
+    soldInRun,
+    succeeded: answered,
+    unanswered,
+    ok: problems.length === 0,
+    problems,
+  };
+}
+
 /** Judges a sell-out: exactly the stock sold and answered as sold, the rest refused, nothing left, nothing failed. */
 export function checkSellout(record: Omit<SelloutRecord, 'ok' | 'problems'>): SelloutRecord {
   const problems: string[] = [];
@@ -218,6 +274,41 @@ export function checkMemory(record: Omit<MemoryRecord, 'ok' | 'problems'>): Memo
     problems.push(
       `ready ${record.restartReadyMs.toFixed(0)} ms after a restart, not under ${record.restartLimitMs} ms`,
     );
+  }
+  return { ...record, ok: problems.length === 0, problems };
+}
+
+export function checkExpiry(record: Omit<ExpiryRecord, 'ok' | 'problems'>): ExpiryRecord {
+  const problems: string[] = [];
+  for (const [name, run] of [
+    ['quiet', record.quiet],
+    ['expiring', record.expiring],
+  ] as const) {
+    if (run.errors > 0 || run.non2xx > 0) problems.push(`${name} run: ${run.errors} errors, ${run.non2xx} non-2xx`);
+  }
+  const { p99: quiet } = record.quiet;
+  const { p99: expiring } = record.expiring;
+  if (quiet === null || expiring === null) problems.push('a p99 could not be measured');
+  else if (expiring > quiet * record.p99Factor) {
+    problems.push(
+      `p99 ${expiring.toFixed(1)} ms while the holds expired is above ${record.p99Factor}× the ${quiet.toFixed(1)} ms without`,
+    );
+  }
+  if (record.clearedAfterMs === null) problems.push('tickets were still held when the run ended');
+  else if (record.clearedAfterMs > record.clearLimitMs) {
+    problems.push(
+      `the expired holds' tickets were back on sale ${record.clearedAfterMs.toFixed(0)} ms after they expired, not within ${record.clearLimitMs} ms`,
+    );
+  }
+  const { after } = record;
+  if (after === null) problems.push('the event could not be read afterwards');
+  else {
+    if (after.held !== 0) problems.push(`${after.held} tickets still held afterwards`);
+    if (after.sold + after.held + after.available !== after.capacity) {
+      problems.push(
+        `sold ${after.sold} + held ${after.held} + available ${after.available} is not the capacity ${after.capacity}`,
+      );
+    }
   }
   return { ...record, ok: problems.length === 0, problems };
 }

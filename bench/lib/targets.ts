@@ -15,6 +15,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve as resolvePath } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { freePort, getStatus, sleep, startService, type Service } from '../../test/support/processes.ts';
+import { BENCH_EVENT, zipfEventId } from './load.ts';
 import type { TargetName } from './plan.ts';
 import type { BenchServers } from './servers.ts';
 
@@ -34,6 +35,8 @@ export interface Target {
   name: TargetName;
   /** Where load goes. */
   url: string;
+  /** Where the admin API is (the process that owns the stock), for targets of the service itself. */
+  adminUrl?: string;
   initialStock: number;
   processes: TargetProcess[];
   /** Sold and remaining, through the API (baseline: GET /stats; the app: GET /api/v1/health). */
@@ -42,8 +45,44 @@ export interface Target {
   stop(): Promise<void>;
 }
 
+/** The admin token of the measured processes (the benchmark creates its events through the admin API). */
+export const BENCH_ADMIN_TOKEN = 'a-benchmark-admin-token';
+
 /** The environment every measured process of the app gets, on top of processes.ts's quiet defaults. */
-const APP_ENV = { ENVIRONMENT: 'production', LOG_LEVEL: 'warn', HOST: '127.0.0.1' } as const;
+const APP_ENV = {
+  ENVIRONMENT: 'production',
+  LOG_LEVEL: 'warn',
+  HOST: '127.0.0.1',
+  ADMIN_TOKEN: BENCH_ADMIN_TOKEN,
+} as const;
+
+/**
+ * Creates the events the event scenarios sell from (each of one ticket type
+ * with more tickets than any run sells): the bench event, and with `zipf`
+ * the 10,000 events of that scenario, 50 at a time.
+ */
+export async function createBenchEvents(target: Target, zipfEvents: number): Promise<void> {
+  if (!target.adminUrl) throw new Error(`${target.name} has no admin API to create events with`);
+  const put = async (eventId: string) => {
+    const response = await fetch(`${target.adminUrl}/api/v1/events/${eventId}`, {
+      method: 'PUT',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${BENCH_ADMIN_TOKEN}` },
+      body: JSON.stringify({
+        name: `Benchmark ${eventId}`,
+        ticketTypes: [{ id: 'general', name: 'General', capacity: 1_000_000_000 }],
+      }),
+      signal: AbortSignal.timeout(30_000),
+    });
+    await response.arrayBuffer();
+    if (response.status !== 200 && response.status !== 201) {
+      throw new Error(`${target.name}: PUT /api/v1/events/${eventId} answered ${response.status}`);
+    }
+  };
+  await put(BENCH_EVENT);
+  for (let start = 0; start < zipfEvents; start += 50) {
+    await Promise.all(Array.from({ length: Math.min(50, zipfEvents - start) }, (_, i) => put(zipfEventId(start + i))));
+  }
+}
 
 async function getJson(url: string): Promise<unknown> {
   const response = await fetch(url, { signal: AbortSignal.timeout(5_000) });
@@ -190,6 +229,7 @@ export async function startTarget(
       return {
         ...base,
         url: service.url,
+        adminUrl: service.url,
         processes: [appProcess('monolith', service)],
         readStock: async () => stockFromHealth(await getJson(`${service.url}/api/v1/health`)),
         stop: async () => {
@@ -221,6 +261,7 @@ export async function startTarget(
       return {
         ...base,
         url: ticket.url,
+        adminUrl: vacancy.url,
         processes: [appProcess('ticket', ticket), appProcess('vacancy', vacancy)],
         readStock: async () => stockFromHealth(await getJson(`${vacancy.url}/api/v1/health`)),
         stop: () => stopAll([ticket, vacancy]),
