@@ -266,7 +266,7 @@ export function parsePlan(argv: readonly string[]): Plan | 'help' {
 /**
  * A rough wall-clock estimate of a plan, in seconds: the load itself plus a
  * little per run for settling and checks, start-ups and the extra checks.
- * (The memory check is estimated at 2,500 purchases a second.)
+ * (The memory check is estimated at 2,500 purchases a second, creating the zipf events at 10 s a target.)
  */
 export function estimateSeconds(plan: Plan): number {
   const runs = plan.cells.reduce(
@@ -274,9 +274,11 @@ export function estimateSeconds(plan: Plan): number {
     0,
   );
   const warmup = plan.warmupSeconds + 1;
+  // Creating the zipf scenario's 10,000 events takes a few seconds on each target.
+  const events = plan.cells.some((cell) => cell.scenario === 'zipf') ? 10 * plan.targets.length : 0;
   const checks =
     (plan.checks.includes('sellout') ? 2 + plan.targets.length * 2 : 0) +
     (plan.checks.includes('memory') ? 5 + plan.memoryRequests / 2_500 : 0) +
     (plan.checks.includes('expiry') ? EXPIRY_LEAD_SECONDS + EXPIRY_RUN_SECONDS + 10 : 0);
-  return Math.ceil(10 + runs + warmup + checks);
+  return Math.ceil(10 + runs + warmup + events + checks);
 }
