@@ -344,7 +344,9 @@ describe('SQLite store: SIGKILL under concurrent purchases', () => {
     expect(second.stderr).toContain(String(first.pid));
 
     // The refused process took nothing: the lock is still the first's, and the first still sells.
-    expect(readFileSync(join(DATA_DIR, 'LOCK'), 'utf8')).toBe(`${first.pid} ${hostname()}\n`);
+    expect(readFileSync(join(DATA_DIR, 'LOCK'), 'utf8')).toBe(
+      `${first.pid} ${hostname()} ${readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim()}\n`,
+    );
     const key = `after-lock-${crypto.randomUUID()}`;
     const reply = await purchase(first.url, 1, key);
     expect(reply.status, reply.text).toBe(200);

@@ -1,5 +1,6 @@
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
+import { readFileSync } from 'node:fs';
 import { mkdtemp, readFile, readdir, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -34,6 +35,10 @@ async function acquire(dir: string, heartbeatMs?: number) {
 
 const lockText = (dir: string) => readFile(join(dir, 'LOCK'), 'utf8');
 
+/** What LOCK says when this process holds it: pid, hostname and this kernel's boot id. */
+const BOOT_ID = readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
+const OURS = `${process.pid} ${hostname()} ${BOOT_ID}\n`;
+
 describe('DataDirLock', () => {
   it('refuses a DATA_DIR held by a live process and takes it over once that process is gone', async () => {
     const dir = await tempDir();
@@ -51,7 +56,7 @@ describe('DataDirLock', () => {
       await exited;
     }
     const { lock, logger } = await acquire(dir);
-    expect(await lockText(dir)).toBe(`${process.pid} ${hostname()}\n`);
+    expect(await lockText(dir)).toBe(OURS);
     expect(logger.infos.some((msg) => /stale lock/.test(msg))).toBe(true);
     await lock.release();
     expect(await readdir(dir)).not.toContain('LOCK');
@@ -89,8 +94,31 @@ describe('DataDirLock', () => {
       const longAgo = new Date(Date.now() - 6_000);
       await utimes(join(dir, 'LOCK'), longAgo, longAgo);
       const { logger } = await acquire(dir, 1_000);
-      expect(await lockText(dir)).toBe(`${process.pid} ${hostname()}\n`);
+      expect(await lockText(dir)).toBe(OURS);
       expect(logger.infos.some((msg) => msg.includes(`from host ${OTHER_HOST}, untouched for 6 s`))).toBe(true);
+    });
+
+    it('takes a pod of the same name and pid on another node for another host (its kernel booted apart)', async () => {
+      const dir = await tempDir();
+      const otherBoot = '0f8e2c4a-1b3d-4e5f-8a9b-0c1d2e3f4a5b';
+      await writeFile(join(dir, 'LOCK'), `${process.pid} ${hostname()} ${otherBoot}\n`);
+      const refused = acquire(dir, 60_000);
+      await expect(refused).rejects.toThrow(
+        `Another process (pid ${process.pid} on host ${hostname()} (boot ${otherBoot})) holds DATA_DIR ${dir}`,
+      );
+      expect(await lockText(dir)).toBe(`${process.pid} ${hostname()} ${otherBoot}\n`);
+      const longAgo = new Date(Date.now() - 6_000);
+      await utimes(join(dir, 'LOCK'), longAgo, longAgo);
+      await acquire(dir, 1_000);
+      expect(await lockText(dir)).toBe(OURS);
+    });
+
+    it('takes over at once a LOCK its own machine left (same hostname and boot), as a restarted container does', async () => {
+      const dir = await tempDir();
+      await writeFile(join(dir, 'LOCK'), `${process.pid} ${hostname()} ${BOOT_ID}\n`);
+      const { logger } = await acquire(dir, 60_000);
+      expect(await lockText(dir)).toBe(OURS);
+      expect(logger.infos.some((msg) => /earlier run/.test(msg))).toBe(true);
     });
 
     it('touches its LOCK while held and stops when released', async () => {

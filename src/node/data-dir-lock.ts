@@ -3,6 +3,7 @@
  * volume. SQLite's own locks are not enough for that: they are not reliable
  * on network file systems, and two containers on one volume are both pid 1.
  */
+import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { open, readFile, stat, unlink, utimes } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -18,21 +19,45 @@ export interface LockLogger {
 const STALE_HEARTBEATS = 5;
 const LOCK_FILE = 'LOCK';
 
-/** Who holds a data directory: `<pid> <hostname>` in LOCK. */
+/** Who holds a data directory: `<pid> <hostname> <boot id>` in LOCK (older versions wrote no boot id). */
 interface LockHolder {
   pid: number;
   host: string | null;
+  boot: string | null;
+}
+
+/**
+ * The running kernel's boot id (Linux), or null elsewhere. A hostname alone does not name a
+ * machine: a StatefulSet's replacement pod keeps its pod's hostname (and is pid 1 again) on
+ * whichever node it lands; the boot id tells that node from the one the old pod ran on.
+ */
+function readBootId(): string | null {
+  try {
+    const id = readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
+    return /^[\w-]+$/.test(id) ? id : null;
+  } catch {
+    return null;
+  }
+}
+
+const BOOT_ID = readBootId();
+
+/** Whether `holder` ran on this machine, as far as LOCK can tell. */
+function sameMachine(holder: LockHolder): boolean {
+  if (holder.host !== null && holder.host !== hostname()) return false;
+  return holder.boot === null || BOOT_ID === null || holder.boot === BOOT_ID;
 }
 
 /** Data directories this process holds: the pid in LOCK cannot tell two holders in one process apart. */
 const heldInThisProcess = new Set<string>();
 
 /**
- * `DATA_DIR/LOCK` holds `<pid> <hostname>` of the one process that writes
- * there, touched every `heartbeatMs` while it does. On the same host a
- * holder whose pid is gone is taken over at once; a holder on another host
- * (another container on a shared volume) counts as gone only once LOCK has
- * gone untouched for five heartbeats.
+ * `DATA_DIR/LOCK` holds `<pid> <hostname> <boot id>` of the one process that
+ * writes there, touched every `heartbeatMs` while it does. On the same
+ * machine (same hostname and kernel boot) a holder whose pid is gone is
+ * taken over at once; a holder on another host (another container on a
+ * shared volume, or a pod of the same name on another node) counts as gone
+ * only once LOCK has gone untouched for five heartbeats.
  *
  * @example
  * const lock = await DataDirLock.acquire('./data', { logger, what: 'the SQLite database' });
@@ -94,7 +119,7 @@ export class DataDirLock {
     this.#heartbeat = undefined;
     try {
       const holder = await this.#read();
-      if (holder?.pid === process.pid && (holder.host === null || holder.host === hostname())) await unlink(this.path);
+      if (holder?.pid === process.pid && sameMachine(holder)) await unlink(this.path);
     } catch (error) {
       if (errorCode(error) !== 'ENOENT') {
         this.#logger.warn({ err: String(error), lock: this.path }, 'could not remove the lock');
@@ -107,21 +132,21 @@ export class DataDirLock {
   /** Why the lock left by `holder` may be taken over (for the log); throws if it may not. */
   async #mayTakeOver(holder: LockHolder | null, heartbeatMs: number): Promise<string> {
     if (holder === null) return 'taking over a lock that names no process (a start cut short)';
-    if (holder.host === null || holder.host === hostname()) {
+    if (sameMachine(holder)) {
       if (holder.pid === process.pid) return 'taking over a lock left with this pid by an earlier run (pid reuse)';
       if (!isAlive(holder.pid)) return 'taking over a stale lock from a process that is gone';
       throw new Error(
         `Another process (pid ${holder.pid}) holds DATA_DIR ${this.#dir} (lock file ${this.path}); two writers can never share a database. Stop that process or give this one another DATA_DIR.`,
       );
     }
-    // Another host (or container) on a shared volume: its pid means nothing here, its heartbeat does.
+    // Another host, container or node on a shared volume: its pid means nothing here, its heartbeat does.
     const staleAfterMs = STALE_HEARTBEATS * heartbeatMs;
     const touchedAgoMs = Date.now() - (await stat(this.path)).mtimeMs;
     if (touchedAgoMs > staleAfterMs) {
-      return `taking over a lock from host ${holder.host}, untouched for ${Math.round(touchedAgoMs / 1000)} s`;
+      return `taking over a lock from host ${hostOf(holder)}, untouched for ${Math.round(touchedAgoMs / 1000)} s`;
     }
     throw new Error(
-      `Another process (pid ${holder.pid} on host ${holder.host}) holds DATA_DIR ${this.#dir} (lock file ${this.path}, touched ${Math.max(0, Math.round(touchedAgoMs))} ms ago); two writers can never share a database. Stop that process or give this one another DATA_DIR; a lock left by a host that is gone is taken over once untouched for ${staleAfterMs} ms.`,
+      `Another process (${describe(holder)}) holds DATA_DIR ${this.#dir} (lock file ${this.path}, touched ${Math.max(0, Math.round(touchedAgoMs))} ms ago); two writers can never share a database. Stop that process or give this one another DATA_DIR; a lock left by a host that is gone is taken over once untouched for ${staleAfterMs} ms.`,
     );
   }
 
@@ -145,7 +170,7 @@ export class DataDirLock {
       throw error;
     }
     try {
-      await handle.writeFile(`${process.pid} ${hostname()}\n`, 'utf8');
+      await handle.writeFile(`${process.pid} ${hostname()}${BOOT_ID === null ? '' : ` ${BOOT_ID}`}\n`, 'utf8');
       await handle.sync();
     } finally {
       await handle.close();
@@ -163,10 +188,10 @@ export class DataDirLock {
         if (errorCode(error) === 'ENOENT') return null;
         throw error;
       }
-      const match = /^\s*(\d+)(?:[ \t]+(\S+))?\s*$/.exec(text);
+      const match = /^\s*(\d+)(?:[ \t]+(\S+))?(?:[ \t]+(\S+))?\s*$/.exec(text);
       if (match) {
         const pid = Number(match[1]);
-        return pid > 0 && Number.isSafeInteger(pid) ? { pid, host: match[2] ?? null } : null;
+        return pid > 0 && Number.isSafeInteger(pid) ? { pid, host: match[2] ?? null, boot: match[3] ?? null } : null;
       }
       // Maybe another starter is between creating LOCK and writing to it: look once more.
       await new Promise((done) => setTimeout(done, 50));
@@ -177,7 +202,14 @@ export class DataDirLock {
 
 function describe(holder: LockHolder | null): string {
   if (holder === null) return 'unknown';
-  return holder.host === null ? `pid ${holder.pid}` : `pid ${holder.pid} on host ${holder.host}`;
+  if (holder.host === null) return `pid ${holder.pid}`;
+  return `pid ${holder.pid} on host ${hostOf(holder)}`;
+}
+
+/** The holder's hostname; with its boot id when that alone tells it from this machine. */
+function hostOf(holder: LockHolder): string {
+  const sameName = holder.host === hostname() && !sameMachine(holder);
+  return `${holder.host}${sameName ? ` (boot ${holder.boot})` : ''}`;
 }
 
 function isAlive(pid: number): boolean {
