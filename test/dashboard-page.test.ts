@@ -19,6 +19,7 @@ import {
   watchForFailures,
   type OfflineBrowser,
 } from './support/chromium.ts';
+import type { Page } from 'playwright-core';
 import { sleep, startService, stopAllServices, type Service } from './support/processes.ts';
 
 const UPDATE_SCREENSHOTS = process.env.DOCS_SCREENSHOTS === 'update';
@@ -131,6 +132,7 @@ describe.skipIf(missing !== undefined)('/dashboard in headless Chromium, offline
     expect(Date.now() - started).toBeLessThan(2_000);
     expect(await page.evaluate(() => (window as unknown as Record<string, unknown>).notReloaded)).toBe(true);
 
+    expect(await overflowing(page), 'nothing sticks out of its box').toEqual([]);
     // The charts say in words what they show.
     await expect(page.locator('#sales figcaption').textContent()).resolves.toMatch(
       /\d+ tickets? sold in the last 5 minutes/,
@@ -175,6 +177,7 @@ describe.skipIf(missing !== undefined)('/dashboard in headless Chromium, offline
       text: getComputedStyle(document.body).color,
     }));
     expect(layout.overflow, 'nothing wider than the phone').toBeLessThanOrEqual(0);
+    expect(await overflowing(page), 'nothing sticks out of its box').toEqual([]);
     expect(layout.background).toBe('rgb(13, 17, 23)');
     expect(layout.text).toBe('rgb(230, 237, 243)');
 
@@ -233,6 +236,18 @@ describe.skipIf(missing !== undefined)('/dashboard in headless Chromium, offline
     await page.close();
   });
 });
+
+/** The panels and event cards whose content is wider than they are. */
+function overflowing(page: Page): Promise<string[]> {
+  return page.evaluate(() =>
+    [...document.querySelectorAll<HTMLElement>('.panel, .event')]
+      .filter((box) => box.scrollWidth > box.clientWidth + 1)
+      .map(
+        (box) =>
+          `${box.className} ${box.id || box.getAttribute('aria-labelledby')}: ${box.scrollWidth} > ${box.clientWidth}`,
+      ),
+  );
+}
 
 /** "Spring gala: 7 sold, 2 held, …" → its figures. */
 function parseBar(label: string | null): { sold: number; held: number } {

@@ -181,9 +181,9 @@ svg .available { fill: var(--available); opacity: 0.45; }
 svg .bar { fill: var(--sold); }
 svg .baseline { stroke: var(--line); stroke-width: 1; }
 .stock-bar { display: block; width: 100%; height: 0.75rem; border-radius: 3px; }
-td .stock-bar { height: 0.6rem; min-width: 4rem; }
+td .stock-bar { height: 0.4rem; }
 .chart { display: block; width: 100%; height: 4.5rem; }
-.event .chart { height: 1.75rem; margin-top: 0.5rem; }
+.event .chart { height: 1.75rem; margin-top: 0.25rem; }
 figure.sales { margin: 0; }
 figure.sales .axis { display: flex; justify-content: space-between; font-size: 0.75rem; color: var(--muted); }
 figcaption { font-size: 0.9rem; margin-top: 0.5rem; }
@@ -197,11 +197,16 @@ caption { text-align: left; font-size: 0.8rem; color: var(--muted); padding: 0.5
 th, td { text-align: left; padding: 0.3rem 0.4rem; border-bottom: 1px solid var(--line); vertical-align: top; }
 thead th { font-size: 0.8rem; color: var(--muted); font-weight: 600; }
 table.types td { text-align: right; }
-table.types td.bar-cell { width: 30%; vertical-align: middle; }
+table.types tbody tr:first-child th, table.types tbody tr:first-child td { border-bottom: 0; padding-bottom: 0.1rem; }
+table.types tr.bar-row td { padding-top: 0; }
+.spark-label { margin: 0.5rem 0 0; font-size: 0.75rem; color: var(--muted); }
 tr.cancelled { color: var(--muted); text-decoration: line-through; }
 .pages { display: flex; gap: 1rem; margin-top: 1rem; }
 @media (max-width: 32rem) {
-  .bar-cell { display: none; }
+  header.top, main, footer { padding: 0 0.5rem; }
+  .panel { padding: 0.75rem; }
+  .event { padding: 0.5rem; }
+  th, td { padding: 0.3rem 0.2rem; }
   .figures { gap: 0.5rem 1rem; }
   table.rows thead { position: absolute; width: 1px; height: 1px; overflow: hidden; clip-path: inset(50%); }
   table.rows, table.rows tbody, table.rows tr, table.rows td { display: block; }

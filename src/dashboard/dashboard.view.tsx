@@ -236,27 +236,25 @@ function SalesFigure({ rate }: { rate: SalesRate }) {
   );
 }
 
-/** Bars of tickets sold per step, oldest on the left, scaled to the busiest step. */
+/**
+ * Bars of tickets sold per step, oldest on the left, scaled to the busiest
+ * step: one path (a step with no sales draws nothing), so that twenty events'
+ * charts stay small to render and to send.
+ */
 function SalesChart({ rate, width, height, label }: { rate: SalesRate; width: number; height: number; label: string }) {
-  const n = rate.steps.length;
   const peak = Math.max(1, ...rate.steps);
-  const slot = width / n;
+  const slot = width / rate.steps.length;
   const gap = Math.min(2, slot / 4);
+  let bars = '';
+  rate.steps.forEach((tickets, i) => {
+    if (tickets === 0) return;
+    const h = Math.max(1, (tickets / peak) * (height - 2));
+    bars += `M${round(i * slot + gap / 2)} ${height}v${-round(h)}h${round(slot - gap)}v${round(h)}z`;
+  });
   return (
     <svg class="chart" viewBox={`0 0 ${width} ${height}`} preserveAspectRatio="none" role="img" aria-label={label}>
-      <line class="baseline" x1="0" x2={width} y1={height - 0.5} y2={height - 0.5} />
-      {rate.steps.map((tickets, i) => {
-        const h = tickets === 0 ? 0 : Math.max(1, (tickets / peak) * (height - 2));
-        return (
-          <rect
-            class="bar"
-            x={round(i * slot + gap / 2)}
-            y={round(height - h)}
-            width={round(slot - gap)}
-            height={round(h)}
-          />
-        );
-      })}
+      <path class="baseline" d={`M0 ${height - 0.5}H${width}`} />
+      {bars ? <path class="bar" d={bars} /> : ''}
     </svg>
   );
 }
@@ -327,13 +325,10 @@ function EventCard({ event }: { event: EventFigures }) {
             <th scope="col">Sold</th>
             <th scope="col">Held</th>
             <th scope="col">Available</th>
-            <th scope="col" class="bar-cell">
-              <span class="visually-hidden">Share</span>
-            </th>
           </tr>
         </thead>
-        <tbody>
-          {event.ticketTypes.map((type) => (
+        {event.ticketTypes.map((type) => (
+          <tbody>
             <tr>
               <th scope="row">
                 {type.name} <code>{type.id}</code>
@@ -342,13 +337,19 @@ function EventCard({ event }: { event: EventFigures }) {
               <td>{number.format(type.sold)}</td>
               <td>{number.format(type.held)}</td>
               <td>{number.format(type.available)}</td>
-              <td class="bar-cell">
+            </tr>
+            <tr class="bar-row" aria-hidden="true">
+              <td colspan={5}>
                 <StockBar capacity={type.capacity} sold={type.sold} held={type.held} available={type.available} />
               </td>
             </tr>
-          ))}
-        </tbody>
+          </tbody>
+        ))}
       </table>
+      <p class="spark-label" aria-hidden="true">
+        Sold per {event.sales.stepSeconds} s, last{' '}
+        {Math.round((event.sales.steps.length * event.sales.stepSeconds) / 60)} minutes
+      </p>
       <SalesChart rate={event.sales} width={240} height={28} label={`${event.name}: ${salesText(event.sales)}`} />
     </article>
   );
@@ -368,9 +369,9 @@ function StockBar(props: { capacity: number; sold: number; held: number; availab
   return (
     <svg class="stock-bar" viewBox="0 0 100 10" preserveAspectRatio="none" {...a11y}>
       <rect class="track" width="100" height="10" />
-      <rect class="sold" width={round(sold)} height="10" />
-      <rect class="held" x={round(sold)} width={round(held)} height="10" />
-      <rect class="available" x={round(sold + held)} width={round(Math.max(0, available))} height="10" />
+      {sold > 0 ? <rect class="sold" width={round(sold)} height="10" /> : ''}
+      {held > 0 ? <rect class="held" x={round(sold)} width={round(held)} height="10" /> : ''}
+      {available > 0 ? <rect class="available" x={round(sold + held)} width={round(available)} height="10" /> : ''}
     </svg>
   );
 }

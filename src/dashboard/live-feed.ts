@@ -1,7 +1,9 @@
 /**
  * The dashboard's live updates: one clock for every open stream, that reads
- * and renders a snapshot at most every `intervalMs` (500 ms), only while
- * somebody watches, and sends each viewer only the sections that changed
+ * and renders a snapshot at most every `intervalMs` (500 ms; further apart
+ * if rendering is slow, so that it never takes more than 2 % of the
+ * process), only while somebody watches, and sends each viewer only the
+ * sections that changed
  * since its last update. However fast tickets sell, a viewer gets at most two
  * updates a second, and a sale costs the dashboard nothing: it is counted by
  * the metrics it does anyway, and read here on the clock.
@@ -19,6 +21,8 @@ export interface FeedMessage {
 
 /** How long a browser waits before it reconnects a dropped stream (sent with the first update). */
 export const RECONNECT_MS = 1_000;
+/** Snapshots are at least this many times their rendering time apart (so rendering takes at most 2 %). */
+const PACING = 50;
 /** How long a stream may take to be told of a shutdown before it is ended anyway. */
 const CLOSING_GRACE_MS = 250;
 
@@ -60,6 +64,8 @@ export class LiveFeed {
   #ticking = false;
   #sequence = 0;
   #snapshots = 0;
+  /** How long the last snapshot took to render (ms of this process's own time). */
+  #renderMs = 0;
 
   constructor(options: LiveFeedOptions) {
     this.#sources = options.sources;
@@ -129,7 +135,9 @@ export class LiveFeed {
       this.#ticking = false;
     }
     if (this.#viewers.size > 0 && this.#timer === undefined) {
-      this.#schedule(Math.max(0, this.#intervalMs - (Date.now() - started)));
+      // Rendering is the dashboard's own work: it never takes more than 1/PACING of the process's time.
+      const interval = Math.max(this.#intervalMs, this.#renderMs * PACING);
+      this.#schedule(Math.max(0, interval - (Date.now() - started)));
     }
   }
 
@@ -143,13 +151,17 @@ export class LiveFeed {
       else groups.set(viewer.key, [viewer]);
     }
     const overview = await readOverview(this.#sources);
+    let rendered = 0;
     await Promise.all(
       [...groups.values()].map(async (viewers) => {
         const page = await readEventsPage(stock, metrics, viewers[0]!.query);
+        const rendering = performance.now();
         const sections = renderSections(overview, page);
+        rendered += performance.now() - rendering;
         for (const viewer of viewers) this.#send(viewer, overview.at, sections);
       }),
     );
+    this.#renderMs = rendered;
   }
 
   #send(viewer: Viewer, at: number, sections: Sections): void {
