@@ -95,7 +95,7 @@ export class Metrics {
   });
   readonly #commitDuration = new Histogram({
     name: 'ticket_store_commit_duration_seconds',
-    help: 'Time the stock store took to make one batch durable (file, memory) or to decide it (redis), by result',
+    help: 'Time the stock store took to decide one batch and make it durable (sqlite: one transaction; redis: one script call per event), by result',
     labelNames: ['result'] as const,
     buckets: LATENCY_BUCKETS,
     registers: [this.registry],

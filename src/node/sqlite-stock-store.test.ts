@@ -1,5 +1,5 @@
 import { existsSync } from 'node:fs';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -174,6 +174,14 @@ describe('SqliteStockStore', () => {
     db.close();
     const store = new SqliteStockStore({ dataDir: dir, maxKeys: 10, logger: silentLogger });
     await expect(store.open(SEED)).rejects.toThrow(/schema version 99, newer than this program's/);
+    expect(existsSync(join(dir, 'LOCK')), 'the lock was released').toBe(false);
+  });
+
+  it('names the database and why when it cannot open it, and leaves no lock behind', async () => {
+    const dir = await tempDir();
+    await mkdir(join(dir, DATABASE_FILE));
+    const store = new SqliteStockStore({ dataDir: dir, maxKeys: 10, logger: silentLogger });
+    await expect(store.open(SEED)).rejects.toThrow(`Cannot open the SQLite database ${join(dir, DATABASE_FILE)}: `);
     expect(existsSync(join(dir, 'LOCK')), 'the lock was released').toBe(false);
   });
 

@@ -321,7 +321,12 @@ export class SqliteStockStore implements StockStore {
   }
 
   async #connect(): Promise<void> {
-    const db = await openSqlite(this.#path, { driver: this.#options.driver });
+    let db: SqliteDatabase;
+    try {
+      db = await openSqlite(this.#path, { driver: this.#options.driver });
+    } catch (error) {
+      throw new Error(`Cannot open the SQLite database ${this.#path}: ${describeError(error)}`, { cause: error });
+    }
     try {
       db.exec('PRAGMA journal_mode = WAL');
       db.exec('PRAGMA synchronous = FULL');
