@@ -7,7 +7,9 @@
  * themselves are held by the store contract (src/stock/store-contract.test.ts);
  * this file checks what only a shared, remote store has: replicas, the key
  * layout, one script call per event per batch, deadlines, unknown outcomes,
- * and a frozen or killed Redis.
+ * and a frozen or killed Redis; and of holds: expiry by Redis's clock, the
+ * periodic sweep by one replica at a time (and two at once), the hold index,
+ * a storm through three replicas, and a buyer's limit across them.
  *
  * No Redis reachable: skipped with a loud warning, except under CI=true,
  * where it fails.
@@ -20,6 +22,7 @@ import {
   deleteKeysWithPrefix,
   eventIndexKey,
   eventKey,
+  crossEventKey,
   readEvent,
   readStock,
   redisGate,
@@ -40,15 +43,18 @@ import {
 import {
   defaultEventDefinition,
   eventAvailable,
+  eventOfHoldId,
   eventOfOrderId,
   eventSold,
+  newHoldId,
   newOrderId,
   type EventDefinition,
   type OrderRecord,
   type ReserveResult,
   type StockCommand,
+  type StockDecision,
 } from '../stock/model.ts';
-import type { SeedEvent } from '../stock/store.ts';
+import { MemoryStockStore, type SeedEvent } from '../stock/store.ts';
 import { StockActor, type StockActorOptions } from '../vacancy/stock-actor.ts';
 import { RedisStockStore } from './redis-stock-store.ts';
 
@@ -72,6 +78,53 @@ async function replica(
   return { actor, store };
 }
 
+/** Stores a test opened without an actor, closed after it. */
+const openedStores: RedisStockStore[] = [];
+
+async function openStore(
+  options: { keyPrefix: string; sweepLeaseMs?: number; sweeperId?: string },
+  seedEvents: SeedEvent[],
+): Promise<RedisStockStore> {
+  const store = await RedisStockStore.create({ url: gate.url, timeoutMs: 5_000, ...options });
+  openedStores.push(store);
+  await store.open(seedEvents);
+  return store;
+}
+
+/** One command decided alone, with `now` as the replica's clock (which Redis does not go by). */
+async function decideOne(store: RedisStockStore, command: StockCommand, now = Date.now()): Promise<StockDecision> {
+  const [decision] = await store.decide([command], { now, idempotencyTtlMs: 60_000 });
+  return decision!;
+}
+
+/** A hold of `qty` default tickets that lasts `ttlMs` from now. */
+function holdCommand(
+  eventId: string,
+  qty: number,
+  ttlMs: number,
+  buyer: string | null = null,
+): Extract<StockCommand, { kind: 'hold' }> {
+  return {
+    kind: 'hold',
+    eventId,
+    items: [{ typeId: 'default', qty }],
+    buyer,
+    holdId: newHoldId(eventId),
+    at: Date.now(),
+    ttlMs,
+  };
+}
+
+/** Ticket ranges of one type are disjoint and cover 1..sold exactly: every ticket sold was handed out once. */
+function expectNumbersOnce(ranges: ReadonlyArray<{ first: number; last: number }>, sold: number, what: string): void {
+  let next = 1;
+  for (const range of [...ranges].sort((x, y) => x.first - y.first)) {
+    expect(range.first, what).toBe(next);
+    next = range.last + 1;
+  }
+  expect(next - 1, what).toBe(sold);
+}
+
 /** The settled value or error of a promise, so a test can look at both. */
 async function settle<T>(promise: Promise<T>): Promise<{ value?: T; error?: unknown; ms: number }> {
   const started = performance.now();
@@ -91,12 +144,6 @@ async function waitUntil(what: string, check: () => Promise<boolean>, timeoutMs:
   throw new Error(`${what} did not happen within ${timeoutMs} ms`);
 }
 
-/** How many times the server has run each command, from INFO commandstats. */
-async function commandCalls(client: Redis): Promise<Map<string, number>> {
-  const info = await client.info('commandstats');
-  return new Map([...info.matchAll(/^cmdstat_([a-z|]+):calls=(\d+)/gm)].map((match) => [match[1]!, Number(match[2])]));
-}
-
 /** How many scripts (EVALSHA + EVAL) the server has run, from INFO commandstats. */
 async function scriptCalls(client: Redis): Promise<number> {
   const info = await client.info('commandstats');
@@ -114,6 +161,7 @@ describe.skipIf(gate.skip)(`RedisStockStore on a real Redis (seed ${SEED})`, () 
 
   afterEach(async () => {
     await Promise.allSettled(opened.splice(0).map((actor) => actor.close()));
+    await Promise.allSettled(openedStores.splice(0).map((store) => store.close()));
   });
 
   afterAll(async () => {
@@ -167,7 +215,8 @@ describe.skipIf(gate.skip)(`RedisStockStore on a real Redis (seed ${SEED})`, () 
         soldBy[ask.via] += ask.qty;
         expect(answer.tickets).toBeDefined();
         expect(answer.tickets!.last - answer.tickets!.first + 1).toBe(ask.qty);
-        expect(answer.reservationId).toBe(`default-${answer.tickets!.first}`);
+        // A 1.0.0 reserve makes an order: its reservation id is the order's, which names the event.
+        expect(eventOfOrderId(answer.reservationId!)).toBe('default');
         ranges.push(answer.tickets!);
       } else {
         // A reserve is refused only when it does not fit in what is left.
@@ -183,14 +232,7 @@ describe.skipIf(gate.skip)(`RedisStockStore on a real Redis (seed ${SEED})`, () 
     expect(soldBy.a).toBeGreaterThan(0);
     expect(soldBy.b).toBeGreaterThan(0);
 
-    // Ticket ranges are disjoint and cover 1..sold exactly.
-    ranges.sort((x, y) => x.first - y.first);
-    let next = 1;
-    for (const range of ranges) {
-      expect(range.first).toBe(next);
-      next = range.last + 1;
-    }
-    expect(next - 1).toBe(sold);
+    expectNumbersOnce(ranges, sold, 'default');
 
     // Both replicas read the same level.
     expect(await a.actor.level()).toEqual({ remaining, sold });
@@ -347,17 +389,22 @@ describe.skipIf(gate.skip)(`RedisStockStore on a real Redis (seed ${SEED})`, () 
       next: null,
     });
 
-    // The key layout: every key of an event under {prefix:eventId}, the index outside them all.
-    const keys = (await observer!.keys(`*${keyPrefix}*`)).sort();
-    expect(keys).toEqual(
+    // The key layout: every key of an event under {prefix:eventId}, the index outside them all (and the
+    // sweep lease, which the replicas' sweepers take as they run, under {prefix}).
+    const keys = (await observer!.keys(`*${keyPrefix}*`)).filter((key) => key !== crossEventKey(keyPrefix, 'sweeper'));
+    expect(keys.sort()).toEqual(
       [
         eventKey(keyPrefix, 'default'),
         eventKey(keyPrefix, 'gala'),
         `{${keyPrefix}:gala}:idem:k1`,
         `{${keyPrefix}:gala}:orders`,
+        `{${keyPrefix}:gala}:order-times`,
+        `{${keyPrefix}:gala}:buyers`,
         eventIndexKey(keyPrefix),
+        crossEventKey(keyPrefix, 'order-events'),
       ].sort(),
     );
+    expect(await observer!.hget(`{${keyPrefix}:gala}:buyers`, 'ann')).toMatch(/^(vip 2 general 1|general 1 vip 2)$/);
     expect(await observer!.zrange(eventIndexKey(keyPrefix), 0, -1)).toEqual(['default', 'gala']);
     // An order id names its event, so its id alone finds it.
     const orderEvent = eventOfOrderId(first.order.id);
@@ -428,22 +475,501 @@ describe.skipIf(gate.skip)(`RedisStockStore on a real Redis (seed ${SEED})`, () 
         expect(storedType.sold).toBeLessThanOrEqual(storedType.capacity);
         expect(storedType.issued).toBe(storedType.sold);
         // The acknowledged orders hold exactly the tickets sold: 1..sold, each once.
-        const ranges = orders
+        const lines = orders
           .filter((order) => order.eventId === eventId)
-          .flatMap((order) => order.items.filter((line) => line.typeId === storedType.id))
-          .sort((x, y) => x.first - y.first);
-        let next = 1;
-        for (const range of ranges) {
-          expect(range.first).toBe(next);
-          expect(range.last - range.first + 1).toBe(range.qty);
-          next = range.last + 1;
-        }
-        expect(next - 1, `${eventId}/${storedType.id}`).toBe(storedType.sold);
+          .flatMap((order) => order.items.filter((line) => line.typeId === storedType.id));
+        for (const line of lines) expect(line.last - line.first + 1).toBe(line.qty);
+        expectNumbersOnce(lines, storedType.sold, `${eventId}/${storedType.id}`);
       }
     }
     expect(await observer!.hlen(`{${keyPrefix}:spring}:orders`)).toBe(
       orders.filter((order) => order.eventId === 'spring').length,
     );
+  });
+
+  it("holds and orders live under their event's tag: made on one replica, they are found, confirmed and cancelled on another by their id alone", async () => {
+    const keyPrefix = `${PREFIX}-holds`;
+    const a = await replica({ keyPrefix, initial: 10 });
+    const b = await replica({ keyPrefix, initial: 10 });
+    const gala: EventDefinition = {
+      name: 'Gala',
+      capacity: 6,
+      maxPerBuyer: 5,
+      ticketTypes: [
+        { id: 'general', name: 'General', capacity: 6, maxPerOrder: null, maxPerBuyer: null },
+        { id: 'vip', name: 'VIP', capacity: 4, maxPerOrder: 2, maxPerBuyer: 3 },
+      ],
+    };
+    await a.actor.putEvent('gala', gala);
+
+    const { hold } = await a.actor.hold('gala', [{ typeId: 'vip', qty: 2 }], { buyer: 'ann', ttlMs: 60_000 });
+    expect(eventOfHoldId(hold.id)).toBe('gala');
+    expect(await b.actor.getHold(hold.id)).toEqual(hold);
+    expect((await b.actor.getEvent('gala')).types.map((type) => [type.id, type.sold, type.held])).toEqual([
+      ['general', 0, 0],
+      ['vip', 0, 2],
+    ]);
+    expect(await observer!.hget(`{${keyPrefix}:gala}:holds`, hold.id)).toBe(
+      `h ${hold.createdAt} ${hold.expiresAt} vip 2\nann`,
+    );
+    expect(await observer!.zscore(`{${keyPrefix}:gala}:deadlines`, hold.id)).toBe(String(hold.expiresAt));
+    expect(await observer!.zscore(crossEventKey(keyPrefix, 'hold-deadlines'), 'gala')).toBe(String(hold.expiresAt));
+
+    // The buyer's count is shared: ann holds 2 vip of her 3 on either replica.
+    await expect(b.actor.purchase('gala', [{ typeId: 'vip', qty: 2 }], { buyer: 'ann' })).rejects.toMatchObject({
+      name: 'BuyerLimitError',
+      field: 'items.0.qty',
+    });
+
+    const { order } = await b.actor.confirm(hold.id);
+    expect(order).toMatchObject({ eventId: 'gala', holdId: hold.id, buyer: 'ann', status: 'confirmed' });
+    expect(order.items).toEqual([{ typeId: 'vip', qty: 2, first: 1, last: 2 }]);
+    expect(await a.actor.confirm(hold.id)).toEqual({ order, replayed: true });
+    expect(await a.actor.getHold(hold.id)).toEqual({ ...hold, status: 'confirmed', orderId: order.id });
+    expect(await a.actor.getOrder(order.id)).toEqual(order);
+    expect(await observer!.zcard(`{${keyPrefix}:gala}:deadlines`)).toBe(0);
+
+    const cancelled = await a.actor.cancel(order.id);
+    expect(cancelled).toEqual({ order: { ...order, status: 'cancelled' }, replayed: false });
+    expect(await b.actor.cancel(order.id)).toEqual({ ...cancelled, replayed: true });
+    expect(await observer!.hget(`{${keyPrefix}:gala}:orders`, order.id)).toBe(
+      `x:${hold.id} ${order.createdAt} vip 2 1\nann`,
+    );
+    // Cancelled: ann's count is back to 0 (her entry gone), the tickets are on sale, numbers are never reused.
+    expect(await observer!.hexists(`{${keyPrefix}:gala}:buyers`, 'ann')).toBe(0);
+    const again = await b.actor.purchase('gala', [{ typeId: 'vip', qty: 2 }], { buyer: 'ann' });
+    expect(again.order.items).toEqual([{ typeId: 'vip', qty: 2, first: 3, last: 4 }]);
+    expect(await readEvent(observer!, keyPrefix, 'gala')).toEqual(await a.actor.getEvent('gala'));
+  });
+
+  it("whether a hold has expired is decided by Redis TIME, never by a replica's clock: replicas whose clocks disagree decide alike", async () => {
+    const keyPrefix = `${PREFIX}-time`;
+    const a = await openStore({ keyPrefix }, [{ eventId: 'gala', definition: defaultEventDefinition(10) }]);
+    const b = await openStore({ keyPrefix }, []);
+    const hold = holdCommand('gala', 2, 800);
+    expect(await decideOne(a, hold)).toMatchObject({ kind: 'hold', hold: { status: 'held' } });
+
+    // A replica whose clock runs an hour ahead does not expire it...
+    const hourAhead = Date.now() + 3_600_000;
+    expect(await decideOne(b, { kind: 'get-hold', holdId: hold.holdId }, hourAhead)).toMatchObject({
+      hold: { status: 'held' },
+    });
+    expect(await decideOne(b, { kind: 'expire', limit: 10 }, hourAhead)).toEqual({ kind: 'expired', count: 0 });
+    // ...and once Redis's clock has passed expiresAt, one an hour behind cannot confirm it.
+    await sleep(1_000);
+    const hourBehind = Date.now() - 3_600_000;
+    const confirm: StockCommand = { kind: 'confirm', holdId: hold.holdId, orderId: newOrderId('gala'), at: Date.now() };
+    expect(await decideOne(a, confirm, hourBehind)).toEqual({ kind: 'refused', reason: 'hold-expired' });
+    expect(await decideOne(b, { kind: 'level', eventId: 'gala', typeId: 'default' }, hourBehind)).toEqual({
+      kind: 'level',
+      level: { remaining: 10, sold: 0 },
+    });
+  });
+
+  it('the periodic sweep is run by one replica at a time: the others answer 0, and take over once its lease lapses', async () => {
+    const keyPrefix = `${PREFIX}-lease`;
+    const events = Array.from({ length: 6 }, (_, n) => `e-${n}`);
+    const seedEvents = events.map((eventId) => ({ eventId, definition: defaultEventDefinition(10) }));
+    const a = await openStore({ keyPrefix, sweepLeaseMs: 500 }, seedEvents);
+    const b = await openStore({ keyPrefix, sweepLeaseMs: 500 }, []);
+    const sweep: StockCommand = { kind: 'expire', limit: 100 };
+
+    // Each event: a hold due soon, and one due in an hour.
+    const soon = events.map((eventId) => holdCommand(eventId, 1, 200));
+    const late = events.map((eventId) => holdCommand(eventId, 1, 3_600_000));
+    await a.decide([...soon, ...late], { now: Date.now(), idempotencyTtlMs: 60_000 });
+    const index = crossEventKey(keyPrefix, 'hold-deadlines');
+    expect(await observer!.zrange(index, 0, -1, 'WITHSCORES')).toEqual(
+      events.flatMap((eventId, n) => [eventId, String(soon[n]!.at + 200)]),
+    );
+
+    await sleep(300);
+    expect(await decideOne(a, sweep)).toEqual({ kind: 'expired', count: events.length });
+    expect(await decideOne(b, sweep)).toEqual({ kind: 'expired', count: 0 });
+    // The swept events' entries moved on to their next deadline.
+    expect(await observer!.zrange(index, 0, -1, 'WITHSCORES')).toEqual(
+      events.flatMap((eventId, n) => [eventId, String(late[n]!.at + 3_600_000)]),
+    );
+
+    // While a holds the lease, b leaves due holds to it...
+    const more = holdCommand('e-0', 1, 50);
+    await decideOne(b, more);
+    await sleep(100);
+    expect(await decideOne(b, sweep)).toEqual({ kind: 'expired', count: 0 });
+    expect(await observer!.hget(`{${keyPrefix}:e-0}:holds`, more.holdId)).toMatch(/^h /);
+    // ...and once a stops sweeping and its lease lapses, b sweeps.
+    await a.close();
+    await sleep(600);
+    expect(await decideOne(b, sweep)).toEqual({ kind: 'expired', count: 1 });
+    expect(await observer!.hget(`{${keyPrefix}:e-0}:holds`, more.holdId)).toMatch(/^e /);
+    expect(await decideOne(b, { kind: 'get-event', eventId: 'e-0' })).toMatchObject({
+      event: { types: [{ sold: 0, held: 1 }] },
+    });
+  });
+
+  it('two replicas sweeping at once (a lease that lapsed mid-sweep) expire each due hold exactly once', async () => {
+    const keyPrefix = `${PREFIX}-two-sweeps`;
+    const events = Array.from({ length: 40 }, (_, n) => `e-${String(n).padStart(2, '0')}`);
+    const seedEvents = events.map((eventId) => ({ eventId, definition: defaultEventDefinition(10) }));
+    // The same name on the lease: both hold it, as two replicas do for a moment when it lapses mid-sweep.
+    const a = await openStore({ keyPrefix, sweeperId: 'both' }, seedEvents);
+    const b = await openStore({ keyPrefix, sweeperId: 'both' }, []);
+    const due = events.map((eventId) => holdCommand(eventId, 2, 200, 'ann'));
+    const late = events.map((eventId) => holdCommand(eventId, 1, 3_600_000, 'ann'));
+    await a.decide([...due, ...late], { now: Date.now(), idempotencyTtlMs: 60_000 });
+    await sleep(300);
+
+    let counted = 0;
+    // What the stores tell the actor's metrics: each expired hold once, with its tickets.
+    const told = { holds: 0, tickets: 0 };
+    const options = {
+      now: Date.now(),
+      idempotencyTtlMs: 60_000,
+      expired: (holds: number, tickets: number) => {
+        told.holds += holds;
+        told.tickets += tickets;
+      },
+    };
+    for (let round = 0; round < 3; round++) {
+      const answers = await Promise.all([
+        a.decide([{ kind: 'expire', limit: 100 }], options),
+        b.decide([{ kind: 'expire', limit: 100 }], options),
+      ]);
+      for (const [answer] of answers) counted += answer!.kind === 'expired' ? answer!.count : Number.NaN;
+    }
+    expect(counted).toBe(events.length);
+    expect(told).toEqual({ holds: events.length, tickets: 2 * events.length });
+    for (const [n, eventId] of events.entries()) {
+      const tag = `{${keyPrefix}:${eventId}}`;
+      expect(await observer!.hget(`${tag}:holds`, due[n]!.holdId)).toMatch(/^e /);
+      expect(await observer!.hget(`${tag}:holds`, late[n]!.holdId)).toMatch(/^h /);
+      expect(await readStock(observer!, keyPrefix, eventId)).toEqual({ remaining: 9, sold: 0 });
+      expect(await observer!.hget(`${tag}:buyers`, 'ann')).toBe('default 1');
+      expect(await observer!.zscore(crossEventKey(keyPrefix, 'hold-deadlines'), eventId)).toBe(
+        String(late[n]!.at + 3_600_000),
+      );
+    }
+  });
+
+  it('a storm through three replicas: holds confirmed, released or left to expire never take more than the capacities, and every ticket sold is in one acknowledged order', async () => {
+    const keyPrefix = `${PREFIX}-storm`;
+    const replicas = [
+      await replica({ keyPrefix, initial: 10, sweepEveryMs: 100 }),
+      await replica({ keyPrefix, initial: 10, sweepEveryMs: 100 }),
+      await replica({ keyPrefix, initial: 10, sweepEveryMs: 100 }),
+    ];
+    const storm: EventDefinition = {
+      name: 'Storm',
+      capacity: 1_000,
+      ticketTypes: [
+        { id: 'general', name: 'General', capacity: 900, maxPerOrder: 4 },
+        { id: 'vip', name: 'VIP', capacity: 250, maxPerOrder: 2 },
+      ],
+    };
+    await replicas[0]!.actor.putEvent('storm', storm);
+    const random = seededRandom(SEED);
+    const pick = <T>(values: readonly T[]): T => values[Math.floor(random() * values.length)]!;
+
+    // Polled without touching the event (list-events expires nothing): the invariants hold at every poll.
+    let polls = 0;
+    let polling = true;
+    const poller = (async () => {
+      while (polling) {
+        const { events } = await pick(replicas).actor.listEvents(null, 10);
+        const event = events.find((candidate) => candidate.id === 'storm')!;
+        for (const type of event.types) {
+          expect(type.held).toBeGreaterThanOrEqual(0);
+          expect(type.sold + type.held).toBeLessThanOrEqual(type.capacity);
+        }
+        expect(eventSold(event) + event.types.reduce((sum, type) => sum + type.held, 0)).toBeLessThanOrEqual(1_000);
+        polls += 1;
+        await sleep(20);
+      }
+    })();
+
+    const orders: OrderRecord[] = [];
+    const outcomes = { held: 0, short: 0, confirmed: 0, expiredFirst: 0, released: 0, abandoned: 0 };
+    const clients = Array.from({ length: 1_500 }, async (_, i) => {
+      await sleep(random() * 1_500);
+      const items = [{ typeId: 'general', qty: 1 + Math.floor(random() * 4) }];
+      if (random() < 0.4) items.push({ typeId: 'vip', qty: 1 + Math.floor(random() * 2) });
+      const ttlMs = 200 + Math.floor(random() * 600);
+      let hold: { id: string };
+      try {
+        ({ hold } = await pick(replicas).actor.hold('storm', items, { ttlMs, idempotencyKey: `h-${i}` }));
+      } catch (error) {
+        if (!(error instanceof InsufficientInventoryError)) throw error;
+        outcomes.short += 1;
+        return;
+      }
+      outcomes.held += 1;
+      const choice = random();
+      await sleep(random() * 700);
+      if (choice < 0.45) {
+        try {
+          orders.push((await pick(replicas).actor.confirm(hold.id)).order);
+          outcomes.confirmed += 1;
+        } catch (error) {
+          // It outlived its time to live: never confirmed.
+          expect(error).toMatchObject({ name: 'HoldGoneError', status: 'expired' });
+          outcomes.expiredFirst += 1;
+        }
+      } else if (choice < 0.75) {
+        const released = await pick(replicas).actor.release(hold.id);
+        expect(['released', 'expired']).toContain(released.status);
+        outcomes.released += 1;
+      } else {
+        outcomes.abandoned += 1;
+      }
+    });
+    await Promise.all(clients);
+
+    // The sweepers (one replica at a time) give back every abandoned hold, with nobody touching the event.
+    await waitUntil(
+      'every hold to be confirmed, released or expired',
+      async () => {
+        const event = (await replicas[0]!.actor.listEvents(null, 10)).events.find((e) => e.id === 'storm')!;
+        return event.types.every((type) => type.held === 0);
+      },
+      5_000,
+    );
+    polling = false;
+    await poller;
+    // ~1,500 holds of ~3.5 tickets, ~45 % confirmed, for 1,000 tickets: it sells out while holds come and go.
+    expect(polls).toBeGreaterThan(20);
+    expect(outcomes.held).toBeGreaterThan(400);
+    expect(outcomes.short).toBeGreaterThan(0);
+    expect(outcomes.confirmed).toBeGreaterThan(150);
+    expect(outcomes.released + outcomes.abandoned).toBeGreaterThan(150);
+
+    const event = (await readEvent(observer!, keyPrefix, 'storm'))!;
+    expect(eventSold(event) + eventAvailable(event)).toBe(1_000);
+    for (const type of event.types) {
+      expect(type.held).toBe(0);
+      // Sold is exactly what the acknowledged orders hold: numbers 1..sold, each once.
+      expectNumbersOnce(
+        orders.flatMap((order) => order.items.filter((line) => line.typeId === type.id)),
+        type.sold,
+        type.id,
+      );
+      expect(type.issued).toBe(type.sold);
+    }
+    expect(await observer!.zcard(`{${keyPrefix}:storm}:deadlines`)).toBe(0);
+  });
+
+  it('a failed call of the hold deadline index: the batch is an unknown outcome (its hold was made), and the entry goes with the next batch', async () => {
+    const keyPrefix = `${PREFIX}-index-retry`;
+    const store = await openStore({ keyPrefix }, [
+      { eventId: 'gala', definition: defaultEventDefinition(10) },
+      { eventId: 'club', definition: defaultEventDefinition(10) },
+    ]);
+    const index = crossEventKey(keyPrefix, 'hold-deadlines');
+    // A key of the wrong type makes the index script fail (as a lost connection would, after the batch's script).
+    await observer!.set(crossEventKey(keyPrefix, 'hold-versions'), 'not a hash');
+    const hold = holdCommand('gala', 1, 60_000);
+    const failed = await settle(decideOne(store, hold));
+    expect(failed.error).toMatchObject({ outcomeUnknown: true });
+    expect(await observer!.hget(`{${keyPrefix}:gala}:holds`, hold.holdId)).toMatch(/^h /);
+    expect(await observer!.zscore(index, 'gala')).toBeNull();
+
+    await observer!.del(crossEventKey(keyPrefix, 'hold-versions'));
+    expect(await decideOne(store, { kind: 'level', eventId: 'club', typeId: 'default' })).toMatchObject({
+      kind: 'level',
+    });
+    expect(await observer!.zscore(index, 'gala')).toBe(String(hold.at + 60_000));
+    // The retry with the same hold (a caller that got 503) finds it as made: its id answers it.
+    expect(await decideOne(store, { kind: 'get-hold', holdId: hold.holdId })).toMatchObject({
+      kind: 'hold',
+      hold: { status: 'held', expiresAt: hold.at + 60_000 },
+    });
+  });
+
+  it("a buyer's 50 concurrent holds through three replicas against maxPerBuyer 4: at most 4 tickets held or sold", async () => {
+    const keyPrefix = `${PREFIX}-buyer`;
+    const replicas = [
+      await replica({ keyPrefix, initial: 10 }),
+      await replica({ keyPrefix, initial: 10 }),
+      await replica({ keyPrefix, initial: 10 }),
+    ];
+    await replicas[0]!.actor.putEvent('gala', {
+      name: 'Gala',
+      capacity: null,
+      maxPerBuyer: 4,
+      ticketTypes: [{ id: 'general', name: 'General', capacity: 1_000, maxPerOrder: null }],
+    });
+    const attempts = await Promise.all(
+      Array.from({ length: 50 }, (_, i) =>
+        settle(
+          replicas[i % 3]!.actor.hold('gala', [{ typeId: 'general', qty: 1 + (i % 2) }], {
+            buyer: 'ann',
+            ttlMs: 60_000,
+          }),
+        ),
+      ),
+    );
+    const held = attempts.flatMap((attempt) => (attempt.value ? [attempt.value.hold] : []));
+    for (const attempt of attempts) {
+      if (attempt.error) expect(attempt.error).toMatchObject({ name: 'BuyerLimitError', field: 'items' });
+    }
+    const tickets = held.reduce((sum, hold) => sum + hold.items[0]!.qty, 0);
+    expect(tickets).toBeLessThanOrEqual(4);
+    expect(tickets).toBeGreaterThanOrEqual(3);
+    expect(await observer!.hget(`{${keyPrefix}:gala}:buyers`, 'ann')).toBe(`general ${tickets}`);
+    // Confirming changes nothing of the count; releasing frees it.
+    await replicas[1]!.actor.confirm(held[0]!.id);
+    await expect(
+      replicas[2]!.actor.purchase('gala', [{ typeId: 'general', qty: 5 - tickets }], { buyer: 'ann' }),
+    ).rejects.toMatchObject({ name: 'BuyerLimitError' });
+    for (const hold of held.slice(1)) await replicas[0]!.actor.release(hold.id);
+    expect(await observer!.hget(`{${keyPrefix}:gala}:buyers`, 'ann')).toBe(`general ${held[0]!.items[0]!.qty}`);
+  });
+
+  it('decides random batches of every command exactly as the rules do on the memory store, refusal details included', async () => {
+    const keyPrefix = `${PREFIX}-differential`;
+    const random = seededRandom(SEED);
+    const pick = <T>(values: readonly T[]): T => values[Math.floor(random() * values.length)]!;
+    const int = (low: number, high: number) => low + Math.floor(random() * (high - low + 1));
+    const type = (id: string, capacity: number, maxPerOrder: number | null, maxPerBuyer: number | null) => ({
+      id,
+      name: id.toUpperCase(),
+      capacity,
+      maxPerOrder,
+      maxPerBuyer,
+    });
+    const definitions: Record<string, EventDefinition[]> = {
+      gala: [
+        { name: 'Gala', capacity: 30, ticketTypes: [type('general', 25, 5, null), type('vip', 10, 3, 4)] },
+        { name: 'Gala II', capacity: 24, ticketTypes: [type('general', 20, 5, null), type('vip', 12, 3, 4)] },
+      ],
+      fair: [
+        {
+          name: 'Fair',
+          capacity: null,
+          maxPerBuyer: 6,
+          ticketTypes: [type('day', 20, null, null), type('night', 8, 2, null)],
+        },
+        { name: 'Fair', capacity: null, maxPerBuyer: null, ticketTypes: [type('day', 22, null, null)] },
+      ],
+      late: [{ name: 'Late', capacity: 5, ticketTypes: [type('general', 6, null, 3)] }],
+    };
+    const seedEvents: SeedEvent[] = [
+      { eventId: 'default', definition: defaultEventDefinition(40) },
+      { eventId: 'gala', definition: definitions.gala![0]! },
+      { eventId: 'fair', definition: definitions.fair![0]! },
+    ];
+    const memory = new MemoryStockStore();
+    await memory.open(seedEvents);
+    const redis = await openStore({ keyPrefix }, seedEvents);
+
+    const buyers = [null, null, 'ann', 'bob', 'cy', 'Ann\nSmith | "x"'];
+    const holdIds: string[] = ['hld_bad', newHoldId('gala')];
+    const orderIds: string[] = ['ord_bad', newOrderId('fair')];
+    const base = Date.now();
+    let clock = 0;
+    const command = (): StockCommand => {
+      // Every `at` later than the one before, and expiresAt unique: the stores order dashboards alike.
+      const at = base + 1_000 * ++clock;
+      const eventId = pick(['default', 'gala', 'gala', 'fair', 'fair', 'late', 'nope']);
+      const own: Record<string, string[]> = { default: ['default'], gala: ['general', 'vip'], fair: ['day', 'night'] };
+      const typeId = () => (random() < 0.1 ? 'nope' : pick(own[eventId] ?? ['general']));
+      const items = () => Array.from({ length: int(1, 2) }, () => ({ typeId: typeId(), qty: int(1, 4) }));
+      const key = random() < 0.3 ? { key: pick(['k1', 'k2', 'k3', 'k4']) } : {};
+      switch (
+        pick(['purchase', 'purchase', 'hold', 'hold', 'confirm', 'release', 'cancel', 'read', 'admin', 'reserve'])
+      ) {
+        case 'purchase':
+          return {
+            kind: 'purchase',
+            eventId,
+            items: items(),
+            buyer: pick(buyers),
+            orderId: newOrderId(eventId),
+            at,
+            ...key,
+          };
+        case 'hold':
+          return {
+            kind: 'hold',
+            eventId,
+            items: items(),
+            buyer: pick(buyers),
+            holdId: newHoldId(eventId),
+            at,
+            ttlMs: 3_600_000 + int(0, 999),
+            ...key,
+          };
+        case 'confirm': {
+          const holdId = pick(holdIds);
+          return { kind: 'confirm', holdId, orderId: newOrderId(eventOfHoldId(holdId) ?? 'none'), at };
+        }
+        case 'release':
+          return random() < 0.5
+            ? { kind: 'release', holdId: pick(holdIds) }
+            : { kind: 'get-hold', holdId: pick(holdIds) };
+        case 'cancel':
+          return random() < 0.5
+            ? { kind: 'cancel', orderId: pick(orderIds) }
+            : { kind: 'get-order', orderId: pick(orderIds) };
+        case 'read':
+          return pick<StockCommand>([
+            { kind: 'get-event', eventId },
+            { kind: 'list-events', after: pick([null, 'fair']), limit: int(0, 3) },
+            { kind: 'recent-orders', eventId: pick([null, eventId]), limit: int(0, 6) },
+            { kind: 'expiring-holds', eventId: pick([null, eventId]), limit: int(0, 6) },
+            { kind: 'expire', limit: int(0, 50) },
+            { kind: 'level', eventId, typeId: typeId() },
+          ]);
+        case 'admin':
+          return random() < 0.5 && definitions[eventId]
+            ? { kind: 'put-event', eventId, definition: pick(definitions[eventId]!) }
+            : { kind: 'adjust', eventId, typeId: typeId(), op: pick(['set', 'add'] as const), qty: int(-5, 10) };
+        default:
+          return {
+            kind: 'reserve',
+            eventId,
+            typeId: typeId(),
+            qty: int(1, 5),
+            orderId: newOrderId(eventId),
+            at,
+            ...key,
+          };
+      }
+    };
+
+    const kinds = new Map<string, number>();
+    for (let round = 0; round < 60; round++) {
+      const batch = Array.from({ length: int(1, 25) }, command);
+      const options = { now: Date.now(), idempotencyTtlMs: 3_600_000 };
+      const expected = await memory.decide(batch, options);
+      const decided = await redis.decide(batch, options);
+      expect(decided, `round ${round}: ${JSON.stringify(batch)}`).toEqual(expected);
+      for (const decision of expected) {
+        const kind = decision.kind === 'refused' ? `refused ${decision.reason}` : decision.kind;
+        kinds.set(kind, (kinds.get(kind) ?? 0) + 1);
+        if (decision.kind === 'hold') holdIds.push(decision.hold.id);
+        if (decision.kind === 'order') orderIds.push(decision.order.id);
+        if (decision.kind === 'reserved' && decision.outcome.reservationId)
+          orderIds.push(decision.outcome.reservationId);
+      }
+    }
+    // The run went through what matters: sales, holds and their ends, refusals of each kind.
+    for (const kind of [
+      'order',
+      'hold',
+      'insufficient',
+      'reserved',
+      'event',
+      'events',
+      'orders',
+      'holds',
+      'refused buyer-limit-reached',
+      'refused buyer-required',
+      'refused key-reused',
+      'refused unknown-hold',
+      'refused hold-confirmed',
+    ]) {
+      expect(kinds.get(kind) ?? 0, `${kind} in ${JSON.stringify([...kinds])}`).toBeGreaterThan(0);
+    }
   });
 
   it('with no Redis listening, open rejects with a message naming REDIS_URL', async () => {
@@ -521,6 +1047,12 @@ describe.skipIf(gate.skip)(`RedisStockStore on a real Redis (seed ${SEED})`, () 
     it('one script call per event per batch, a list-events included; the index read only to list, written only after a put', async () => {
       const keyPrefix = `${PREFIX}-calls`;
       const store = await RedisStockStore.create({ url: server!.url, keyPrefix, timeoutMs: 2_000 });
+      // What clients send, as MONITOR shows it (commands the scripts run are marked and left out).
+      const monitor = await privateObserver!.monitor();
+      let sent: string[][] = [];
+      monitor.on('monitor', (_time: string, args: string[], source: string) => {
+        if (source !== 'lua') sent.push(args.map(String));
+      });
       try {
         const definition = defaultEventDefinition(100);
         await store.open(['a', 'b', 'c'].map((eventId) => ({ eventId, definition })));
@@ -534,16 +1066,26 @@ describe.skipIf(gate.skip)(`RedisStockStore on a real Redis (seed ${SEED})`, () 
           at: Date.now(),
           ...(key === undefined ? {} : { key }),
         });
-        const counted = async (batch: StockCommand[]) => {
-          const before = await commandCalls(privateObserver!);
-          const decisions = await store.decide(batch, options);
-          const after = await commandCalls(privateObserver!);
-          const delta = (name: string) => (after.get(name) ?? 0) - (before.get(name) ?? 0);
+        /** What `decide` sent: script calls, index reads, event index writes, order index hints. */
+        const caughtUp = async () => {
+          const marker = `marker-${Math.random()}`;
+          await privateObserver!.echo(marker);
+          await waitUntil('MONITOR to catch up', async () => sent.some((args) => args[1] === marker), 2_000);
+        };
+        const counted = async (batch: StockCommand[], by = store) => {
+          await caughtUp();
+          sent = [];
+          const decisions = await by.decide(batch, options);
+          await caughtUp();
+          const count = (name: string, key?: string) =>
+            sent.filter((args) => args[0]!.toLowerCase() === name && (key === undefined || args[1] === key)).length;
           return {
             decisions,
-            scripts: delta('evalsha') + delta('eval'),
-            reads: delta('zrangebylex'),
-            writes: delta('zadd'),
+            scripts: count('evalsha') + count('eval'),
+            reads: count('zrangebylex'),
+            writes: count('zadd', eventIndexKey(keyPrefix)),
+            hints: count('zadd', crossEventKey(keyPrefix, 'order-events')),
+            others: sent.length - count('evalsha') - count('eval') - count('zrangebylex') - count('zadd') - 1,
           };
         };
 
@@ -552,11 +1094,12 @@ describe.skipIf(gate.skip)(`RedisStockStore on a real Redis (seed ${SEED})`, () 
         for (let i = 0; i < 25; i++) batch.push(buy('a', `ka-${i}`), buy('b'));
         batch.push({ kind: 'list-events', after: null, limit: 10 }, buy('a'), { kind: 'get-event', eventId: 'b' });
         batch.push(
-          { kind: 'reserve', eventId: 'a', typeId: 'default', qty: 1 },
+          { kind: 'reserve', eventId: 'a', typeId: 'default', qty: 1, orderId: newOrderId('a'), at: Date.now() },
           { kind: 'level', eventId: 'c', typeId: 'default' },
         );
         const mixed = await counted(batch);
-        expect(mixed).toMatchObject({ scripts: 3, reads: 1, writes: 0 });
+        // (and, sent with the scripts, the order index's bounds: the batch may make orders on a and b)
+        expect(mixed).toMatchObject({ scripts: 3, reads: 1, writes: 0, hints: 1, others: 0 });
         const listed = mixed.decisions[50]!;
         expect(listed.kind === 'events' && listed.events.map((event) => [event.id, eventSold(event)])).toEqual([
           ['a', 25],
@@ -564,20 +1107,96 @@ describe.skipIf(gate.skip)(`RedisStockStore on a real Redis (seed ${SEED})`, () 
           ['c', 0],
         ]);
 
-        // The flash-sale batch: one event, one call, no index.
+        // The flash-sale batch: one event, one call, no index (but the order index's bound, sent with it).
         expect(await counted(Array.from({ length: 100 }, () => buy('a')))).toMatchObject({
           scripts: 1,
           reads: 0,
           writes: 0,
+          hints: 1,
+          others: 0,
         });
         // A put: its event's call, then one ZADD.
         expect(await counted([{ kind: 'put-event', eventId: 'd', definition }, buy('d'), buy('a')])).toMatchObject({
           scripts: 2,
           reads: 0,
           writes: 1,
+          hints: 1,
+          others: 0,
         });
         expect(await privateObserver!.zrange(eventIndexKey(keyPrefix), 0, -1)).toEqual(['a', 'b', 'c', 'd']);
+
+        // Holds: a call whose new hold is its event's earliest deadline is followed by one call of the hold
+        // index script for all such events; later deadlines, confirms and releases need none.
+        const hold = (eventId: string, ttlMs: number): Extract<StockCommand, { kind: 'hold' }> => ({
+          kind: 'hold',
+          eventId,
+          items: [{ typeId: 'default', qty: 1 }],
+          buyer: null,
+          holdId: newHoldId(eventId),
+          at: Date.now(),
+          ttlMs,
+        });
+        const [soon, later, other] = [hold('c', 300), hold('c', 60_000), hold('d', 60_000)];
+        const holds = await counted([soon, later, other, buy('b')]);
+        expect(holds).toMatchObject({ scripts: 3 + 1, reads: 0, writes: 0, hints: 1, others: 0 });
+        expect(holds.decisions.map((decision) => decision.kind)).toEqual(['hold', 'hold', 'hold', 'order']);
+        const deadlines = crossEventKey(keyPrefix, 'hold-deadlines');
+        expect(await privateObserver!.zrange(deadlines, 0, -1, 'WITHSCORES')).toEqual([
+          'c',
+          String(soon.at + 300),
+          'd',
+          String(other.at + 60_000),
+        ]);
+        const confirm: StockCommand = {
+          kind: 'confirm',
+          holdId: later.holdId,
+          orderId: newOrderId('c'),
+          at: Date.now(),
+        };
+        const unindexed = await counted([hold('c', 120_000), confirm, { kind: 'release', holdId: other.holdId }]);
+        expect(unindexed).toMatchObject({ scripts: 2, hints: 1, others: 0 });
+        expect(unindexed.decisions.map((decision) => decision.kind)).toEqual(['hold', 'order', 'hold']);
+
+        // A sweep: the lease script (which also reads the due events), one call per due event, one index call.
+        await sleep(400);
+        const sweep = await counted([{ kind: 'expire', limit: 100 }]);
+        expect(sweep).toMatchObject({
+          decisions: [{ kind: 'expired', count: 1 }],
+          scripts: 1 + 1 + 1,
+          hints: 0,
+          others: 0,
+        });
+        // c's entry moved on to its next deadline; d's stays until a sweep finds it due (its hold was released).
+        expect(await privateObserver!.zrange(deadlines, 0, -1)).toEqual(['d', 'c']);
+        expect(Number(await privateObserver!.zscore(deadlines, 'c'))).toBeGreaterThan(soon.at + 100_000);
+        // Another replica's sweep while this one holds the lease: one small call, nothing visited.
+        const second = await RedisStockStore.create({ url: server!.url, keyPrefix, timeoutMs: 2_000 });
+        try {
+          await second.open([]);
+          expect(await counted([{ kind: 'expire', limit: 100 }], second)).toMatchObject({
+            decisions: [{ kind: 'expired', count: 0 }],
+            scripts: 1,
+            others: 0,
+          });
+        } finally {
+          await second.close();
+        }
+
+        // The dashboard's reads: plain reads before the scripts, none of them a script call.
+        const dashboard = await counted([
+          { kind: 'recent-orders', eventId: null, limit: 3 },
+          { kind: 'expiring-holds', eventId: 'c', limit: 5 },
+        ]);
+        expect(dashboard).toMatchObject({ scripts: 0, writes: 0, hints: 0 });
+        expect(dashboard.decisions).toMatchObject([
+          { kind: 'orders', orders: [{ eventId: 'c' }, {}, {}] },
+          {
+            kind: 'holds',
+            holds: [{ eventId: 'c', expiresAt: Number(await privateObserver!.zscore(deadlines, 'c')) }],
+          },
+        ]);
       } finally {
+        monitor.disconnect();
         await store.close();
       }
     });
@@ -627,7 +1246,9 @@ describe.skipIf(gate.skip)(`RedisStockStore on a real Redis (seed ${SEED})`, () 
       // ...and took nothing: not the reserves, not the +1000, no order, no new event, no idempotency key.
       expect(await readStock(privateObserver!, keyPrefix)).toEqual(before);
       expect(await privateObserver!.keys(`*${keyPrefix}*idem*`)).toEqual([]);
-      expect(await privateObserver!.exists(`{${keyPrefix}:default}:orders`, eventKey(keyPrefix, 'frozen-new'))).toBe(0);
+      // (The one order is the reserve's before the freeze: 1.0.0 reserves are orders.)
+      expect(await privateObserver!.hlen(`{${keyPrefix}:default}:orders`)).toBe(1);
+      expect(await privateObserver!.exists(eventKey(keyPrefix, 'frozen-new'))).toBe(0);
       expect(await privateObserver!.zrange(eventIndexKey(keyPrefix), 0, -1)).toEqual(['default']);
 
       // Recovered: reserves succeed, and a key first sent while frozen gets a fresh decision.

@@ -118,6 +118,14 @@ export function eventKey(prefix: string, eventId = 'default'): string {
   return `{${prefix}:${eventId}}:event`;
 }
 
+/** A cross-event key (the hold deadline index, its versions, the sweep lease, the order index), as RedisStockStore names it. */
+export function crossEventKey(
+  prefix: string,
+  name: 'hold-deadlines' | 'hold-versions' | 'sweeper' | 'order-events',
+): string {
+  return `{${prefix}}:${name}`;
+}
+
 /** The index of every event id, as RedisStockStore names it. */
 export function eventIndexKey(prefix: string): string {
   return `${prefix}:events`;
@@ -126,7 +134,8 @@ export function eventIndexKey(prefix: string): string {
 /**
  * An event as Redis holds it, read straight from its hash (not through the
  * store), or null when it is absent. The layout is RedisStockStore's: `name`,
- * `cap`, `types` (ids joined by spaces), and `n:`, `c:`, `m:`, `s:`, `i:` per type.
+ * `cap`, `pb`, `types` (ids joined by spaces), and `n:`, `c:`, `m:`, `b:`,
+ * `s:`, `h:`, `i:` per type.
  */
 export async function readEvent(client: Redis, prefix: string, eventId = 'default'): Promise<EventRecord | null> {
   const fields = await client.hgetall(eventKey(prefix, eventId));
@@ -136,6 +145,7 @@ export async function readEvent(client: Redis, prefix: string, eventId = 'defaul
     id: eventId,
     name: fields.name,
     capacity: number(fields.cap),
+    maxPerBuyer: number(fields.pb),
     types: (fields.types ?? '')
       .split(' ')
       .filter(Boolean)
@@ -144,7 +154,9 @@ export async function readEvent(client: Redis, prefix: string, eventId = 'defaul
         name: fields[`n:${id}`]!,
         capacity: Number(fields[`c:${id}`]),
         maxPerOrder: number(fields[`m:${id}`]),
+        maxPerBuyer: number(fields[`b:${id}`]),
         sold: Number(fields[`s:${id}`]),
+        held: Number(fields[`h:${id}`] ?? 0),
         issued: Number(fields[`i:${id}`]),
       })),
   };
