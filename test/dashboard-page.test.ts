@@ -183,7 +183,7 @@ describe.skipIf(missing !== undefined)('/dashboard in headless Chromium, offline
 
     if (UPDATE_SCREENSHOTS) {
       await sleep(600);
-      saveDocsImage('dashboard-phone-dark.png', await page.screenshot({ fullPage: true }));
+      saveDocsImage('dashboard-phone-dark.png', await page.screenshot());
     }
 
     // Tab reaches the skip link first, shown once focused; it takes the focus to the events.

@@ -19,11 +19,16 @@ const SCRIPT = String.raw`'use strict';
 (function () {
   var body = document.body;
   var connection = document.querySelector('[data-connection]');
-  var regions = {};
   var shown = {};
-  document.querySelectorAll('[data-live]').forEach(function (element) {
-    regions[element.getAttribute('data-live')] = element;
-  });
+
+  // A section's container; an event's card (event:<id>) sits inside the events section, which may have been replaced.
+  function region(name) {
+    var found = null;
+    document.querySelectorAll('[data-live]').forEach(function (element) {
+      if (element.getAttribute('data-live') === name) found = element;
+    });
+    return found;
+  }
 
   function localTimes(root) {
     root.querySelectorAll('time[datetime]').forEach(function (element) {
@@ -63,12 +68,21 @@ const SCRIPT = String.raw`'use strict';
         return;
       }
       var sections = message.sections || {};
-      Object.keys(sections).forEach(function (name) {
-        var region = regions[name];
-        if (!region || shown[name] === sections[name]) return;
+      // The list of events first: the cards that come with it go into its places.
+      var names = Object.keys(sections).sort(function (a, b) {
+        return (b === 'events') - (a === 'events');
+      });
+      names.forEach(function (name) {
+        var element = region(name);
+        if (!element || shown[name] === sections[name]) return;
+        if (name === 'events') {
+          Object.keys(shown).forEach(function (card) {
+            if (card.indexOf('event:') === 0) delete shown[card];
+          });
+        }
         shown[name] = sections[name];
-        region.innerHTML = sections[name];
-        localTimes(region);
+        element.innerHTML = sections[name];
+        localTimes(element);
       });
       say('live', 'Live updates: on');
     });

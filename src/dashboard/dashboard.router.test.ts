@@ -289,15 +289,21 @@ describe('GET /dashboard/stream', () => {
 
     const first = await nextSnapshot(reader);
     expect(first.retry).toBe(1000);
-    expect(Object.keys(first.parsed.sections).sort()).toEqual([
+    expect(Object.keys(first.parsed.sections)).toEqual([
       'events',
-      'holds',
-      'orders',
-      'sales',
-      'service',
       'status',
+      'service',
+      'sales',
+      'orders',
+      'holds',
+      'event:default',
+      'event:gala',
     ]);
+    // The list holds the cards' places; each card comes as a section of its own.
     expect(first.parsed.sections.events).toContain(
+      '<article class="event" aria-labelledby="event-gala" data-live="event:gala"></article>',
+    );
+    expect(first.parsed.sections['event:gala']).toContain(
       'aria-label="Gala &lt;night&gt;: 0 sold, 0 held, 20 available of 20"',
     );
     expect(first.parsed.sections.orders).toContain('No orders yet.');
@@ -305,7 +311,10 @@ describe('GET /dashboard/stream', () => {
     await actor.purchase('gala', [{ typeId: 'general', qty: 4 }]);
     await actor.hold('gala', [{ typeId: 'vip', qty: 1 }], { ttlMs: 60_000 });
     let update = await nextSnapshot(reader);
-    while (!update.parsed.sections.events?.includes('4 sold, 1 held')) update = await nextSnapshot(reader);
+    while (!update.parsed.sections['event:gala']?.includes('4 sold, 1 held')) update = await nextSnapshot(reader);
+    // Only what changed: the gala's card, not the default event's nor the list.
+    expect(update.parsed.sections).not.toHaveProperty('event:default');
+    expect(update.parsed.sections).not.toHaveProperty('events');
     expect(update.retry).toBeUndefined();
     expect(Number(update.id)).toBeGreaterThan(Number(first.id));
 
@@ -320,6 +329,21 @@ describe('GET /dashboard/stream', () => {
     expect((await scrape(app)).get('ticket_dashboard_snapshots_total')).toBe(
       after.get('ticket_dashboard_snapshots_total'),
     );
+  });
+
+  it('sends the list and every card again when which events are on the page changes', async () => {
+    const { app, actor } = await service();
+    const reader = await stream(app);
+    const first = await nextSnapshot(reader);
+    expect(Object.keys(first.parsed.sections).filter((name) => name.startsWith('event:'))).toEqual(['event:default']);
+
+    await actor.putEvent('gala', GALA);
+    let update = await nextSnapshot(reader);
+    while (!update.parsed.sections.events) update = await nextSnapshot(reader);
+    expect(Object.keys(update.parsed.sections).filter((name) => name.startsWith('event:'))).toEqual([
+      'event:default',
+      'event:gala',
+    ]);
   });
 
   it('coalesces: however fast tickets sell, at most two snapshots a second, read once for every viewer', async () => {

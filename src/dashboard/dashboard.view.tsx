@@ -11,16 +11,46 @@ import type { SalesRate } from '../lib/recent.ts';
 import type { HoldRecord, OrderRecord } from '../stock/model.ts';
 import type { EventFigures, EventsPage, EventsQuery, Overview, ServiceFigures } from './snapshot.ts';
 
-/** The parts of the page a live update replaces, by the `data-live` name of their container. */
-export type SectionName = 'status' | 'service' | 'sales' | 'events' | 'orders' | 'holds';
-export type Sections = Record<SectionName, string>;
+/**
+ * The parts of the page a live update replaces, by the `data-live` name of
+ * their container: the fixed sections, and each event's card as
+ * `event:<id>` inside `events` (the list of cards, sent again only when which
+ * events are on the page changes).
+ */
+export type SectionName = 'status' | 'service' | 'sales' | 'events' | 'orders' | 'holds' | `event:${string}`;
+export type Sections = Record<string, string>;
 
 const number = new Intl.NumberFormat('en-US');
 const decimal = new Intl.NumberFormat('en-US', { maximumFractionDigits: 1 });
 
-/** Renders every live section of a snapshot to HTML. */
-export function renderSections(overview: Overview, page: EventsPage): Sections {
-  return {
+/**
+ * Renders event cards, each again only when its figures have changed: during
+ * a sale a page of twenty events mostly has one or two that move.
+ */
+export class CardRenderer {
+  #cards = new Map<string, { figures: string; html: string }>();
+
+  render(event: EventFigures): string {
+    const figures = JSON.stringify(event);
+    const known = this.#cards.get(event.id);
+    if (known?.figures === figures) return known.html;
+    const html = String(<EventCard event={event} />);
+    this.#cards.set(event.id, { figures, html });
+    return html;
+  }
+
+  /** Forgets the cards of events no page shows any more. */
+  keepOnly(ids: ReadonlySet<string>): void {
+    for (const id of this.#cards.keys()) if (!ids.has(id)) this.#cards.delete(id);
+  }
+}
+
+/**
+ * Renders every live section of a snapshot to HTML: `events` holds the cards'
+ * places, empty; each card is its own section (see {@link SectionName}).
+ */
+export function renderSections(overview: Overview, page: EventsPage, cards = new CardRenderer()): Sections {
+  const sections: Sections = {
     status: String(<Status overview={overview} />),
     service: String(<Service service={overview.service} />),
     sales: String(<SalesFigure rate={overview.sales} />),
@@ -28,6 +58,8 @@ export function renderSections(overview: Overview, page: EventsPage): Sections {
     orders: String(<Orders overview={overview} />),
     holds: String(<Holds overview={overview} />),
   };
+  for (const event of page.events ?? []) sections[`event:${event.id}`] = cards.render(event);
+  return sections;
 }
 
 export interface PageProps {
@@ -41,10 +73,12 @@ export interface PageProps {
 /** The whole page for GET /dashboard. */
 export function renderPage({ title, overview, page, assetsPath }: PageProps): string {
   const sections = renderSections(overview, page);
+  // The cards in their places, as the page's script puts them.
+  sections.events = String(<Events page={page} cards={sections} />);
   const { query } = page;
   const live = (name: SectionName, tag: 'div' | 'p' = 'div') => {
     const Tag = tag;
-    return <Tag data-live={name} dangerouslySetInnerHTML={{ __html: sections[name] }} />;
+    return <Tag data-live={name} dangerouslySetInnerHTML={{ __html: sections[name] ?? '' }} />;
   };
   return (
     '<!doctype html>' +
@@ -259,7 +293,8 @@ function SalesChart({ rate, width, height, label }: { rate: SalesRate; width: nu
   );
 }
 
-function Events({ page }: { page: EventsPage }) {
+/** The list of events; each card's place is empty unless `cards` has it. */
+function Events({ page, cards }: { page: EventsPage; cards?: Sections }) {
   if (page.events === null) return <p class="bad">The events cannot be read now: {page.error}</p>;
   if (page.events.length === 0) {
     return (
@@ -269,7 +304,12 @@ function Events({ page }: { page: EventsPage }) {
   return (
     <div class="event-list">
       {page.events.map((event) => (
-        <EventCard event={event} />
+        <article
+          class="event"
+          aria-labelledby={`event-${event.id}`}
+          data-live={`event:${event.id}`}
+          dangerouslySetInnerHTML={{ __html: cards?.[`event:${event.id}`] ?? '' }}
+        />
       ))}
     </div>
   );
@@ -280,7 +320,7 @@ function EventCard({ event }: { event: EventFigures }) {
   const titleId = `event-${event.id}`;
   const lastMinute = event.sales.steps.slice(-Math.round(60 / event.sales.stepSeconds)).reduce((a, b) => a + b, 0);
   return (
-    <article class="event" aria-labelledby={titleId}>
+    <>
       <h3 id={titleId}>
         {event.name} <code>{event.id}</code>
       </h3>
@@ -351,7 +391,7 @@ function EventCard({ event }: { event: EventFigures }) {
         {Math.round((event.sales.steps.length * event.sales.stepSeconds) / 60)} minutes
       </p>
       <SalesChart rate={event.sales} width={240} height={28} label={`${event.name}: ${salesText(event.sales)}`} />
-    </article>
+    </>
   );
 }
 

@@ -8,7 +8,7 @@
  * updates a second, and a sale costs the dashboard nothing: it is counted by
  * the metrics it does anyway, and read here on the clock.
  */
-import { renderSections, type SectionName, type Sections } from './dashboard.view.tsx';
+import { CardRenderer, renderSections, type Sections } from './dashboard.view.tsx';
 import { readEventsPage, readOverview, type EventsQuery, type SnapshotSources } from './snapshot.ts';
 
 /** One server-sent event, as hono/streaming writes it. */
@@ -32,7 +32,7 @@ interface Viewer {
   send(message: FeedMessage): Promise<unknown>;
   end(): void;
   /** The sections as this viewer last received them. */
-  shown: Partial<Sections>;
+  shown: Sections;
   /** A write to this viewer is still under way: it skips updates until it is done (a slow reader coalesces). */
   busy: boolean;
   greeted: boolean;
@@ -60,6 +60,7 @@ export class LiveFeed {
   readonly #intervalMs: number;
   readonly #onError: (error: unknown) => void;
   readonly #viewers = new Set<Viewer>();
+  readonly #cards = new CardRenderer();
   #timer: ReturnType<typeof setTimeout> | undefined;
   #ticking = false;
   #sequence = 0;
@@ -151,26 +152,34 @@ export class LiveFeed {
       else groups.set(viewer.key, [viewer]);
     }
     const overview = await readOverview(this.#sources);
-    let rendered = 0;
-    await Promise.all(
-      [...groups.values()].map(async (viewers) => {
-        const page = await readEventsPage(stock, metrics, viewers[0]!.query);
-        const rendering = performance.now();
-        const sections = renderSections(overview, page);
-        rendered += performance.now() - rendering;
-        for (const viewer of viewers) this.#send(viewer, overview.at, sections);
-      }),
+    const pages = await Promise.all(
+      [...groups.values()].map(async (viewers) => ({
+        viewers,
+        page: await readEventsPage(stock, metrics, viewers[0]!.query),
+      })),
     );
-    this.#renderMs = rendered;
+    const rendering = performance.now();
+    for (const { viewers, page } of pages) {
+      const sections = renderSections(overview, page, this.#cards);
+      for (const viewer of viewers) this.#send(viewer, overview.at, sections);
+    }
+    this.#cards.keepOnly(new Set(pages.flatMap(({ page }) => (page.events ?? []).map((event) => event.id))));
+    this.#renderMs = performance.now() - rendering;
   }
 
   #send(viewer: Viewer, at: number, sections: Sections): void {
     if (viewer.busy || !this.#viewers.has(viewer)) return;
-    const changed: Partial<Sections> = {};
+    const changed: Sections = {};
     let any = false;
-    for (const name of Object.keys(sections) as SectionName[]) {
-      if (viewer.shown[name] !== sections[name]) {
-        changed[name] = sections[name];
+    if (viewer.shown.events !== sections.events) {
+      // Another list of events: its cards' places come empty, so every card goes again, after it.
+      for (const name of Object.keys(viewer.shown)) if (name.startsWith('event:')) delete viewer.shown[name];
+      changed.events = sections.events!;
+      any = true;
+    }
+    for (const [name, html] of Object.entries(sections)) {
+      if (name !== 'events' && viewer.shown[name] !== html) {
+        changed[name] = html;
         any = true;
       }
     }
