@@ -17,6 +17,7 @@ import { fileURLToPath } from 'node:url';
 import { newHoldId } from '../src/stock/model.ts';
 import { SqliteStockStore } from '../src/node/sqlite-stock-store.ts';
 import { BUNDLE } from '../test/support/processes.ts';
+import { openDashboard } from './lib/dashboard.ts';
 import { BENCH_EVENT, runLoad, sellsTickets } from './lib/load.ts';
 import {
   EVENT_SCENARIOS,
@@ -47,6 +48,7 @@ import {
 import { round, rotate } from './lib/stats.ts';
 import { buildBenchServers, type BenchServers } from './lib/servers.ts';
 import {
+  BENCH_ADMIN_TOKEN,
   createBenchEvents,
   readCpuSeconds,
   readPeakRssMb,
@@ -214,6 +216,9 @@ async function measure(plan: Plan, targets: Target[], signal: AbortSignal, runs:
         const countsBenchEvent = cell.scenario === 'event' || cell.scenario === 'checkout';
         const benchSoldBefore = countsBenchEvent ? await benchEventSold(target) : null;
         for (const p of target.processes) resetPeakRss(p.pid);
+        // --dashboard: an organizer's browser tab on the stock, live for the whole run (the yardsticks have none).
+        const dashboard =
+          plan.dashboard && target.adminUrl ? await openDashboard(target.adminUrl, BENCH_ADMIN_TOKEN) : null;
         const cpuBefore = cpuSeconds(target);
         const result = await runLoad({
           url: target.url,
@@ -223,6 +228,7 @@ async function measure(plan: Plan, targets: Target[], signal: AbortSignal, runs:
           signal,
         });
         const cpuAfter = cpuSeconds(target);
+        const watched = await dashboard?.close();
         await drained(target);
         const after = sells ? await settledStock(target) : null;
         if (after) lastStock.set(target, after);
@@ -257,6 +263,8 @@ async function measure(plan: Plan, targets: Target[], signal: AbortSignal, runs:
         };
         runs.push(run);
         log(describeRun(run));
+        if (watched)
+          log(`  with a dashboard open: ${watched.updates} updates, ${Math.round(watched.bytes / 1024)} KiB`);
       }
     }
   }

@@ -77,6 +77,8 @@ export interface Plan {
   outDir: string;
   /** Rebuild dist/main.js even when it is newer than src/. */
   rebuild: boolean;
+  /** Keep a live dashboard open (GET /dashboard/stream) on each target's stock owner during its measured runs. */
+  dashboard: boolean;
 }
 
 /** The expiry check: its holds expire this long after it starts seeding them, within its second run of this length. */
@@ -136,6 +138,7 @@ export const USAGE = `Usage: tsx bench/run.ts [options]
   --timeout S              stop everything after S seconds (default: from the plan)
   --out DIR                results directory (default bench/results)
   --rebuild                rebuild dist/main.js even if it is up to date
+  --dashboard              keep a live dashboard open on each target (its stock owner) during its runs
   --help                   this text
 `;
 
@@ -204,6 +207,7 @@ export function parsePlan(argv: readonly string[]): Plan | 'help' {
         timeout: { type: 'string' },
         out: { type: 'string' },
         rebuild: { type: 'boolean' },
+        dashboard: { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
       },
     });
@@ -258,6 +262,7 @@ export function parsePlan(argv: readonly string[]): Plan | 'help' {
     timeoutSeconds: 0,
     outDir: v.out ?? 'bench/results',
     rebuild: v.rebuild ?? false,
+    dashboard: v.dashboard ?? false,
   };
   plan.timeoutSeconds = positiveNumber(v.timeout, '--timeout') ?? Math.ceil(estimateSeconds(plan) * 1.5 + 60);
   return plan;
