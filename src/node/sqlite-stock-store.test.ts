@@ -177,6 +177,54 @@ describe('SqliteStockStore', () => {
     expect(existsSync(join(dir, 'LOCK')), 'the lock was released').toBe(false);
   });
 
+  it('counts the tickets held over all events, across a close and reopen', async () => {
+    const dir = await tempDir();
+    const store = await openStore(dir);
+    const now = Date.now();
+    const options = { now, idempotencyTtlMs: HOUR };
+    const twoTypes = {
+      name: 'Gala',
+      capacity: null,
+      ticketTypes: [
+        { id: 'general', name: 'General', capacity: 100, maxPerOrder: null },
+        { id: 'vip', name: 'VIP', capacity: 10, maxPerOrder: null },
+      ],
+    };
+    await store.decide(
+      [
+        { kind: 'put-event', eventId: 'gala', definition: twoTypes },
+        { kind: 'put-event', eventId: 'ball', definition: twoTypes },
+      ],
+      options,
+    );
+    const hold = (n: number, eventId: string, items: Array<[string, number]>): StockCommand => ({
+      kind: 'hold',
+      eventId,
+      items: items.map(([typeId, qty]) => ({ typeId, qty })),
+      buyer: null,
+      holdId: `hld_sqlitestoretestheld${String(n).padStart(2, '0')}${eventId}`,
+      at: now,
+      ttlMs: HOUR,
+    });
+    expect(store.heldTickets()).toBe(0);
+    await store.decide(
+      [
+        hold(1, 'gala', [
+          ['general', 3],
+          ['vip', 1],
+        ]),
+        hold(2, 'ball', [['general', 2]]),
+        hold(3, 'gala', [['general', 5]]),
+      ],
+      options,
+    );
+    expect(store.heldTickets()).toBe(11);
+    await store.decide([{ kind: 'release', holdId: 'hld_sqlitestoretestheld03gala' }], options);
+    expect(store.heldTickets()).toBe(6);
+    await store.close();
+    expect((await openStore(dir)).heldTickets()).toBe(6);
+  });
+
   it('names the database and why when it cannot open it, and leaves no lock behind', async () => {
     const dir = await tempDir();
     await mkdir(join(dir, DATABASE_FILE));

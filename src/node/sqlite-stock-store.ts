@@ -87,6 +87,8 @@ const MIGRATIONS: readonly string[] = [
      PRIMARY KEY (event_id, buyer, type_id)
    ) WITHOUT ROWID;`,
   `CREATE INDEX orders_by_time ON orders (created_at);`,
+  // Tickets held over all events is read at every metrics scrape: only the types holding any.
+  `CREATE INDEX ticket_types_holding ON ticket_types (held) WHERE held > 0;`,
 ];
 
 /** Events kept in memory at most; the others are read from the database when a batch needs them. */
@@ -266,7 +268,7 @@ export class SqliteStockStore implements StockStore {
   }
 
   heldTickets(): number {
-    return Number(this.#db?.prepare('SELECT total(held) AS held FROM ticket_types').get()?.held ?? 0);
+    return Number(this.#db?.prepare('SELECT total(held) AS held FROM ticket_types WHERE held > 0').get()?.held ?? 0);
   }
 
   health(): StoreHealth {
