@@ -70,6 +70,8 @@ async function startMonolith(port?: number): Promise<Service> {
     MODE: 'monolith',
     INITIAL_STOCK: '500',
     ADMIN_TOKEN,
+    // Far beyond what a shutdown takes: one held up by an open dashboard would show.
+    SHUTDOWN_TIMEOUT: '30',
     ...(port === undefined ? {} : { PORT: String(port) }),
   });
   for (const [id, definition] of Object.entries(EVENTS)) await api(service, 'PUT', `/api/v1/events/${id}`, definition);
@@ -117,19 +119,17 @@ describe.skipIf(missing !== undefined)('/dashboard in headless Chromium, offline
     const galaBar = page.getByRole('img', { name: /^Spring gala: \d+ sold/ });
     const before = parseBar(await galaBar.getAttribute('aria-label'));
 
-    const started = Date.now();
+    // Within 2 s of each answer of the API, the page shows the sale: the order, the hold, the figures.
     const order = await purchase(service, 'spring-gala', 'vip', 3);
+    const sold = Date.now();
     const held = await hold(service, 'spring-gala', 'seated', 2);
-    await page
-      .locator('[data-live="orders"] code', { hasText: order.orderId.slice(0, 12) })
-      .waitFor({ timeout: 2_000 });
-    await page.locator('[data-live="holds"] code', { hasText: held.holdId.slice(0, 12) }).waitFor({
-      timeout: Math.max(1, 2_000 - (Date.now() - started)),
-    });
+    const holding = Date.now();
+    const within2s = (since: number) => ({ timeout: Math.max(1, 2_000 - (Date.now() - since)) });
+    await page.locator('[data-live="orders"] code', { hasText: order.orderId.slice(0, 12) }).waitFor(within2s(sold));
+    await page.locator('[data-live="holds"] code', { hasText: held.holdId.slice(0, 12) }).waitFor(within2s(holding));
     await page
       .getByRole('img', { name: `Spring gala: ${before.sold + 3} sold, ${before.held + 2} held`, exact: false })
-      .waitFor({ timeout: Math.max(1, 2_000 - (Date.now() - started)) });
-    expect(Date.now() - started).toBeLessThan(2_000);
+      .waitFor(within2s(holding));
     expect(await page.evaluate(() => (window as unknown as Record<string, unknown>).notReloaded)).toBe(true);
 
     expect(await overflowing(page), 'nothing sticks out of its box').toEqual([]);
@@ -221,7 +221,7 @@ describe.skipIf(missing !== undefined)('/dashboard in headless Chromium, offline
     const stopped = Date.now();
     expect(await service.stop('SIGTERM')).toEqual({ code: 0, signal: null });
     // An open dashboard does not hold the shutdown up.
-    expect(Date.now() - stopped).toBeLessThan(3_000);
+    expect(Date.now() - stopped).toBeLessThan(5_000);
     await page.locator('[data-connection="reconnecting"]').waitFor({ timeout: 5_000 });
 
     service = await startMonolith(port);

@@ -95,7 +95,7 @@ const SCRIPT = String.raw`'use strict';
         say('reconnecting', 'Live updates: lost; retrying…');
         close();
         retry = setTimeout(connect, delay);
-        delay = Math.min(delay * 2, 30000);
+        delay = Math.min(delay * 2, 10000);
       } else {
         say('reconnecting', 'Live updates: reconnecting…');
       }
