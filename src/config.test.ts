@@ -79,6 +79,41 @@ describe('parseConfig defaults', () => {
     expect(parseConfig({ CORS_ORIGINS: '*' }).CORS_ORIGINS).toEqual(['*']);
   });
 
+  it('reads the Redis topology: a Cluster, or Sentinel with its name, and WAIT for replicas', () => {
+    expect(parseConfig({})).toMatchObject({
+      REDIS_URL: 'redis://127.0.0.1:6379',
+      REDIS_WAIT_REPLICAS: 0,
+      REDIS_WAIT_TIMEOUT: 1,
+    });
+    expect(parseConfig({}).REDIS_CLUSTER_NODES).toBeUndefined();
+    expect(parseConfig({ REDIS_CLUSTER_NODES: ' redis-0:7000, 10.0.0.7:7001,[::1]:7002,redis_3:7003 ' })).toMatchObject(
+      {
+        REDIS_CLUSTER_NODES: [
+          { host: 'redis-0', port: 7000 },
+          { host: '10.0.0.7', port: 7001 },
+          { host: '::1', port: 7002 },
+          { host: 'redis_3', port: 7003 },
+        ],
+      },
+    );
+    expect(
+      parseConfig({
+        REDIS_SENTINELS: 'sentinel-0:26379,sentinel-1:26379',
+        REDIS_SENTINEL_NAME: 'tickets',
+        REDIS_WAIT_REPLICAS: '1',
+        REDIS_WAIT_TIMEOUT: '0.5',
+      }),
+    ).toMatchObject({
+      REDIS_SENTINELS: [
+        { host: 'sentinel-0', port: 26379 },
+        { host: 'sentinel-1', port: 26379 },
+      ],
+      REDIS_SENTINEL_NAME: 'tickets',
+      REDIS_WAIT_REPLICAS: 1,
+      REDIS_WAIT_TIMEOUT: 0.5,
+    });
+  });
+
   it.each([
     ['INFO', 'info'],
     ['Debug', 'debug'],
@@ -164,6 +199,17 @@ describe('parseConfig refuses wrong values', () => {
     ['VACANCY_RETRIES', '11', /between 0 and 10/],
     ['SQLITE_WAL_AUTOCHECKPOINT', '0', /whole number of pages/],
     ['ENVIRONMENT', 'two words', /expected a single word/],
+    ['REDIS_CLUSTER_NODES', '127.0.0.1', /expected host:port pairs separated by commas/],
+    ['REDIS_CLUSTER_NODES', 'redis-0:7000,,redis-1:7001', /expected host:port pairs/],
+    ['REDIS_CLUSTER_NODES', 'redis-0:70000', /expected host:port pairs/],
+    ['REDIS_CLUSTER_NODES', 'redis://redis-0:7000', /expected host:port pairs/],
+    ['REDIS_CLUSTER_NODES', '::1:7000', /expected host:port pairs/],
+    ['REDIS_SENTINELS', 'sentinel-0:0', /expected host:port pairs/],
+    ['REDIS_SENTINEL_NAME', 'my master', /expected the name Sentinel monitors the primary under/],
+    ['REDIS_WAIT_REPLICAS', '-1', /between 0 \(off\) and 16/],
+    ['REDIS_WAIT_REPLICAS', 'all', /whole number of replicas/],
+    ['REDIS_WAIT_TIMEOUT', '0', /positive number of seconds, at most 60/],
+    ['REDIS_WAIT_TIMEOUT', '61', /at most 60/],
   ])('%s=%j', (variable, value, expected) => {
     const error = configError({ [variable]: value });
     expect(error.name).toBe('ConfigError');
@@ -173,6 +219,36 @@ describe('parseConfig refuses wrong values', () => {
     expect(error.problems.length).toBeGreaterThan(0);
     for (const problem of error.problems) expect(problem).toMatchObject({ variable, received: value });
     expect(error.problems.some((problem) => expected.test(problem.message))).toBe(true);
+  });
+
+  it.each([
+    [
+      { REDIS_URL: 'redis://a:6379', REDIS_CLUSTER_NODES: 'b:7000' },
+      'REDIS_CLUSTER_NODES',
+      /set only one of REDIS_URL and REDIS_CLUSTER_NODES/,
+    ],
+    [
+      { REDIS_URL: 'redis://a:6379', REDIS_SENTINELS: 's:26379', REDIS_SENTINEL_NAME: 'mymaster' },
+      'REDIS_SENTINELS',
+      /set only one of REDIS_URL and REDIS_SENTINELS/,
+    ],
+    [
+      { REDIS_CLUSTER_NODES: 'b:7000', REDIS_SENTINELS: 's:26379', REDIS_SENTINEL_NAME: 'mymaster' },
+      'REDIS_SENTINELS',
+      /set only one of REDIS_CLUSTER_NODES and REDIS_SENTINELS/,
+    ],
+    [
+      { REDIS_SENTINELS: 's:26379,t:26379' },
+      'REDIS_SENTINEL_NAME',
+      /REDIS_SENTINELS needs the name the sentinels monitor/,
+    ],
+    [{ REDIS_SENTINEL_NAME: 'mymaster' }, 'REDIS_SENTINELS', /REDIS_SENTINEL_NAME is set: list the sentinels/],
+  ])('one way to reach Redis: %j is refused, naming %s', (env, variable, expected) => {
+    const error = configError(env);
+    expect(error.problems.map((problem) => problem.variable)).toEqual([variable]);
+    expect(error.message).toMatch(expected);
+    // REDIS_URL may carry a password: never echoed.
+    expect(error.message).not.toContain('redis://a:6379');
   });
 
   it('reports every wrong variable at once', () => {

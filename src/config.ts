@@ -37,6 +37,41 @@ const secondsOrOff = (what: string, max = 3600) =>
 /** Variables whose values are secrets: a wrong one is named in errors, never echoed. */
 const SECRET_VARIABLES = new Set(['INTERNAL_TOKEN', 'ADMIN_TOKEN', 'METRICS_TOKEN', 'REDIS_URL']);
 
+/** A Redis node: a host name or IPv4 address, or an IPv6 address in brackets, and a port. */
+export interface HostPort {
+  host: string;
+  port: number;
+}
+
+/**
+ * Parses `host:port,host:port` (IPv6 as `[::1]:7000`); answers undefined for
+ * anything else, so that the schema names the variable.
+ *
+ * @example
+ * parseHostPorts('redis-0:7000, [::1]:7001'); // [{ host: 'redis-0', port: 7000 }, { host: '::1', port: 7001 }]
+ */
+export function parseHostPorts(value: string): HostPort[] | undefined {
+  const nodes: HostPort[] = [];
+  for (const item of value.split(',').map((part) => part.trim())) {
+    const match = /^(?:\[([0-9a-f:.]+)\]|([a-z0-9_](?:[a-z0-9_.-]*[a-z0-9_])?)):(\d{1,5})$/i.exec(item);
+    const port = Number(match?.[3]);
+    if (!match || port < 1 || port > 65_535) return undefined;
+    nodes.push({ host: match[1] ?? match[2]!, port });
+  }
+  return nodes;
+}
+
+const hostPorts = (example: string) =>
+  z
+    .string()
+    .trim()
+    .transform((value, context) => {
+      const nodes = parseHostPorts(value);
+      if (nodes) return nodes;
+      context.addIssue({ code: 'custom', message: `expected host:port pairs separated by commas, such as ${example}` });
+      return z.NEVER;
+    });
+
 const port = (fallback: number) => integer(1, 65_535, 'a TCP port number between 1 and 65535').default(fallback);
 
 const httpUrl = z
@@ -102,6 +137,15 @@ export const configSchema = z.object({
     .regex(/^[\w.:-]{1,64}$/, 'expected 1 to 64 letters, digits, or . _ : -')
     .default('ticket-system'),
   REDIS_TIMEOUT: seconds('a positive number of seconds, at most 60', 60).default(1),
+  REDIS_CLUSTER_NODES: hostPorts('redis-0:6379,redis-1:6379,redis-2:6379').optional(),
+  REDIS_SENTINELS: hostPorts('sentinel-0:26379,sentinel-1:26379,sentinel-2:26379').optional(),
+  REDIS_SENTINEL_NAME: z
+    .string()
+    .trim()
+    .regex(/^[^\s]{1,128}$/, 'expected the name Sentinel monitors the primary under, such as mymaster')
+    .optional(),
+  REDIS_WAIT_REPLICAS: integer(0, 16, 'a whole number of replicas between 0 (off) and 16').default(0),
+  REDIS_WAIT_TIMEOUT: seconds('a positive number of seconds, at most 60', 60).default(1),
   INTERNAL_TOKEN: z
     .string()
     .trim()
@@ -189,6 +233,38 @@ export class ConfigError extends Error {
 }
 
 /**
+ * One way to reach Redis: REDIS_URL (one server), REDIS_CLUSTER_NODES (a
+ * Cluster) or REDIS_SENTINELS with REDIS_SENTINEL_NAME (a primary Sentinel
+ * names); two at once would leave it to chance which one holds the stock.
+ */
+function redisTopologyProblems(
+  parsed: ParsedEnv,
+  input: Record<string, string>,
+): { variable: string; message: string }[] {
+  const problems: { variable: string; message: string }[] = [];
+  const set = ['REDIS_URL', 'REDIS_CLUSTER_NODES', 'REDIS_SENTINELS'].filter((name) => input[name] !== undefined);
+  if (set.length > 1) {
+    problems.push({
+      variable: set[1]!,
+      message: `set only one of ${set.join(' and ')}: REDIS_URL is one server, REDIS_CLUSTER_NODES a Redis Cluster, REDIS_SENTINELS a primary found through Sentinel`,
+    });
+  }
+  if (parsed.REDIS_SENTINELS && !parsed.REDIS_SENTINEL_NAME) {
+    problems.push({
+      variable: 'REDIS_SENTINEL_NAME',
+      message: 'REDIS_SENTINELS needs the name the sentinels monitor the primary under (sentinel monitor <name> …)',
+    });
+  }
+  if (parsed.REDIS_SENTINEL_NAME && !parsed.REDIS_SENTINELS) {
+    problems.push({
+      variable: 'REDIS_SENTINELS',
+      message: 'REDIS_SENTINEL_NAME is set: list the sentinels as host:port pairs separated by commas',
+    });
+  }
+  return problems;
+}
+
+/**
  * Parses configuration from an environment map. Empty strings count as unset.
  * Throws a {@link ConfigError} naming every variable that is wrong.
  *
@@ -215,6 +291,8 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
     throw new ConfigError([...firstIssuePerVariable.values()]);
   }
   const parsed = result.data;
+  const redisProblems = redisTopologyProblems(parsed, input);
+  if (redisProblems.length > 0) throw new ConfigError(redisProblems);
   if (parsed.HOLD_TTL > parsed.HOLD_TTL_MAX) {
     throw new ConfigError([
       {

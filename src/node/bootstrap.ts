@@ -11,6 +11,7 @@ import { createApp } from '../app.ts';
 import { ConfigError, parseConfig, type Config } from '../config.ts';
 import { buildDependencies, type BuiltDependencies } from '../dependencies.ts';
 import type { Lifecycle } from '../lib/lifecycle.ts';
+import type { VacancyFetch } from '../ticket/vacancy-fetch.ts';
 import { MemoryStockStore, type StockStore } from '../stock/store.ts';
 import { backupCommand } from './backup-command.ts';
 import { RedisStockStore } from './redis-stock-store.ts';
@@ -57,9 +58,15 @@ export async function createStore(config: Config, logger: PinoLogger): Promise<S
   if (config.STOCK_STORE === 'memory') return new MemoryStockStore({ maxKeys: config.IDEMPOTENCY_MAX_KEYS });
   if (config.STOCK_STORE === 'redis') {
     return RedisStockStore.create({
-      url: config.REDIS_URL,
+      ...(config.REDIS_CLUSTER_NODES
+        ? { cluster: config.REDIS_CLUSTER_NODES }
+        : config.REDIS_SENTINELS && config.REDIS_SENTINEL_NAME
+          ? { sentinels: config.REDIS_SENTINELS, sentinelName: config.REDIS_SENTINEL_NAME }
+          : { url: config.REDIS_URL }),
       keyPrefix: config.REDIS_KEY_PREFIX,
       timeoutMs: Math.round(config.REDIS_TIMEOUT * 1000),
+      waitReplicas: config.REDIS_WAIT_REPLICAS,
+      waitTimeoutMs: Math.round(config.REDIS_WAIT_TIMEOUT * 1000),
     });
   }
   return new SqliteStockStore({
@@ -91,12 +98,12 @@ export interface EntryExtras {
  * {@link loadConfigOrExit}): the `healthcheck` and `backup PATH` subcommands,
  * logger, tracing (if the entry brings it and OTEL_* ask for it), store,
  * dependencies and the app. `fetch` is what the ticket service calls vacancy
- * through.
+ * through (by default the runtime's global fetch).
  */
 export async function prepare(
   config: Config,
   args: readonly string[],
-  fetch?: typeof globalThis.fetch,
+  fetch?: VacancyFetch,
   extras: EntryExtras = {},
 ): Promise<Started> {
   if (args[0] === 'healthcheck') await healthcheck(config);

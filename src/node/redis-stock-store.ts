@@ -1,4 +1,5 @@
-import type { Redis } from 'ioredis';
+import { createHash } from 'node:crypto';
+import type { Command, Pipeline, Redis } from 'ioredis';
 import {
   eventOfHoldId,
   eventOfOrderId,
@@ -22,10 +23,14 @@ import {
   type DecideOptions,
 } from '../stock/rules.ts';
 import type { SeedEvent, StockStore, StoreHealth } from '../stock/store.ts';
+import { createRedisConnection, type RedisConnection, type RedisTopology } from './redis-connection.ts';
 
-export interface RedisStockStoreOptions {
-  /** e.g. `redis://127.0.0.1:6379/0` */
-  url: string;
+/**
+ * Where Redis is (one of `url`, e.g. `redis://127.0.0.1:6379/0`; `cluster`, a
+ * Redis Cluster's nodes; `sentinels` and `sentinelName`, the primary Sentinel
+ * names), and how the store uses it.
+ */
+export type RedisStockStoreOptions = RedisTopology & {
   /** Prefix of every key this store writes; stocks of different deployments on one Redis stay apart. */
   keyPrefix: string;
   /** How long one call to Redis may take; past it the batch fails (503) and Redis will not apply it late. */
@@ -41,7 +46,16 @@ export interface RedisStockStoreOptions {
    * given the same name all sweep at once (tests do, to show that is safe).
    */
   sweeperId?: string;
-}
+  /**
+   * After each batch's writes, WAIT until this many replicas have them before
+   * answering (default 0: no WAIT). A batch they do not confirm within
+   * `waitTimeoutMs` fails with `outcomeUnknown` (503): it is on the primary
+   * and may or may not survive a failover, so it is never acknowledged.
+   */
+  waitReplicas?: number;
+  /** How long WAIT waits for the replicas (ms; default 1,000). */
+  waitTimeoutMs?: number;
+};
 
 /*
  * ---- Key layout -------------------------------------------------------------------------------
@@ -171,6 +185,32 @@ export interface RedisStockStoreOptions {
  *    (no call). With the scripts, when the batch may make orders: one ZADD GT of `order-events`.
  * 3. Only when an event was put: one ZADD of their ids to the index. Only when an event's earliest
  *    deadline came earlier or a sweep visited it: one call of the hold index script for all of them.
+ *
+ * ---- Cluster, Sentinel, replicas and WAIT -----------------------------------------------------------
+ *
+ * On a Redis Cluster (src/node/redis-connection.ts) ioredis sends each command to the primary of its
+ * keys' slot. Every script and every multi-key command names keys of one hash tag: an event's
+ * `{<prefix>:<eventId>}` or the cross-event `{<prefix>}`; `<prefix>:events` is one key of its own.
+ * So no call spans two slots (the Cluster would answer CROSSSLOT), nothing scans keys, and events
+ * spread over the shards by their tags while the few cross-event keys live on one. A command whose
+ * connection closed under it is never sent again (it may have run: its batch is an unknown outcome);
+ * MOVED and ASK are followed (the command did not run). Deadlines use the earliest primary's clock.
+ *
+ * Replication is asynchronous: a primary answers a write before its replicas have it, and a
+ * failover to a replica that lacks it loses it, acknowledged or not. With `waitReplicas` (N), the
+ * store answers no batch before N replicas have its writes: each write of a batch (its event calls,
+ * the order hint, the index calls) goes in a pipeline that ends with `WAIT N waitTimeoutMs` on the
+ * same connection (one pipeline for the whole batch on one server, one per event and per
+ * cross-event key on a Cluster, where each WAIT must follow the writes on their primary). WAIT counts
+ * the replicas that acknowledged the connection's last write, and writes replicate in order, so a
+ * confirmed WAIT also covers every write of another vacancy process that this batch read. Fewer
+ * than N in time, or WAIT failing: every call of the batch that ran is a {@link ReplicaWaitError},
+ * the batch fails with `outcomeUnknown` (503), never acknowledged; the retry of a command with its
+ * key tells what survived. What WAIT cannot do: make a replica's copy durable on its disk (it has
+ * it in memory), make Sentinel promote a replica that has it when N is fewer than the replicas
+ * (Sentinel prefers the one with the most data, as it last saw), or stop reads from seeing a write
+ * another vacancy process's batch has made and not yet confirmed. Readiness (checkWritable) also asks each
+ * primary for N replicas online, since with fewer every batch would fail its WAIT.
  */
 
 /**
@@ -851,6 +891,31 @@ end
 return #ARGV / 3
 `;
 
+/** A script the store sends by its SHA with WAIT (and in full when the server does not have it). */
+interface Lua {
+  readonly body: string;
+  readonly sha: string;
+}
+const lua = (body: string): Lua => ({ body, sha: createHash('sha1').update(body).digest('hex') });
+const BATCH = lua(BATCH_SCRIPT);
+const HOLD_INDEX = lua(HOLD_INDEX_SCRIPT);
+
+/** A write to Redis: a script with its keys and arguments, or a command (its key first). */
+type Write = { script: Lua; keys: string[]; args: string[] } | CommandWrite;
+interface CommandWrite {
+  command: string;
+  args: string[];
+}
+
+/**
+ * Fewer replicas than `waitReplicas` confirmed a batch's writes in time (or
+ * WAIT itself failed): they are on the primary and may or may not survive a
+ * failover, so the batch's outcome is unknown.
+ */
+export class ReplicaWaitError extends Error {
+  override name = 'ReplicaWaitError';
+}
+
 /** One command's answer from the batch script: a tag and its fields. */
 type Answer = string[];
 
@@ -1081,7 +1146,8 @@ function eventOf(command: EventCommand): string | undefined {
  *
  * All keys of one event share the hash tag `{prefix:eventId}`, and the
  * cross-event keys of holds the tag `{prefix}`, so every script runs on Redis
- * Cluster too; see the key layout above.
+ * Cluster too; see the key layout above. With `waitReplicas`, no batch is
+ * answered before that many replicas have its writes (see "Replicas and WAIT").
  *
  * ioredis is loaded by {@link RedisStockStore.create}, so processes on the
  * other stores never load it (about 10 MB of memory).
@@ -1093,9 +1159,12 @@ function eventOf(command: EventCommand): string | undefined {
 export class RedisStockStore implements StockStore {
   readonly kind = 'redis';
   readonly #redis: ScriptedRedis;
+  readonly #connection: RedisConnection;
   readonly #prefix: string;
   readonly #timeoutMs: number;
   readonly #sweepLeaseMs: number;
+  readonly #waitReplicas: number;
+  readonly #waitTimeoutMs: number;
   /** This store's name on the sweep lease. */
   readonly #token: string;
   readonly #location: string;
@@ -1109,48 +1178,55 @@ export class RedisStockStore implements StockStore {
   readonly #unindexed = new Map<string, DeadlineEntry>();
 
   static async create(options: RedisStockStoreOptions): Promise<RedisStockStore> {
-    const { Redis } = await import('ioredis');
-    return new RedisStockStore(options, Redis);
-  }
-
-  private constructor(options: RedisStockStoreOptions, RedisClient: typeof Redis) {
     if (/[{}]/.test(options.keyPrefix)) {
       throw new Error(`The Redis key prefix ${JSON.stringify(options.keyPrefix)} must not contain { or }`);
     }
+    return new RedisStockStore(options, await createRedisConnection(options, options.timeoutMs));
+  }
+
+  private constructor(options: RedisStockStoreOptions, connection: RedisConnection) {
     this.#prefix = options.keyPrefix;
     this.#timeoutMs = options.timeoutMs;
     this.#sweepLeaseMs = options.sweepLeaseMs ?? 1_000;
+    this.#waitReplicas = Math.max(0, Math.floor(options.waitReplicas ?? 0));
+    this.#waitTimeoutMs = Math.max(1, Math.round(options.waitTimeoutMs ?? 1_000));
     this.#token = options.sweeperId ?? crypto.randomUUID();
-    const url = new URL(options.url);
-    this.#location = `${url.protocol}//${url.host}${url.pathname === '/' ? '' : url.pathname}`;
-    this.#redis = new RedisClient(options.url, {
-      lazyConnect: true,
-      // Fail closed and fast: no command waits for a reconnect, none is retried or sent again, each has a timeout.
-      enableOfflineQueue: false,
-      maxRetriesPerRequest: 0,
-      autoResendUnfulfilledCommands: false,
-      commandTimeout: options.timeoutMs,
-      connectTimeout: Math.max(options.timeoutMs, 1_000),
-      retryStrategy: (attempt) => Math.min(50 * attempt, 1_000),
-    }) as ScriptedRedis;
+    this.#connection = connection;
+    this.#location = connection.location;
+    this.#redis = connection.client as ScriptedRedis;
     this.#redis.defineCommand('ticketBatch', { lua: BATCH_SCRIPT });
     this.#redis.defineCommand('ticketSweepLease', { lua: SWEEP_LEASE_SCRIPT });
     this.#redis.defineCommand('ticketHoldIndex', { lua: HOLD_INDEX_SCRIPT });
     this.#redis.on('error', (error: Error) => {
       this.#failure = `redis: ${error.message}`;
     });
+    // A Cluster reports its nodes' errors apart (a primary gone, a refused connection).
+    this.#redis.on('node error', (error: Error, node: string) => {
+      this.#failure = `redis ${node}: ${error.message}`;
+    });
     this.#redis.on('ready', () => this.#succeeded());
   }
 
   async open(seed: readonly SeedEvent[]): Promise<void> {
+    const variable = this.#connection.variable;
+    // A Cluster that never becomes ready (CLUSTERDOWN, no node answering) would keep connect() waiting.
+    const startupMs = Math.max(this.#timeoutMs * 5, 5_000);
+    let timer: ReturnType<typeof setTimeout> | undefined;
     try {
-      await this.#redis.connect();
+      await Promise.race([
+        this.#redis.connect(),
+        new Promise((_, reject) => {
+          timer = setTimeout(() => reject(new Error(`not ready within ${startupMs} ms`)), startupMs);
+        }),
+      ]);
     } catch (error) {
       this.#redis.disconnect();
       throw new Error(
-        `Cannot reach Redis at ${this.#location} (REDIS_URL): ${error instanceof Error ? error.message : String(error)}`,
+        `Cannot reach Redis at ${this.#location} (${variable}): ${error instanceof Error ? error.message : String(error)}`,
         { cause: error },
       );
+    } finally {
+      clearTimeout(timer);
     }
     await this.#syncClock();
     const calls = seed.map(({ eventId, definition }) => {
@@ -1158,8 +1234,15 @@ export class RedisStockStore implements StockStore {
       call.seed(definition);
       return call;
     });
-    for (const reply of await Promise.all(calls.map((call) => this.#run(call)))) {
-      if (reply === 'E') throw new Error(`Redis at ${this.#location} took too long to create the seed events`);
+    const { settled } = this.#runCalls(calls, null);
+    for (const result of await settled) {
+      if (result.status === 'rejected') {
+        throw new Error(
+          `Redis at ${this.#location} (${variable}) could not create the seed events: ${String(result.reason)}`,
+          { cause: result.reason },
+        );
+      }
+      if (result.value === 'E') throw new Error(`Redis at ${this.#location} took too long to create the seed events`);
     }
     // Also repairs the index if a put-event's ZADD was lost.
     await this.#index(seed.map(({ eventId }) => eventId));
@@ -1206,11 +1289,12 @@ export class RedisStockStore implements StockStore {
     });
 
     // Sent with the scripts (no round trip of its own): the order index's bounds for the orders they may make.
-    const hinted = this.#hintOrders(commands).then(
+    const run = this.#runCalls([...calls.values()], this.#orderHint(commands));
+    const hinted = run.hinted.then(
       () => undefined,
       (error: unknown) => error,
     );
-    const settled = await Promise.allSettled([...calls.values()].map((call) => this.#run(call)));
+    const settled = await run.settled;
     const failure = settled.find((result) => result.status === 'rejected');
     if (failure) {
       // Another call may have run: then some of the batch happened, and nothing can be said of the rest.
@@ -1288,11 +1372,17 @@ export class RedisStockStore implements StockStore {
     };
   }
 
-  /** Pings Redis (and re-measures its clock), so readiness follows Redis without waiting for traffic. */
+  /**
+   * Pings every primary (and re-measures its clock), so readiness follows
+   * Redis without waiting for traffic; with `waitReplicas`, each primary must
+   * also have that many replicas online, since without them every batch
+   * would fail its WAIT.
+   */
   async checkWritable(): Promise<boolean> {
     const since = this.#successes;
     try {
       await this.#syncClock();
+      if (this.#waitReplicas > 0) await this.#checkReplicas();
       this.#succeeded();
       return true;
     } catch (error) {
@@ -1449,30 +1539,67 @@ export class RedisStockStore implements StockStore {
   }
 
   /**
-   * Raises the order index's bound of every event the batch may make an
-   * order on to the latest `at` among them (ZADD GT: never lowered), sent
-   * alongside the scripts. A bound above the event's latest order (the
-   * purchase was refused) only makes a dashboard read look at it too.
+   * The order index's bound of every event the batch may make an order on,
+   * raised to the latest `at` among them (ZADD GT: never lowered), sent
+   * alongside the scripts; null when the batch makes no order. A bound above
+   * the event's latest order (the purchase was refused) only makes a
+   * dashboard read look at it too.
    */
-  async #hintOrders(commands: readonly StockCommand[]): Promise<void> {
+  #orderHint(commands: readonly StockCommand[]): CommandWrite | null {
     const latest = new Map<string, number>();
     for (const command of commands) {
       if (command.kind !== 'purchase' && command.kind !== 'reserve' && command.kind !== 'confirm') continue;
       const eventId = command.kind === 'confirm' ? eventOfHoldId(command.holdId) : command.eventId;
       if (eventId !== undefined) latest.set(eventId, Math.max(latest.get(eventId) ?? -Infinity, command.at));
     }
-    if (latest.size === 0) return;
-    await this.#redis.zadd(
-      this.#sharedKey('order-events'),
-      'GT',
-      ...[...latest].flatMap(([eventId, at]) => [String(at), eventId]),
+    if (latest.size === 0) return null;
+    return {
+      command: 'zadd',
+      args: [this.#sharedKey('order-events'), 'GT', ...[...latest].flatMap(([eventId, at]) => [String(at), eventId])],
+    };
+  }
+
+  /**
+   * Runs the batch's event calls and the order hint. Without WAIT, each is
+   * one command of its own, all sent at once. With WAIT, they go in
+   * pipelines that end with WAIT: one for all of them on one server, one per
+   * event (and one for the hint) on a Cluster, so that each WAIT follows the
+   * writes it vouches for on the same connection.
+   */
+  #runCalls(
+    calls: readonly EventCall[],
+    hint: CommandWrite | null,
+  ): { settled: Promise<Array<PromiseSettledResult<Answer[] | 'E'>>>; hinted: Promise<void> } {
+    if (this.#waitReplicas === 0) {
+      const hinted = hint ? this.#redis.call(hint.command, ...hint.args).then(() => undefined) : Promise.resolve();
+      const settled = Promise.allSettled(
+        calls.map((call) => this.#redis.ticketBatch(call.keys.length, call.keys, call.args)),
+      );
+      return { settled, hinted };
+    }
+    const scripts = calls.map((call): Write => ({ script: BATCH, keys: call.keys, args: call.args }));
+    const verdict = (result: PromiseSettledResult<unknown> | undefined): Promise<void> =>
+      result?.status === 'rejected' ? Promise.reject(result.reason as Error) : Promise.resolve();
+    if (this.#connection.cluster === null) {
+      const all = this.#durable(hint ? [hint, ...scripts] : scripts);
+      return {
+        settled: all.then(
+          (results) => (hint ? results.slice(1) : results) as Array<PromiseSettledResult<Answer[] | 'E'>>,
+        ),
+        hinted: hint ? all.then((results) => verdict(results[0])) : Promise.resolve(),
+      };
+    }
+    const hinted = hint ? this.#durable([hint]).then(([result]) => verdict(result)) : Promise.resolve();
+    const settled = Promise.all(
+      scripts.map(async (script) => (await this.#durable([script]))[0] as PromiseSettledResult<Answer[] | 'E'>),
     );
+    return { settled, hinted };
   }
 
   /** Adds event ids to the index (idempotent). */
   async #index(eventIds: readonly string[]): Promise<void> {
     if (eventIds.length === 0) return;
-    await this.#redis.zadd(this.#indexKey(), ...eventIds.flatMap((id) => ['0', id]));
+    await this.#write({ command: 'zadd', args: [this.#indexKey(), ...eventIds.flatMap((id) => ['0', id])] });
   }
 
   /**
@@ -1486,22 +1613,99 @@ export class RedisStockStore implements StockStore {
     }
     if (this.#unindexed.size === 0) return;
     const sending = [...this.#unindexed];
-    await this.#redis.ticketHoldIndex(
-      2,
-      [this.#sharedKey('hold-deadlines'), this.#sharedKey('hold-versions')],
-      sending.flatMap(([eventId, { version, earliest }]) => [eventId, String(version), earliest]),
-    );
+    await this.#write({
+      script: HOLD_INDEX,
+      keys: [this.#sharedKey('hold-deadlines'), this.#sharedKey('hold-versions')],
+      args: sending.flatMap(([eventId, { version, earliest }]) => [eventId, String(version), earliest]),
+    });
     for (const [eventId, entry] of sending) {
       if (this.#unindexed.get(eventId) === entry) this.#unindexed.delete(eventId);
     }
   }
 
-  #call(eventId: string, ttlMs: number): EventCall {
-    return new EventCall(eventId, this.#tag(eventId), this.#deadline(), ttlMs);
+  /** One write: as it is without WAIT, followed by WAIT with it. */
+  async #write(write: Write): Promise<void> {
+    if (this.#waitReplicas === 0) {
+      if ('script' in write) await this.#redis.ticketHoldIndex(write.keys.length, write.keys, write.args);
+      else await this.#redis.call(write.command, ...write.args);
+      return;
+    }
+    const [result] = await this.#durable([write]);
+    if (result!.status === 'rejected') throw result!.reason;
   }
 
-  #run(call: EventCall): Promise<Answer[] | 'E'> {
-    return this.#redis.ticketBatch(call.keys.length, call.keys, call.args);
+  /**
+   * Sends `writes` in one pipeline followed by `WAIT waitReplicas
+   * waitTimeoutMs`, on the connection of their keys' slot (they must share
+   * one primary). Each write answers as it did, except that one that ran
+   * (anything but an error or a batch script's 'E') is rejected with a
+   * {@link ReplicaWaitError} when fewer replicas than asked confirmed: it is
+   * on the primary, and a failover may or may not keep it. Writes that did
+   * not run because the server had no such script (NOSCRIPT: its cache was
+   * flushed) or the slot moved (MOVED, ASK: the Cluster resharded or failed
+   * over) are sent again once, scripts in full, after the slots are read again.
+   */
+  async #durable(writes: readonly Write[]): Promise<Array<PromiseSettledResult<unknown>>> {
+    const results = await this.#pipelined(writes, false);
+    const again = writes.flatMap((_, index) => (notRun(results[index]!) ? [index] : []));
+    if (again.length === 0) return results;
+    if (again.some((index) => /^(MOVED|ASK) /.test(errorMessage(results[index]!)))) await this.#refreshSlots();
+    const retried = await this.#pipelined(
+      again.map((index) => writes[index]!),
+      true,
+    );
+    again.forEach((index, at) => (results[index] = retried[at]!));
+    return results;
+  }
+
+  async #pipelined(writes: readonly Write[], inFull: boolean): Promise<Array<PromiseSettledResult<unknown>>> {
+    const pipeline = this.#redis.pipeline() as unknown as Pipeline;
+    for (const write of writes) {
+      if ('script' in write) {
+        const [name, body] = inFull ? ['eval', write.script.body] : ['evalsha', write.script.sha];
+        pipeline.call(name, body, write.keys.length, ...write.keys, ...write.args);
+      } else {
+        pipeline.call(write.command, ...write.args);
+      }
+    }
+    const wait: Command = new this.#connection.Command('wait', [
+      String(this.#waitReplicas),
+      String(this.#waitTimeoutMs),
+    ]);
+    // Its own timeout (the client's is REDIS_TIMEOUT): the writes before it run first, then WAIT waits.
+    wait.setTimeout(this.#timeoutMs + this.#waitTimeoutMs);
+    pipeline.sendCommand(wait);
+    let replies: Array<[Error | null, unknown]> | null;
+    try {
+      replies = await pipeline.exec();
+    } catch (error) {
+      return writes.map(() => ({ status: 'rejected', reason: error }));
+    }
+    const [waitError, acknowledged] = replies?.[writes.length] ?? [new Error('no answer to WAIT'), 0];
+    const shortfall =
+      waitError !== null || Number(acknowledged) < this.#waitReplicas
+        ? new ReplicaWaitError(
+            waitError
+              ? `WAIT for ${this.#waitReplicas} replicas failed: ${waitError.message}`
+              : `${Number(acknowledged)} of the ${this.#waitReplicas} replicas asked for (REDIS_WAIT_REPLICAS) confirmed the writes within ${this.#waitTimeoutMs} ms (REDIS_WAIT_TIMEOUT)`,
+          )
+        : null;
+    return writes.map((_, index): PromiseSettledResult<unknown> => {
+      const [error, value] = replies?.[index] ?? [new Error('no answer'), undefined];
+      if (error) return { status: 'rejected', reason: error };
+      if (shortfall && value !== 'E') return { status: 'rejected', reason: shortfall };
+      return { status: 'fulfilled', value };
+    });
+  }
+
+  async #refreshSlots(): Promise<void> {
+    const cluster = this.#connection.cluster;
+    if (!cluster) return;
+    await new Promise<void>((resolve) => cluster.refreshSlotsCache(() => resolve()));
+  }
+
+  #call(eventId: string, ttlMs: number): EventCall {
+    return new EventCall(eventId, this.#tag(eventId), this.#deadline(), ttlMs);
   }
 
   /**
@@ -1530,12 +1734,40 @@ export class RedisStockStore implements StockStore {
     return Math.floor(Date.now() + this.#clockOffsetMs + this.#timeoutMs - replyMarginMs);
   }
 
+  /**
+   * Measures Redis's clock against ours with TIME. On a Cluster every
+   * primary answers and the earliest clock counts: a deadline is then never
+   * later than meant on any of them (so a late script cannot sell there), and
+   * at worst a little earlier on a primary whose clock runs ahead.
+   */
   async #syncClock(): Promise<void> {
-    const sent = Date.now();
-    const [seconds, micros] = await this.#redis.time();
-    const received = Date.now();
-    const redisNow = Number(seconds) * 1000 + Math.floor(Number(micros) / 1000);
-    this.#clockOffsetMs = redisNow - (sent + received) / 2;
+    const primaries = this.#connection.primaries();
+    if (primaries.length === 0) throw new Error('the Cluster names no primary');
+    const offsets = await Promise.all(
+      primaries.map(async (primary) => {
+        const sent = Date.now();
+        const [seconds, micros] = await primary.time();
+        const received = Date.now();
+        return Number(seconds) * 1000 + Math.floor(Number(micros) / 1000) - (sent + received) / 2;
+      }),
+    );
+    this.#clockOffsetMs = Math.min(...offsets);
+  }
+
+  /** Throws unless every primary has `waitReplicas` replicas online (INFO replication). */
+  async #checkReplicas(): Promise<void> {
+    await Promise.all(
+      this.#connection.primaries().map(async (primary) => {
+        const info = await primary.info('replication');
+        const online = [...info.matchAll(/^slave\d+:.*state=online/gm)].length;
+        if (online < this.#waitReplicas) {
+          const where = this.#connection.cluster ? ` ${primary.options.host}:${primary.options.port}` : '';
+          throw new Error(
+            `the primary${where} has ${online} replicas online, fewer than the ${this.#waitReplicas} REDIS_WAIT_REPLICAS waits for`,
+          );
+        }
+      }),
+    );
   }
 
   /** The index of every event id, outside the events' hash tags. */
@@ -1554,15 +1786,30 @@ export class RedisStockStore implements StockStore {
 }
 
 /**
- * Whether Redis may have run a command that failed: it timed out, or the
+ * Whether Redis may have run a command that failed: it timed out, the
  * connection was lost after it was sent (ioredis then gives up on it at once,
- * as maxRetriesPerRequest is 0). A command never sent (no connection, no
- * offline queue) or refused by Redis did not run.
+ * as maxRetriesPerRequest is 0), or it ran but the replicas WAIT asked for
+ * did not confirm it. A command never sent (no connection, no offline queue)
+ * or refused by Redis (NOREPLICAS, CLUSTERDOWN, MOVED, a script error) did not run.
  */
 function isUnknown(error: unknown): boolean {
   return (
-    error instanceof Error && (/command timed out/i.test(error.message) || error.name === 'MaxRetriesPerRequestError')
+    error instanceof Error &&
+    (/command timed out/i.test(error.message) ||
+      error.name === 'MaxRetriesPerRequestError' ||
+      error instanceof ReplicaWaitError ||
+      // A Cluster's node connection that closed under a command (its commands may have run).
+      error.message === 'Connection is closed.')
   );
+}
+
+/** A write that did not run and may be sent again: the server had no such script, or the slot was elsewhere. */
+function notRun(result: PromiseSettledResult<unknown>): boolean {
+  return /^(NOSCRIPT|MOVED|ASK) /.test(errorMessage(result));
+}
+
+function errorMessage(result: PromiseSettledResult<unknown>): string {
+  return result.status === 'rejected' && result.reason instanceof Error ? result.reason.message : '';
 }
 
 function refused(reason: RefusalReason, field?: string, detail?: string): StockDecision {

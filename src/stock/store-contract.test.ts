@@ -3,12 +3,23 @@
  * batches with the decisions they must get, run against the memory store,
  * the SQLite store and the Redis store (whose batch script mirrors
  * rules.ts). A store that decides differently from the rules fails here.
+ * The Redis store runs it three ways: on the shared Redis; on a Redis
+ * Cluster of three primaries of this file's own (every script and command
+ * on one slot, or the Cluster refuses it: CROSSSLOT); and on a primary with
+ * a replica, waiting for the replica after each batch (REDIS_WAIT_REPLICAS=1,
+ * where every write goes in a pipeline that ends with WAIT).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { silentLogger } from '../lib/logger.ts';
 import { RedisStockStore } from '../node/redis-stock-store.ts';
 import { SqliteStockStore } from '../node/sqlite-stock-store.ts';
 import { deleteKeysWithPrefix, redisGate, uniquePrefix } from '../../test/support/redis.ts';
+import {
+  startRedisCluster,
+  startReplicatedRedis,
+  type RedisClusterUnderTest,
+  type ReplicatedRedisUnderTest,
+} from '../../test/support/redis-topologies.ts';
 import { makeTempDir, removeDir } from '../../test/support/http-json.ts';
 import { CONTRACT_CASES } from './store-contract.cases.ts';
 import type { StockDecision } from './model.ts';
@@ -21,7 +32,7 @@ interface StoreUnderTest {
   cleanup?(): Promise<void>;
 }
 
-const redis = await redisGate('the store contract on Redis');
+const redis = await redisGate('the store contract on Redis', { needServerBinary: true });
 const redisPrefix = uniquePrefix('contract');
 const dataDirs: string[] = [];
 let redisStores = 0;
@@ -49,11 +60,45 @@ const STORES: StoreUnderTest[] = [
       await deleteKeysWithPrefix(redis.url, redisPrefix);
     },
   },
+  {
+    name: 'redis cluster',
+    skip: redis.skip,
+    async make() {
+      cluster ??= await startRedisCluster({ primaries: 3 });
+      return RedisStockStore.create({
+        cluster: cluster.nodes.map((node) => ({ host: '127.0.0.1', port: node.port })),
+        keyPrefix: `${redisPrefix}-${redisStores++}`,
+        timeoutMs: 2_000,
+      });
+    },
+    async cleanup() {
+      await cluster?.stop();
+    },
+  },
+  {
+    name: 'redis with WAIT for a replica',
+    skip: redis.skip,
+    async make() {
+      replicated ??= await startReplicatedRedis();
+      return RedisStockStore.create({
+        url: replicated.url,
+        keyPrefix: `${redisPrefix}-${redisStores++}`,
+        timeoutMs: 2_000,
+        waitReplicas: 1,
+        waitTimeoutMs: 2_000,
+      });
+    },
+    async cleanup() {
+      await replicated?.stop();
+    },
+  },
 ];
+let cluster: RedisClusterUnderTest | undefined;
+let replicated: ReplicatedRedisUnderTest | undefined;
 
 describe.each(STORES)('the store contract on $name', (under) => {
   beforeAll(() => {
-    if (under.name === 'redis') redis.assertReachable();
+    if (under.name.startsWith('redis')) redis.assertReachable();
   });
   afterAll(() => under.cleanup?.());
 
