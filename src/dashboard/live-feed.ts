@@ -1,12 +1,12 @@
 /**
  * The dashboard's live updates: one clock for every open stream, that reads
- * and renders a snapshot at most every `intervalMs` (500 ms; further apart
- * if rendering is slow, so that it never takes more than 2 % of the
+ * and renders a snapshot at most every `intervalMs` (500 ms; further apart,
+ * up to 5 s, if rendering is slow, so that it takes no more than 2 % of the
  * process), only while somebody watches, and sends each viewer only the
- * sections that changed
- * since its last update. However fast tickets sell, a viewer gets at most two
- * updates a second, and a sale costs the dashboard nothing: it is counted by
- * the metrics it does anyway, and read here on the clock.
+ * sections that changed since its last update. However fast tickets sell, a
+ * viewer gets at most two updates a second, and a sale costs the dashboard
+ * nothing: it is counted by the metrics it does anyway, and read here on the
+ * clock.
  */
 import { CardRenderer, renderSections, type Sections } from './dashboard.view.tsx';
 import { readEventsPage, readOverview, type EventsQuery, type SnapshotSources } from './snapshot.ts';
@@ -23,6 +23,8 @@ export interface FeedMessage {
 export const RECONNECT_MS = 1_000;
 /** Snapshots are at least this many times their rendering time apart (so rendering takes at most 2 %). */
 const PACING = 50;
+/** …but never further apart than this: the page stays live, and a shutdown finds every stream soon. */
+const MAX_INTERVAL_MS = 5_000;
 /** How long a stream may take to be told of a shutdown before it is ended anyway. */
 const CLOSING_GRACE_MS = 250;
 
@@ -137,7 +139,7 @@ export class LiveFeed {
     }
     if (this.#viewers.size > 0 && this.#timer === undefined) {
       // Rendering is the dashboard's own work: it never takes more than 1/PACING of the process's time.
-      const interval = Math.max(this.#intervalMs, this.#renderMs * PACING);
+      const interval = Math.min(MAX_INTERVAL_MS, Math.max(this.#intervalMs, this.#renderMs * PACING));
       this.#schedule(Math.max(0, interval - (Date.now() - started)));
     }
   }
