@@ -143,10 +143,9 @@ export class MemoryStockStore implements StockStore {
       return found;
     },
     heldHolds: (eventId, limit) =>
-      [...this.#holds.values()]
-        .filter((hold) => hold.status === 'held' && (eventId === null || hold.eventId === eventId))
-        .sort((a, b) => a.expiresAt - b.expiresAt)
-        .slice(0, limit),
+      (eventId === null ? this.#allDeadlines : this.#deadlines.get(eventId))?.earliest(limit, (id) =>
+        this.#holds.get(id),
+      ) ?? [],
     idempotencyRecord: (key) => this.#keys.get(key),
   };
 
@@ -260,6 +259,46 @@ class DeadlineHeap {
       const hold = holdOf(this.#ids[i]!);
       if (hold?.status === 'held') found.push(hold);
       stack.push(2 * i + 2, 2 * i + 1);
+    }
+    return found;
+  }
+
+  /**
+   * The `limit` holds still held that expire first, earliest first: a walk of the heap in order
+   * (a second, small heap of the entries whose parents were taken), so it reads about `limit`
+   * entries, and the ones no longer held that it meets, however many holds there ever were.
+   */
+  earliest(limit: number, holdOf: (id: string) => HoldRecord | undefined): HoldRecord[] {
+    const found: HoldRecord[] = [];
+    const frontier: number[] = this.#at.length > 0 ? [0] : [];
+    const before = (a: number, b: number) => this.#at[frontier[a]!]! < this.#at[frontier[b]!]!;
+    while (frontier.length > 0 && found.length < limit) {
+      const i = frontier[0]!;
+      const last = frontier.pop()!;
+      if (frontier.length > 0) {
+        frontier[0] = last;
+        for (let j = 0; ;) {
+          const left = 2 * j + 1;
+          let smallest = j;
+          if (left < frontier.length && before(left, smallest)) smallest = left;
+          if (left + 1 < frontier.length && before(left + 1, smallest)) smallest = left + 1;
+          if (smallest === j) break;
+          [frontier[j], frontier[smallest]] = [frontier[smallest]!, frontier[j]!];
+          j = smallest;
+        }
+      }
+      const hold = holdOf(this.#ids[i]!);
+      if (hold?.status === 'held') found.push(hold);
+      for (const child of [2 * i + 1, 2 * i + 2]) {
+        if (child >= this.#at.length) continue;
+        frontier.push(child);
+        for (let j = frontier.length - 1; j > 0;) {
+          const parent = (j - 1) >> 1;
+          if (!before(j, parent)) break;
+          [frontier[j], frontier[parent]] = [frontier[parent]!, frontier[j]!];
+          j = parent;
+        }
+      }
     }
     return found;
   }
