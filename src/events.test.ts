@@ -317,8 +317,14 @@ describe('POST /api/v1/events/{eventId}/purchase', () => {
       }),
     );
     expect(new Set(ids).size).toBe(1000);
-    // 22 characters of base64url: 132 bits of room for 128 random bits.
-    expect(ids.every((id) => /^[A-Za-z0-9_-]{22}$/.test(id))).toBe(true);
+    // 22 characters of base64url: 132 bits of room for 128 random bits (the last character carries 2).
+    expect(ids.every((id) => /^[A-Za-z0-9_-]{21}[AQgw]$/.test(id))).toBe(true);
+    // Every character of the alphabet turns up about as often as any other (21,000 draws, ~328 each).
+    const counts = new Map<string, number>();
+    for (const id of ids) for (const char of id.slice(0, 21)) counts.set(char, (counts.get(char) ?? 0) + 1);
+    expect(counts.size).toBe(64);
+    expect(Math.min(...counts.values())).toBeGreaterThan(200);
+    expect(Math.max(...counts.values())).toBeLessThan(480);
   });
 
   it('takes nothing when one item does not fit: 409 insufficient-inventory with each item’s available', async () => {
