@@ -5,6 +5,7 @@ import { Metrics } from './lib/metrics.ts';
 import { LocalVacancyClient } from './vacancy/local-vacancy-client.ts';
 import { MeasuredVacancyClient } from './ticket/measured-vacancy-client.ts';
 import { RemoteVacancyClient } from './ticket/remote-vacancy-client.ts';
+import type { VacancyFetch } from './ticket/vacancy-fetch.ts';
 import { StockActor } from './vacancy/stock-actor.ts';
 import { DEFAULT_EVENT_ID, defaultEventDefinition } from './stock/model.ts';
 import { MemoryStockStore, type StockStore } from './stock/store.ts';
@@ -27,7 +28,8 @@ export async function buildDependencies(
   config: Config,
   options: {
     logger?: Logger;
-    fetch?: typeof globalThis.fetch;
+    /** What the ticket service calls vacancy through (default: the global fetch). */
+    fetch?: VacancyFetch;
     /** The store the actor records into; required unless STOCK_STORE=memory (the runtime edge makes durable ones). */
     store?: StockStore;
   } = {},

@@ -3,7 +3,8 @@
  * The Node entrypoint: prepares the app for MODE (see node/bootstrap.ts),
  * serves it with @hono/node-server, and shuts down gracefully on SIGTERM /
  * SIGINT. The ticket service reaches vacancy through an undici keep-alive
- * pool sized by HTTP_MAX_CONNECTIONS. With OTEL_* set, it traces (see
+ * pool sized by HTTP_MAX_CONNECTIONS, with undici's own request API
+ * (node/dispatcher-fetch.ts). With OTEL_* set, it traces (see
  * node/tracing.ts).
  */
 import type { Server } from 'node:http';
@@ -17,6 +18,7 @@ import {
   prepare,
   shutdownOnSignals,
 } from './node/bootstrap.ts';
+import { dispatcherFetch } from './node/dispatcher-fetch.ts';
 import { startTracing } from './node/tracing.ts';
 
 async function main(): Promise<void> {
@@ -33,11 +35,9 @@ async function main(): Promise<void> {
           bodyTimeout: Math.ceil(VACANCY_TIMEOUT * 1000),
         })
       : undefined;
-  const pooledFetch: typeof fetch | undefined = pool
-    ? (input, init) => fetch(input, { ...init, dispatcher: pool } as RequestInit)
-    : undefined;
-
-  const started = await prepare(config, process.argv.slice(2), pooledFetch, { startTracing });
+  const started = await prepare(config, process.argv.slice(2), pool ? dispatcherFetch(pool) : undefined, {
+    startTracing,
+  });
   const { logger, app } = started;
 
   const server = serve({ fetch: app.fetch, port: config.port, hostname: config.HOST }) as Server;

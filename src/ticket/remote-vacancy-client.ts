@@ -7,7 +7,6 @@ import {
   type Link,
   type SpanContext,
 } from '@opentelemetry/api';
-import ky, { HTTPError, TimeoutError, type KyInstance } from 'ky';
 import {
   BuyerLimitError,
   HoldConfirmedError,
@@ -24,6 +23,7 @@ import type { EventView, HoldView, OrderView } from '../stock/views.ts';
 import { IDEMPOTENCY_KEY_HEADER, IDEMPOTENT_REPLAYED_HEADER } from '../lib/idempotency.ts';
 import { problemTypes } from '../lib/problem.ts';
 import { Coalescer } from './coalescer.ts';
+import type { VacancyFetch } from './vacancy-fetch.ts';
 import {
   VacancyUnavailableError,
   type CallContext,
@@ -46,10 +46,11 @@ export interface RemoteVacancyClientOptions {
   /** How many times a call that timed out, was refused or got a 5xx/409 is tried again. Default 2. */
   retries?: number;
   /**
-   * The fetch to call through. The Node entrypoint passes one bound to a
-   * keep-alive connection pool; any runtime's global fetch works too.
+   * What each attempt is sent with: any runtime's global fetch (the
+   * default), or the Node entrypoint's fetch over undici's dispatcher API
+   * and a keep-alive connection pool (src/node/dispatcher-fetch.ts).
    */
-  fetch?: typeof globalThis.fetch;
+  fetch?: VacancyFetch;
   /**
    * Up to how many concurrent purchases' reserves travel in one call
    * (POST /api/v1/reserve/batch) once RESERVE_CALLS_IN_FLIGHT calls are
@@ -66,6 +67,13 @@ export interface RemoteVacancyClientOptions {
  */
 const RESERVE_CALLS_IN_FLIGHT = 4;
 
+/** The answers a call is sent again for, under the same keys: a timeout, a key still in flight, too many requests, 5xx. */
+const RETRY_STATUSES: ReadonlySet<number> = new Set([408, 409, 429, 500, 502, 503, 504]);
+/** The answers whose Retry-After is waited for before the next attempt (if it fits in the call's time). */
+const RETRY_AFTER_STATUSES: ReadonlySet<number> = new Set([429, 503]);
+/** The backoff before attempt n+1 is random up to 25 ms × 2^(n-1) (full jitter), and at most this. */
+const BACKOFF_LIMIT_MS = 250;
+
 /** Vacancy answered something that is not the vacancy API: a bug or a misconfigured URL. */
 export class VacancyProtocolError extends Error {
   constructor(message: string, options?: { cause?: unknown }) {
@@ -74,23 +82,70 @@ export class VacancyProtocolError extends Error {
   }
 }
 
+/** Vacancy answered a call with a 4xx or 5xx status: the status, and the body it sent (a problem, usually). */
+export class VacancyHttpError extends Error {
+  readonly status: number;
+  readonly body: string;
+  /** The answer's Retry-After header, if any. */
+  readonly retryAfter: string | null;
+
+  constructor(status: number, body: string, retryAfter: string | null) {
+    super(`vacancy answered ${status}`);
+    this.name = 'VacancyHttpError';
+    this.status = status;
+    this.body = body;
+    this.retryAfter = retryAfter;
+  }
+}
+
+/** One vacancy replica: where its API is. */
+interface Replica {
+  baseUrl: string;
+  /** `<baseUrl>/api/v1/` */
+  api: string;
+}
+
+/** One call to vacancy, as every attempt of it sends it. */
+interface VacancyRequest {
+  method: 'GET' | 'POST';
+  /** Below /api/v1/, with its query. */
+  path: string;
+  headers: Record<string, string>;
+  body?: string;
+}
+
+/** What came back from one attempt. */
+interface Answer {
+  status: number;
+  body: string;
+  replayed: boolean;
+  retryAfter: string | null;
+}
+
 /**
- * The ticket service's vacancy client in microservices mode: ky over the
- * given fetch. Every reserve carries an Idempotency-Key (the caller's,
- * namespaced, or a fresh one per purchase), so a reserve whose answer was
- * lost can be retried: vacancy replays the decision it recorded instead of
- * selling again. A call is retried on timeouts, refused connections, 5xx and
- * 409 with a short jittered backoff, and the whole call including retries is
- * bounded by `timeoutMs`; past that the purchase is answered 503.
+ * The ticket service's vacancy client in microservices mode, over the given
+ * fetch. Every reserve carries an Idempotency-Key (the caller's, namespaced,
+ * or a fresh one per purchase), so a reserve whose answer was lost can be
+ * retried: vacancy replays the decision it recorded instead of selling again.
+ * A call is retried on timeouts, refused connections, 5xx and 409 with a
+ * short jittered backoff, and the whole call including retries is bounded by
+ * `timeoutMs`; past that the purchase is answered 503.
  *
  * @example
  * const client = new RemoteVacancyClient({ baseUrl: 'http://127.0.0.1:8001', timeoutMs: 5000 });
  * await client.reserve(2, { requestId: 'abc' });
  */
 export class RemoteVacancyClient implements VacancyClient {
-  readonly #replicas: Array<{ baseUrl: string; http: KyInstance }>;
+  readonly #replicas: Replica[];
   readonly #timeoutMs: number;
+  /** Each attempt gets an equal share of the budget, so a hung vacancy still leaves time to retry. */
+  readonly #attemptMs: number;
   readonly #retries: number;
+  readonly #fetch: VacancyFetch;
+  /** Sent with every call (the internal token). */
+  readonly #headers: Readonly<Record<string, string>>;
+  /** Sent with every POST: the internal token and the JSON content type. */
+  readonly #jsonHeaders: Readonly<Record<string, string>>;
   readonly #reserves: Coalescer<PendingReserve, ReserveResult> | undefined;
   readonly #commands: Coalescer<PendingCommand, CommandAnswer>;
   readonly #reads: Coalescer<CallContext, number> | undefined;
@@ -99,9 +154,14 @@ export class RemoteVacancyClient implements VacancyClient {
   constructor(options: RemoteVacancyClientOptions) {
     this.#timeoutMs = options.timeoutMs;
     this.#retries = options.retries ?? 2;
+    this.#attemptMs = Math.max(1, Math.floor(options.timeoutMs / (this.#retries + 1)));
+    // Looked up when called, not bound now: tests and tracing may replace the global fetch.
+    this.#fetch = options.fetch ?? ((url, init) => globalThis.fetch(url, init));
+    this.#headers = options.internalToken ? { authorization: `Bearer ${options.internalToken}` } : {};
+    this.#jsonHeaders = { ...this.#headers, 'content-type': 'application/json' };
     const baseUrls = typeof options.baseUrl === 'string' ? [options.baseUrl] : [...options.baseUrl];
     if (baseUrls.length === 0) throw new Error('RemoteVacancyClient needs at least one vacancy URL');
-    this.#replicas = baseUrls.map((baseUrl) => ({ baseUrl, http: this.#createHttp(baseUrl, options) }));
+    this.#replicas = baseUrls.map((baseUrl) => ({ baseUrl, api: `${baseUrl.replace(/\/+$/, '')}/api/v1/` }));
     const batchMax = options.batchMax ?? 1;
     this.#reserves =
       batchMax > 1
@@ -127,29 +187,9 @@ export class RemoteVacancyClient implements VacancyClient {
         : undefined;
   }
 
-  #createHttp(baseUrl: string, options: RemoteVacancyClientOptions): KyInstance {
-    const retries = options.retries ?? 2;
-    return ky.create({
-      prefixUrl: `${baseUrl}/api/v1/`,
-      ...(options.internalToken ? { headers: { Authorization: `Bearer ${options.internalToken}` } } : {}),
-      // Each attempt gets an equal share of the budget, so a hung vacancy still leaves time to retry.
-      timeout: Math.max(1, Math.floor(options.timeoutMs / (retries + 1))),
-      retry: {
-        limit: retries,
-        methods: ['get', 'post'],
-        statusCodes: [408, 409, 429, 500, 502, 503, 504],
-        retryOnTimeout: true,
-        delay: (attempt) => 25 * 2 ** (attempt - 1),
-        jitter: true,
-        backoffLimit: 250,
-      },
-      throwHttpErrors: true,
-      ...(options.fetch ? { fetch: options.fetch } : {}),
-    });
-  }
-
   /** The replicas in the order this call tries them: the next one in turn first. */
-  #order(): Array<{ baseUrl: string; http: KyInstance }> {
+  #order(): Replica[] {
+    if (this.#replicas.length === 1) return this.#replicas;
     const start = this.#turn++ % this.#replicas.length;
     return [...this.#replicas.slice(start), ...this.#replicas.slice(0, start)];
   }
@@ -164,9 +204,7 @@ export class RemoteVacancyClient implements VacancyClient {
   }
 
   async #availableOnce(context: CallContext): Promise<number> {
-    const body = await this.#call('available', (http, signal) =>
-      http.get('available', { headers: headers(context), signal }).json(),
-    );
+    const { body } = await this.#call('available', this.#get('available', context));
     if (!isRecord(body) || !isCount(body.qty))
       throw new VacancyProtocolError('vacancy answered /available without a qty');
     return body.qty;
@@ -236,24 +274,17 @@ export class RemoteVacancyClient implements VacancyClient {
     isView: (body: unknown) => body is T,
     notFound: () => Error,
   ): Promise<T> {
-    const body = await this.#call(
-      collection,
-      (http, signal) =>
-        http.get(`${collection}/${encodeURIComponent(id)}`, { headers: headers(context), signal }).json(),
-      undefined,
-      undefined,
+    const { body } = await this.#call(collection, this.#get(`${collection}/${encodeURIComponent(id)}`, context), {
       notFound,
-    );
+    });
     if (!isView(body)) throw new VacancyProtocolError(`vacancy answered /${collection}/{id} with something else`);
     return body;
   }
 
   async listEvents(query: { after: string | null; limit: number }, context: CallContext = {}): Promise<EventPage> {
-    const searchParams: Record<string, string> = { limit: String(query.limit) };
-    if (query.after !== null) searchParams.after = query.after;
-    const body = await this.#call('events', (http, signal) =>
-      http.get('events', { headers: headers(context), searchParams, signal }).json(),
-    );
+    const search = new URLSearchParams({ limit: String(query.limit) });
+    if (query.after !== null) search.set('after', query.after);
+    const { body } = await this.#call('events', this.#get(`events?${search.toString()}`, context));
     if (!isRecord(body) || !Array.isArray(body.events) || !body.events.every(isEventView)) {
       throw new VacancyProtocolError('vacancy answered /events without a list of events');
     }
@@ -327,10 +358,10 @@ export class RemoteVacancyClient implements VacancyClient {
     const results = new Array<Result | Error>(items.length);
     let pending = items.map((item, index) => ({ item, index, maybeMade: false }));
     for (let attempt = 0; pending.length > 0; attempt++) {
-      const { body, maybeMade } = await this.#postReserve(
+      const { body, maybeMade } = await this.#post(
         protocol.path,
         protocol.body(pending.map(({ item }) => item)),
-        {},
+        this.#jsonHeaders,
         Math.max(1, deadline - Date.now()),
         protocol.what,
       );
@@ -352,16 +383,16 @@ export class RemoteVacancyClient implements VacancyClient {
         }
       });
       pending = again;
-      if (pending.length > 0) await sleep(Math.min(250, 25 * 2 ** attempt));
+      if (pending.length > 0) await sleep(Math.min(BACKOFF_LIMIT_MS, 25 * 2 ** attempt));
     }
     return results;
   }
 
   async #reserveOne(item: PendingReserve): Promise<ReserveResult> {
-    const { body, replayed, maybeMade } = await this.#postReserve(
+    const { body, replayed, maybeMade } = await this.#post(
       'reserve',
       { qty: item.qty },
-      { ...headers(item), [IDEMPOTENCY_KEY_HEADER]: item.key },
+      { ...this.#jsonHeaders, ...requestIdHeader(item), [IDEMPOTENCY_KEY_HEADER]: item.key },
     );
     const result = reserveResult(body);
     if (!result) throw new VacancyProtocolError('vacancy answered /reserve without success and remaining');
@@ -375,51 +406,47 @@ export class RemoteVacancyClient implements VacancyClient {
    * attempt may have reached vacancy without its answer reaching us: from then
    * on the reserve may have been made, and a replay may be of our own earlier attempt.
    */
-  async #postReserve(
+  async #post(
     path: string,
     json: unknown,
-    requestHeaders: Record<string, string> = {},
+    headers: Record<string, string>,
     budgetMs = this.#timeoutMs,
     what = 'reserve',
   ): Promise<{ body: unknown; replayed: boolean; maybeMade: boolean }> {
-    let replayed = false;
     let maybeMade = false;
-    const body = await this.#call(
+    const { body, replayed } = await this.#call(
       what,
-      async (http, signal) => {
-        const response = await http.post(path, {
-          json,
-          headers: requestHeaders,
-          signal,
-          hooks: {
-            beforeRetry: [
-              async ({ error }) => {
-                if (mayHaveReachedVacancy(error) || (await vacancySaysOutcomeUnknown(error))) maybeMade = true;
-              },
-            ],
-          },
-        });
-        replayed = response.headers.get(IDEMPOTENT_REPLAYED_HEADER) === 'true';
-        return response.json();
+      { method: 'POST', path, headers, body: JSON.stringify(json) },
+      {
+        onRetry: (failure) => {
+          if (mayHaveReachedVacancy(failure) || vacancySaysOutcomeUnknown(failure)) maybeMade = true;
+        },
+        earlierAttemptMayHaveLanded: () => maybeMade,
+        budgetMs,
       },
-      () => maybeMade,
-      budgetMs,
     );
     return { body, replayed, maybeMade };
   }
 
+  #get(path: string, context: CallContext): VacancyRequest {
+    return {
+      method: 'GET',
+      path,
+      headers: context.requestId ? { ...this.#headers, 'X-Request-Id': context.requestId } : this.#headers,
+    };
+  }
+
   /** Ready when at least one replica is: calls a refusing replica would get go to the others. */
   async probe(context: CallContext = {}): Promise<VacancyProbe> {
+    const request = this.#get('ready', context);
     const probes = await Promise.all(
-      this.#replicas.map(async ({ baseUrl, http }) => {
+      this.#replicas.map(async (replica) => {
         try {
           // The whole answer, not just its headers: a vacancy that stalls mid-body is not ready.
-          await withDeadline(this.#timeoutMs, (signal) =>
-            http.get('ready', { headers: headers(context), signal }).text(),
-          );
-          return { ready: true, detail: `vacancy at ${baseUrl} is ready` };
+          await this.#attempts(replica, request, Date.now() + this.#timeoutMs);
+          return { ready: true, detail: `vacancy at ${replica.baseUrl} is ready` };
         } catch (error) {
-          return { ready: false, detail: describeFailure(error, baseUrl, this.#timeoutMs) };
+          return { ready: false, detail: describeFailure(error, replica.baseUrl, this.#timeoutMs) };
         }
       }),
     );
@@ -431,46 +458,120 @@ export class RemoteVacancyClient implements VacancyClient {
 
   async close(): Promise<void> {}
 
+  /**
+   * One call on the replicas in turn: its attempts on the first, and on the next only while
+   * every attempt so far was refused (nothing reached a replica). Answers the parsed body;
+   * a failure is translated into the error the caller sees.
+   */
   async #call(
     what: string,
-    send: (http: KyInstance, signal: AbortSignal) => Promise<unknown>,
-    earlierAttemptMayHaveLanded = () => false,
-    budgetMs = this.#timeoutMs,
-    notFound?: () => Error,
-  ): Promise<unknown> {
+    request: VacancyRequest,
+    options: {
+      onRetry?: (failure: unknown) => void;
+      earlierAttemptMayHaveLanded?: () => boolean;
+      budgetMs?: number;
+      notFound?: () => Error;
+    } = {},
+  ): Promise<{ body: unknown; replayed: boolean }> {
+    const { earlierAttemptMayHaveLanded = () => false, budgetMs = this.#timeoutMs, notFound } = options;
     const replicas = this.#order();
-    for (const [index, { baseUrl, http }] of replicas.entries()) {
+    for (let index = 0; index < replicas.length; index++) {
+      const replica = replicas[index]!;
       try {
-        return await withDeadline(budgetMs, (signal) => send(http, signal));
+        const answer = await this.#attempts(replica, request, Date.now() + budgetMs, options.onRetry);
+        return { body: JSON.parse(answer.body) as unknown, replayed: answer.replayed };
       } catch (error) {
         // Refused by every attempt: nothing reached this replica, so the next one may take the call.
         const refusedOnly =
-          !earlierAttemptMayHaveLanded() && !mayHaveReachedVacancy(error) && !(error instanceof HTTPError);
+          !earlierAttemptMayHaveLanded() && !mayHaveReachedVacancy(error) && !(error instanceof VacancyHttpError);
         if (refusedOnly && index < replicas.length - 1) continue;
-        if (notFound && error instanceof HTTPError && error.response.status === 404) throw notFound();
-        throw await this.#translate(error, what, baseUrl, earlierAttemptMayHaveLanded);
+        if (notFound && error instanceof VacancyHttpError && error.status === 404) throw notFound();
+        throw this.#translate(error, what, replica.baseUrl, earlierAttemptMayHaveLanded);
       }
     }
     throw new Error('unreachable: every replica was tried');
   }
 
+  /**
+   * Sends `request` to one replica until it is answered below 400, or the answer or failure is
+   * not worth another attempt, or the retries or the time until `deadline` are spent: then
+   * rejects with the last failure (a {@link VacancyHttpError} for an answer). Between attempts,
+   * `onRetry` is told of the failure, and the backoff (or the answer's Retry-After) is waited.
+   */
+  async #attempts(
+    replica: Replica,
+    request: VacancyRequest,
+    deadline: number,
+    onRetry?: (failure: unknown) => void,
+  ): Promise<Answer> {
+    const url = replica.api + request.path;
+    for (let attempt = 1; ; attempt++) {
+      let failure: unknown;
+      try {
+        const answer = await this.#attempt(url, request, Math.max(1, Math.min(this.#attemptMs, deadline - Date.now())));
+        if (answer.status < 400) return answer;
+        failure = new VacancyHttpError(answer.status, answer.body, answer.retryAfter);
+      } catch (error) {
+        failure = error;
+      }
+      const wait = attempt <= this.#retries ? retryDelay(failure, attempt) : undefined;
+      if (wait === undefined || Date.now() + wait >= deadline) throw failure;
+      onRetry?.(failure);
+      await sleep(wait);
+    }
+  }
+
+  /**
+   * One attempt with a hard deadline: at `ms` the request is aborted and the attempt rejects
+   * with a TimeoutError, whether or not the abort reaches the request (an abort signal can lose
+   * its link to a response body that is still being read; the race answers the caller anyway).
+   */
+  async #attempt(url: string, request: VacancyRequest, ms: number): Promise<Answer> {
+    const controller = new AbortController();
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const late = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        const error = new DOMException(`no answer within ${ms} ms`, 'TimeoutError');
+        controller.abort(error);
+        reject(error);
+      }, ms);
+    });
+    try {
+      return await Promise.race([this.#exchange(url, request, controller.signal), late]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  async #exchange(url: string, request: VacancyRequest, signal: AbortSignal): Promise<Answer> {
+    const response = await this.#fetch(url, {
+      method: request.method,
+      headers: request.headers,
+      ...(request.body === undefined ? {} : { body: request.body }),
+      signal,
+    });
+    const body = await response.text();
+    const { status } = response;
+    return {
+      status,
+      body,
+      replayed: response.headers.get(IDEMPOTENT_REPLAYED_HEADER) === 'true',
+      retryAfter: RETRY_AFTER_STATUSES.has(status) ? response.headers.get('retry-after') : null,
+    };
+  }
+
   /** The error a caller sees for a failed call to vacancy. */
-  async #translate(
-    error: unknown,
-    what: string,
-    baseUrl: string,
-    earlierAttemptMayHaveLanded: () => boolean,
-  ): Promise<Error> {
-    if (error instanceof HTTPError && error.response.status === 409) return new IdempotencyKeyInFlightError();
-    if (error instanceof HTTPError && error.response.status === 422 && (await isKeyReuse(error.response))) {
+  #translate(error: unknown, what: string, baseUrl: string, earlierAttemptMayHaveLanded: () => boolean): Error {
+    if (error instanceof VacancyHttpError && error.status === 409) return new IdempotencyKeyInFlightError();
+    if (error instanceof VacancyHttpError && error.status === 422 && isKeyReuse(error)) {
       return new IdempotencyKeyReusedError();
     }
-    if (error instanceof HTTPError && error.response.status < 500) {
-      return new VacancyProtocolError(`vacancy refused ${what} with status ${error.response.status}`, { cause: error });
+    if (error instanceof VacancyHttpError && error.status < 500) {
+      return new VacancyProtocolError(`vacancy refused ${what} with status ${error.status}`, { cause: error });
     }
     const outcomeUnknown =
       (what === 'reserve' || what === 'purchase') &&
-      (earlierAttemptMayHaveLanded() || mayHaveReachedVacancy(error) || (await vacancySaysOutcomeUnknown(error)));
+      (earlierAttemptMayHaveLanded() || mayHaveReachedVacancy(error) || vacancySaysOutcomeUnknown(error));
     return new VacancyUnavailableError(describeFailure(error, baseUrl, this.#timeoutMs), {
       cause: error,
       outcomeUnknown,
@@ -712,40 +813,37 @@ function batchResult(entry: unknown, item: PendingReserve, maybeMade: boolean): 
 }
 
 function refusedAsTooLarge(error: unknown): boolean {
-  return (
-    error instanceof VacancyProtocolError && error.cause instanceof HTTPError && error.cause.response.status === 413
-  );
+  return error instanceof VacancyProtocolError && error.cause instanceof VacancyHttpError && error.cause.status === 413;
+}
+
+/**
+ * How long to wait before attempt `attempt + 1` after `failure`, or undefined when it is not
+ * worth another attempt: an answer outside {@link RETRY_STATUSES}. Any failure without an answer
+ * (refused, reset, timed out) is tried again. A 429 or 503 with Retry-After waits that long.
+ */
+function retryDelay(failure: unknown, attempt: number): number | undefined {
+  if (failure instanceof VacancyHttpError) {
+    if (!RETRY_STATUSES.has(failure.status)) return undefined;
+    const after = retryAfterMs(failure.retryAfter);
+    if (after !== undefined) return after;
+  }
+  return Math.min(BACKOFF_LIMIT_MS, Math.random() * 25 * 2 ** (attempt - 1));
+}
+
+/** A Retry-After value (seconds or an HTTP date) in ms from now, or undefined. */
+function retryAfterMs(value: string | null): number | undefined {
+  if (value === null || value.trim() === '') return undefined;
+  const seconds = Number(value);
+  const ms = Number.isFinite(seconds) ? seconds * 1000 : Date.parse(value) - Date.now();
+  return Number.isFinite(ms) ? Math.max(0, ms) : undefined;
 }
 
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
-function headers(context: CallContext): Record<string, string> {
+function requestIdHeader(context: CallContext): Record<string, string> {
   return context.requestId ? { 'X-Request-Id': context.requestId } : {};
-}
-
-/**
- * Runs a call with a hard deadline: at `ms` the signal aborts and the call
- * rejects with a TimeoutError, whether or not the abort reaches the request.
- * (An abort signal can lose its link to a response body that is still being
- * read; the race makes sure the caller is answered anyway.)
- */
-async function withDeadline<T>(ms: number, call: (signal: AbortSignal) => Promise<T>): Promise<T> {
-  const controller = new AbortController();
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const deadline = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => {
-      const error = new DOMException(`no answer within ${ms} ms`, 'TimeoutError');
-      controller.abort(error);
-      reject(error);
-    }, ms);
-  });
-  try {
-    return await Promise.race([call(controller.signal), deadline]);
-  } finally {
-    clearTimeout(timer);
-  }
 }
 
 /**
@@ -754,40 +852,39 @@ async function withDeadline<T>(ms: number, call: (signal: AbortSignal) => Promis
  * answered, so it did not sell: a 5xx or 409 means the reserve was not made).
  */
 function mayHaveReachedVacancy(error: unknown): boolean {
-  if (error instanceof HTTPError) return false;
+  if (error instanceof VacancyHttpError) return false;
   for (let cause: unknown = error; cause instanceof Error; cause = cause.cause) {
     if ((cause as Error & { code?: unknown }).code === 'ECONNREFUSED') return false;
   }
   return true;
 }
 
-/** Vacancy's own 503 can say that its store may have made the change (a shared store that answered late). */
-async function vacancySaysOutcomeUnknown(error: unknown): Promise<boolean> {
-  if (!(error instanceof HTTPError) || error.response.status !== 503) return false;
+/** The problem vacancy answered with, if its body is one. */
+function problemOf(error: VacancyHttpError): Record<string, unknown> | undefined {
   try {
-    const problem: unknown = await error.response.clone().json();
-    return isRecord(problem) && problem.outcomeUnknown === true;
+    const problem: unknown = JSON.parse(error.body);
+    return isRecord(problem) ? problem : undefined;
   } catch {
-    return false;
+    return undefined;
   }
 }
 
-async function isKeyReuse(response: Response): Promise<boolean> {
-  try {
-    const problem: unknown = await response.clone().json();
-    return isRecord(problem) && problem.type === problemTypes.idempotencyKeyReused.type;
-  } catch {
-    return false;
-  }
+/** Vacancy's own 503 can say that its store may have made the change (a shared store that answered late). */
+function vacancySaysOutcomeUnknown(error: unknown): boolean {
+  return error instanceof VacancyHttpError && error.status === 503 && problemOf(error)?.outcomeUnknown === true;
+}
+
+function isKeyReuse(error: VacancyHttpError): boolean {
+  return problemOf(error)?.type === problemTypes.idempotencyKeyReused.type;
 }
 
 function describeFailure(error: unknown, baseUrl: string, timeoutMs: number): string {
-  if (error instanceof TimeoutError || (error instanceof DOMException && error.name === 'TimeoutError')) {
+  if (error instanceof DOMException && error.name === 'TimeoutError') {
     return `The vacancy service did not answer within ${timeoutMs} ms`;
   }
   if (mayHaveReachedVacancy(error))
     return `The connection to the vacancy service at ${baseUrl} was lost before it answered`;
-  if (error instanceof HTTPError) return `The vacancy service answered ${error.response.status}`;
+  if (error instanceof VacancyHttpError) return `The vacancy service answered ${error.status}`;
   return `The vacancy service at ${baseUrl} could not be reached`;
 }
 
