@@ -90,8 +90,9 @@ export async function createRedisConnection(topology: RedisTopology, timeoutMs: 
       role: 'master',
       sentinelCommandTimeout: timeoutMs,
       sentinelRetryStrategy: (attempt) => Math.min(50 * attempt, 1_000),
-      // Told by the sentinels at once when they switch the primary, rather than at the next failed command.
-      failoverDetector: true,
+      // No failoverDetector: a primary that fails is gone (its connection closes), and one that Sentinel
+      // demotes closes its clients' connections itself; ioredis's detector, firing while a reconnect asks
+      // the sentinels, leaves the client ended for good.
     });
     return {
       client,

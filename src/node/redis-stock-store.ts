@@ -1176,6 +1176,8 @@ export class RedisStockStore implements StockStore {
   #lastCommitAt: number | null = null;
   /** Hold deadline index entries whose call failed, sent again with the next ones (newest per event). */
   readonly #unindexed = new Map<string, DeadlineEntry>();
+  #opened = false;
+  #closing = false;
 
   static async create(options: RedisStockStoreOptions): Promise<RedisStockStore> {
     if (/[{}]/.test(options.keyPrefix)) {
@@ -1205,6 +1207,14 @@ export class RedisStockStore implements StockStore {
       this.#failure = `redis ${node}: ${error.message}`;
     });
     this.#redis.on('ready', () => this.#succeeded());
+    // ioredis gives up for good when a reconnect fails in a way it does not retry (a Sentinel lookup cut
+    // short): a store that was opened and not closed connects again, so readiness can recover by itself.
+    this.#redis.on('end', () => {
+      if (!this.#opened || this.#closing) return;
+      setTimeout(() => {
+        if (!this.#closing && this.#redis.status === 'end') this.#redis.connect().catch(() => {});
+      }, 1_000).unref();
+    });
   }
 
   async open(seed: readonly SeedEvent[]): Promise<void> {
@@ -1228,6 +1238,7 @@ export class RedisStockStore implements StockStore {
     } finally {
       clearTimeout(timer);
     }
+    this.#opened = true;
     await this.#syncClock();
     const calls = seed.map(({ eventId, definition }) => {
       const call = this.#call(eventId, 0);
@@ -1392,6 +1403,7 @@ export class RedisStockStore implements StockStore {
   }
 
   async close(): Promise<void> {
+    this.#closing = true;
     try {
       await this.#redis.quit();
     } catch {
