@@ -15,6 +15,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
+import { IN_CI, warnSkipped } from './loud-skip.ts';
 import { freePort, sleep } from './processes.ts';
 
 const children = new Set<ChildProcess>();
@@ -521,13 +522,29 @@ export async function startSentinelGroup(
   }
 }
 
-/** Whether `redis-server` and `redis-cli` can be run here (Debian's redis-server package has both). */
+/** Why `redis-server` or `redis-cli` cannot be run here (Debian's redis-server package has both), or undefined. */
 export function redisBinariesReason(): string | undefined {
   for (const binary of ['redis-server', 'redis-cli']) {
     const version = spawnSync(binary, ['--version'], { encoding: 'utf8', timeout: 5_000 });
     if (version.status !== 0) return `${binary} cannot be run: ${version.error?.message ?? version.stderr}`;
   }
   return undefined;
+}
+
+/**
+ * For a test file that starts Redis processes: `skip` when the binaries are
+ * missing and this is not CI (after a loud warning); under CI=true it runs,
+ * and `assertRunnable()` (call it first) fails with the reason.
+ */
+export function redisProcessesGate(what: string): { skip: boolean; assertRunnable(): void } {
+  const reason = redisBinariesReason();
+  if (reason && !IN_CI) warnSkipped(what, reason);
+  return {
+    skip: reason !== undefined && !IN_CI,
+    assertRunnable() {
+      if (reason) throw new Error(`${reason}. Under CI=true ${what} must run, not skip.`);
+    },
+  };
 }
 
 // Last resort if a test file dies without its hooks: never leave a server behind (SIGKILL works on a stopped one).
