@@ -14,6 +14,8 @@ export const TARGETS = [
   'monolith-deno',
   'monolith-bun',
   'monolith-no-metrics',
+  'monolith-redis',
+  'monolith-redis-wait',
 ] as const;
 export type TargetName = (typeof TARGETS)[number];
 /**

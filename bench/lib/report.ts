@@ -320,6 +320,8 @@ const COLORS: Record<TargetName, string> = {
   'monolith-deno': '#9467bd',
   'monolith-bun': '#d62728',
   'monolith-no-metrics': '#17becf',
+  'monolith-redis': '#8c564b',
+  'monolith-redis-wait': '#e377c2',
 };
 
 /** Escapes text for XML content and attribute values. */

@@ -15,6 +15,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve as resolvePath } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { freePort, getStatus, sleep, startService, type Service } from '../../test/support/processes.ts';
+import { startReplicatedRedis } from '../../test/support/redis-topologies.ts';
 import { BENCH_EVENT, zipfEventId } from './load.ts';
 import type { TargetName } from './plan.ts';
 import type { BenchServers } from './servers.ts';
@@ -235,6 +236,40 @@ export async function startTarget(
         stop: async () => {
           await stopAll([service]);
           if (dataDir && !options.dataDir) await rm(dataDir, { recursive: true, force: true });
+        },
+      };
+    }
+    case 'monolith-redis':
+    case 'monolith-redis-wait': {
+      // A primary and its replica of this target's own (AOF everysec, noeviction), the monolith on the
+      // primary; -wait answers no batch before the replica has it (REDIS_WAIT_REPLICAS=1).
+      const redis = await startReplicatedRedis();
+      let service: Service;
+      try {
+        service = await startService({
+          ...env,
+          MODE: 'monolith',
+          STOCK_STORE: 'redis',
+          REDIS_URL: redis.url,
+          REDIS_WAIT_REPLICAS: name === 'monolith-redis-wait' ? '1' : '0',
+        });
+      } catch (error) {
+        await redis.stop();
+        throw error;
+      }
+      return {
+        ...base,
+        url: service.url,
+        adminUrl: service.url,
+        processes: [
+          appProcess('monolith', service),
+          { role: 'redis primary', pid: redis.primary.pid(), url: redis.url },
+          { role: 'redis replica', pid: redis.replica.pid(), url: `redis://${redis.replica.address}` },
+        ],
+        readStock: async () => stockFromHealth(await getJson(`${service.url}/api/v1/health`)),
+        stop: async () => {
+          await stopAll([service]);
+          await redis.stop();
         },
       };
     }
