@@ -31,7 +31,7 @@ export function requireBasicAuth(user: string, password: string, realm: string):
   const challenge = `Basic realm="${realm.replace(/["\\]/g, '')}", charset="UTF-8"`;
   return async (c, next) => {
     const given = basicCredentials(c.req.header('authorization'));
-    if (given === null || !(await secretsEqual(given, expected))) {
+    if (given === null || !secretsEqual(given, expected)) {
       throw new ProblemError('unauthorized', `This page needs HTTP Basic authentication as ${user}`, {
         headers: { 'WWW-Authenticate': challenge },
       });

@@ -1,21 +1,17 @@
 import type { MiddlewareHandler } from 'hono';
 import { ProblemError } from './problem.ts';
 
-const encoder = new TextEncoder();
-
-async function digest(value: string): Promise<Uint8Array> {
-  return new Uint8Array(await crypto.subtle.digest('SHA-256', encoder.encode(value)));
-}
-
 /**
- * Compares two secrets in time that does not depend on where they differ:
- * both are hashed to 32 bytes first, so their lengths do not leak either.
- * Web-standard (crypto.subtle), so it runs on every runtime.
+ * Compares two secrets in time that does not depend on where they differ: every
+ * character of `expected` is compared, whatever `given` is, and a different
+ * length fails the same way (only the length of `expected`, not its content,
+ * sets the time). Synchronous and allocation-free: vacancy checks the internal
+ * token on every call from ticket (a SHA-256 of both on the thread pool, as
+ * before, was 7 % of its CPU under load).
  */
-export async function secretsEqual(given: string, expected: string): Promise<boolean> {
-  const [a, b] = await Promise.all([digest(given), digest(expected)]);
-  let difference = 0;
-  for (let i = 0; i < a.length; i++) difference |= (a[i] as number) ^ (b[i] as number);
+export function secretsEqual(given: string, expected: string): boolean {
+  let difference = given.length ^ expected.length;
+  for (let i = 0; i < expected.length; i++) difference |= expected.charCodeAt(i) ^ (given.charCodeAt(i) | 0);
   return difference === 0;
 }
 
@@ -30,7 +26,7 @@ export function requireBearerToken(token: string, realm: string): MiddlewareHand
   return async (c, next) => {
     const header = c.req.header('authorization') ?? '';
     const match = /^Bearer[ ]+(\S+)\s*$/i.exec(header);
-    if (!match?.[1] || !(await secretsEqual(match[1], token))) {
+    if (!match?.[1] || !secretsEqual(match[1], token)) {
       throw new ProblemError('unauthorized', `This endpoint needs Authorization: Bearer <the ${realm} token>`, {
         headers: { 'WWW-Authenticate': `Bearer realm="${realm}"` },
       });
