@@ -100,6 +100,36 @@ describe('Coalescer', () => {
     expect(await next).toBe(22);
   });
 
+  it('with spareAfterMs, starts another send only once every send under way is that old', async () => {
+    const { sends, send } = controlledSend();
+    const coalescer = new Coalescer(send, { maxItems: 100, maxInFlight: 4, spareAfterMs: 1000 });
+    const first = coalescer.submit(1);
+    await turn();
+    const waiting = [2, 3].map((item) => coalescer.submit(item));
+    await turn();
+    await turn();
+    // The first send is younger than 1 s: the others wait for it instead of a send of their own.
+    expect(sends.map((s) => s.items)).toEqual([[1]]);
+    await new Promise((resolve) => setTimeout(resolve, 1200));
+    // Still no answer after 1 s: the waiting items go in a spare send, together.
+    expect(sends.map((s) => s.items)).toEqual([[1], [2, 3]]);
+    const late = coalescer.submit(4);
+    await turn();
+    await turn();
+    expect(sends).toHaveLength(2);
+    sends[0]!.answer([10]);
+    expect(await first).toBe(10);
+    await turn();
+    // The youngest send under way is still fresh, so item 4 still waits; it goes once that one ends.
+    expect(sends).toHaveLength(2);
+    sends[1]!.answer([20, 30]);
+    expect(await Promise.all(waiting)).toEqual([20, 30]);
+    await turn();
+    expect(sends.map((s) => s.items)).toEqual([[1], [2, 3], [4]]);
+    sends[2]!.answer([40]);
+    expect(await late).toBe(40);
+  });
+
   it('refuses limits below 1', () => {
     expect(() => new Coalescer(async () => [], { maxItems: 0, maxInFlight: 1 })).toThrow();
     expect(() => new Coalescer(async () => [], { maxItems: 1, maxInFlight: 0 })).toThrow();

@@ -61,11 +61,16 @@ export interface RemoteVacancyClientOptions {
 }
 
 /**
- * Reserve calls under way at once before further reserves wait to be
- * coalesced: enough to keep vacancy busy while one answer travels back, few
- * enough that the calls grow under load instead of multiplying.
+ * Calls under way at once before further reserves and commands wait to be
+ * coalesced. Beyond the first, another call starts only once every call
+ * under way has taken {@link SPARE_CALL_AFTER_MS}: under load one call at a
+ * time carries everything that waits (the fewer the calls, the less each
+ * purchase pays for them: CPU on both sides, docs/performance.md), while a
+ * call held up by a retry's backoff or a replica that does not answer holds
+ * the purchases behind it for no longer than that.
  */
 const RESERVE_CALLS_IN_FLIGHT = 4;
+const SPARE_CALL_AFTER_MS = 20;
 
 /** The answers a call is sent again for, under the same keys: a timeout, a key still in flight, too many requests, 5xx. */
 const RETRY_STATUSES: ReadonlySet<number> = new Set([408, 409, 429, 500, 502, 503, 504]);
@@ -168,12 +173,14 @@ export class RemoteVacancyClient implements VacancyClient {
         ? new Coalescer((items) => this.#sendReserves(items), {
             maxItems: batchMax,
             maxInFlight: RESERVE_CALLS_IN_FLIGHT,
+            spareAfterMs: SPARE_CALL_AFTER_MS,
           })
         : undefined;
     // Purchases always travel in POST /api/v1/batch, alone or together (at most batchMax at once).
     this.#commands = new Coalescer((items) => this.#sendCommands(items), {
       maxItems: batchMax,
       maxInFlight: RESERVE_CALLS_IN_FLIGHT,
+      spareAfterMs: SPARE_CALL_AFTER_MS,
     });
     this.#reads =
       batchMax > 1
