@@ -14,22 +14,31 @@ export const IDEMPOTENT_REPLAYED_HEADER = 'Idempotent-Replayed';
 export class InFlightKeys {
   readonly #keys = new Set<string>();
 
-  async run<T>(key: string | undefined, work: () => Promise<T>): Promise<T> {
-    if (key === undefined) return work();
+  /** Runs `work` with `key` in flight, or rejects with 409 if it already is. No async frame of its own: a batch runs one per item. */
+  run<T>(key: string | undefined, work: () => Promise<T>): Promise<T> {
+    if (key === undefined) return started(work);
     if (this.#keys.has(key)) {
-      throw new ProblemError(
-        'idempotencyKeyInFlight',
-        'A request with this Idempotency-Key is still being processed; retry later',
-        {
-          headers: { 'Retry-After': '1' },
-        },
+      return Promise.reject(
+        new ProblemError(
+          'idempotencyKeyInFlight',
+          'A request with this Idempotency-Key is still being processed; retry later',
+          {
+            headers: { 'Retry-After': '1' },
+          },
+        ),
       );
     }
-    this.#keys.add(key);
-    try {
-      return await work();
-    } finally {
-      this.#keys.delete(key);
-    }
+    const keys = this.#keys;
+    keys.add(key);
+    return started(work).finally(() => keys.delete(key));
+  }
+}
+
+/** `work()`, with a synchronous throw turned into a rejection. */
+function started<T>(work: () => Promise<T>): Promise<T> {
+  try {
+    return work();
+  } catch (error) {
+    return Promise.reject(error);
   }
 }

@@ -29,27 +29,29 @@ export class TicketService {
    * answer back instead of buying again.
    */
   async purchase(qty: number, context: CallContext = {}): Promise<PurchaseResult> {
-    const { idempotencyKey, ...rest } = context;
     const outcome = await this.vacancy.reserve(qty, {
-      ...rest,
-      ...(idempotencyKey === undefined ? {} : { idempotencyKey: `purchase:${idempotencyKey}` }),
+      requestId: context.requestId,
+      idempotencyKey: namespacedKey(context, 'purchase'),
     });
-    if (!outcome.success) {
-      return {
-        success: false,
-        remaining: outcome.remaining,
-        message: INSUFFICIENT_INVENTORY,
-        replayed: outcome.replayed,
-      };
-    }
-    return {
-      success: true,
-      remaining: outcome.remaining,
-      message: `Purchased ${qty} ticket${qty === 1 ? '' : 's'}`,
-      purchaseId: outcome.reservationId,
-      tickets: outcome.tickets,
-      replayed: outcome.replayed,
-    };
+    // One shape for both answers (absent fields are undefined, which JSON leaves out): the hot
+    // path then builds no object of a new shape per purchase.
+    return outcome.success
+      ? {
+          success: true,
+          remaining: outcome.remaining,
+          message: `Purchased ${qty} ticket${qty === 1 ? '' : 's'}`,
+          purchaseId: outcome.reservationId,
+          tickets: outcome.tickets,
+          replayed: outcome.replayed,
+        }
+      : {
+          success: false,
+          remaining: outcome.remaining,
+          message: INSUFFICIENT_INVENTORY,
+          purchaseId: undefined,
+          tickets: undefined,
+          replayed: outcome.replayed,
+        };
   }
 
   /**
@@ -62,10 +64,10 @@ export class TicketService {
     items: PurchaseItem[],
     context: CallContext & { buyer?: string | null } = {},
   ): Promise<{ order: OrderView; replayed: boolean }> {
-    const { idempotencyKey, ...rest } = context;
     return this.vacancy.purchase(eventId, items, {
-      ...rest,
-      ...(idempotencyKey === undefined ? {} : { idempotencyKey: `order:${idempotencyKey}` }),
+      requestId: context.requestId,
+      idempotencyKey: namespacedKey(context, 'order'),
+      buyer: context.buyer,
     });
   }
 
@@ -75,10 +77,11 @@ export class TicketService {
     items: PurchaseItem[],
     context: CallContext & { buyer?: string | null; ttlSeconds: number },
   ): Promise<{ hold: HoldView; replayed: boolean }> {
-    const { idempotencyKey, ...rest } = context;
     return this.vacancy.hold(eventId, items, {
-      ...rest,
-      ...(idempotencyKey === undefined ? {} : { idempotencyKey: `hold:${idempotencyKey}` }),
+      requestId: context.requestId,
+      idempotencyKey: namespacedKey(context, 'hold'),
+      buyer: context.buyer,
+      ttlSeconds: context.ttlSeconds,
     });
   }
 
@@ -93,4 +96,9 @@ export class TicketService {
   available(context?: CallContext): Promise<number> {
     return this.vacancy.available(context);
   }
+}
+
+/** The caller's key, if any, as `<namespace>:<key>`, apart from the keys of other calls. */
+function namespacedKey(context: CallContext, namespace: string): string | undefined {
+  return context.idempotencyKey === undefined ? undefined : `${namespace}:${context.idempotencyKey}`;
 }

@@ -76,26 +76,25 @@ export function createVacancyRouter({ actor, bodyLimitBytes, internalToken, metr
 
   // Each reserve is decided as the single route decides it (same keys, same in-flight guard), all
   // in the actor's next batch; a refusal or a store failure is that reserve's result, not the call's.
+  const reserveInBatch = (qty: number, key: string) =>
+    inFlight
+      .run(key, () => actor.reserve(qty, { idempotencyKey: `reserve:${key}` }))
+      .then(
+        (result) => {
+          metrics.reservation(reservationOutcome(result));
+          return batchDecision(qty, result);
+        },
+        (error: unknown) => {
+          metrics.reservation('rejected');
+          return batchItemProblem(error);
+        },
+      );
   const readBatch = unkeyedJsonReader(ReserveBatchRequestSchema, bodyLimitBytes);
   router.openAPIRegistry.registerPath(reserveBatchRoute);
   router.post(reserveBatchRoute.path, async (c) => {
     const { reserves } = await readBatch(c);
-    c.set(
-      'batchRequestIds',
-      reserves.flatMap(({ requestId }) => (requestId === undefined ? [] : [requestId])),
-    );
-    const results = await Promise.all(
-      reserves.map(async ({ qty, key }) => {
-        try {
-          const result = await inFlight.run(key, () => actor.reserve(qty, { idempotencyKey: `reserve:${key}` }));
-          metrics.reservation(reservationOutcome(result));
-          return { status: 200, ...reserveAnswer(qty, result), replayed: result.replayed };
-        } catch (error) {
-          metrics.reservation('rejected');
-          return batchItemProblem(error);
-        }
-      }),
-    );
+    c.set('batchRequestIds', requestIdsOf(reserves));
+    const results = await Promise.all(reserves.map(({ qty, key }) => reserveInBatch(qty, key)));
     return jsonResponse(c, { results });
   });
 
@@ -132,27 +131,17 @@ export function createVacancyRouter({ actor, bodyLimitBytes, internalToken, metr
   };
 
   // Purchases and holds the ticket service coalesced: each decided as its own call would be, under its key.
+  const commandInBatch = (command: BatchCommand) =>
+    decideCommand(command).catch((error: unknown) => {
+      const problem = batchItemProblem(error);
+      return error instanceof InsufficientInventoryError && error.replayed ? { ...problem, replayed: true } : problem;
+    });
   const readCommands = unkeyedJsonReader(CommandBatchRequestSchema, bodyLimitBytes);
   router.openAPIRegistry.registerPath(commandBatchRoute);
   router.post(commandBatchRoute.path, async (c) => {
     const { commands } = await readCommands(c);
-    c.set(
-      'batchRequestIds',
-      commands.flatMap(({ requestId }) => (requestId === undefined ? [] : [requestId])),
-    );
-    const results = await Promise.all(
-      commands.map(async (command) => {
-        try {
-          return await decideCommand(command);
-        } catch (error) {
-          const problem = batchItemProblem(error);
-          return error instanceof InsufficientInventoryError && error.replayed
-            ? { ...problem, replayed: true }
-            : problem;
-        }
-      }),
-    );
-    return jsonResponse(c, { results });
+    c.set('batchRequestIds', requestIdsOf(commands));
+    return jsonResponse(c, { results: await Promise.all(commands.map(commandInBatch)) });
   });
 
   return router;
@@ -169,6 +158,18 @@ function reserveAnswer(qty: number, result: ReserveResult) {
     message: result.success ? `Reserved ${qty} ticket${qty === 1 ? '' : 's'}` : INSUFFICIENT_INVENTORY,
     ...(result.success ? { reservationId: result.reservationId, tickets: result.tickets } : {}),
   };
+}
+
+/** One reserve of a batch, decided: the single reserve's answer, plus whether it was replayed. */
+function batchDecision(qty: number, result: ReserveResult) {
+  return { status: 200, ...reserveAnswer(qty, result), replayed: result.replayed };
+}
+
+/** The request ids a batch carries, for the request log. */
+function requestIdsOf(items: ReadonlyArray<{ requestId?: string | undefined }>): string[] {
+  const ids: string[] = [];
+  for (const { requestId } of items) if (requestId !== undefined) ids.push(requestId);
+  return ids;
 }
 
 /** The problem a single reserve would have answered; anything unexpected fails the whole call. */
