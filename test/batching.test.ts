@@ -45,7 +45,10 @@ describe.each(['memory', 'sqlite'])('the stock actor on the %s store', (store) =
       let purchases = 0;
       let after = before;
       // Whether requests land in one turn is up to the scheduler: send bursts until one shared a batch.
-      for (let burst = 0; burst < 10 && after.batches - before.batches === purchases; burst++) {
+      // Besides purchases the actor decides its own sweep for due holds every 250 ms: each is one
+      // message more, and at most one batch more.
+      const sweeps = () => after.messages - before.messages - purchases;
+      for (let burst = 0; burst < 10 && after.batches - before.batches - sweeps() >= purchases; burst++) {
         const answers = await Promise.all(
           Array.from({ length: CONNECTIONS }, () =>
             fetch(`${service.url}/api/v1/purchase`, {
@@ -63,12 +66,13 @@ describe.each(['memory', 'sqlite'])('the stock actor on the %s store', (store) =
       const decided = after.messages - before.messages;
       const batches = after.batches - before.batches;
       console.info(`[batching] ${store}: ${purchases} purchases decided in ${batches} batches`);
-      expect(decided, 'every purchase decided once').toBe(purchases);
-      expect(batches, 'some purchases shared a batch').toBeLessThan(purchases);
+      expect(decided, 'every purchase decided').toBeGreaterThanOrEqual(purchases);
+      expect(sweeps(), 'besides purchases, only a few sweeps').toBeLessThan(40);
+      expect(batches - sweeps(), 'some purchases shared a batch').toBeLessThan(purchases);
       const health = (await (await fetch(`${service.url}/api/v1/health`)).json()) as {
         details: { vacancy: { stock: { sold: number } } };
       };
-      expect(health.details.vacancy.stock.sold).toBe(purchases);
+      expect(health.details.vacancy.stock.sold, 'every purchase sold once').toBe(purchases);
     } finally {
       await agent.close();
       await service.stop('SIGTERM');
