@@ -21,7 +21,7 @@ type App = ReturnType<typeof createApp>;
 
 const INITIAL_STOCK = 10;
 /** Every 1.0.0 purchase is an order: its purchaseId is a random order id of the default event. */
-const PURCHASE_ID = /^ord_[A-Za-z0-9_-]{22}default$/;
+const PURCHASE_ID = /^ord_[A-Za-z0-9_-]{30}default$/;
 const QTY_PATHS = ['/api/v1/purchase', '/api/v1/reserve'] as const;
 
 // ---------------------------------------------------------------------------

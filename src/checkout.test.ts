@@ -87,7 +87,7 @@ describe('holds', () => {
       201,
     );
     expect(held).toEqual({
-      holdId: expect.stringMatching(/^hld_[A-Za-z0-9_-]{22}gala$/),
+      holdId: expect.stringMatching(/^hld_[A-Za-z0-9_-]{30}gala$/),
       eventId: 'gala',
       items: [{ ticketType: 'vip', qty: 2 }],
       buyer: 'ann',
@@ -104,7 +104,7 @@ describe('holds', () => {
 
     const order = await json<OrderView>(await post(app, `/api/v1/holds/${held.holdId}/confirm`), 201);
     expect(order).toMatchObject({
-      orderId: expect.stringMatching(/^ord_[A-Za-z0-9_-]{22}gala$/),
+      orderId: expect.stringMatching(/^ord_[A-Za-z0-9_-]{30}gala$/),
       items: [{ ticketType: 'vip', qty: 2, tickets: { first: 1, last: 2 } }],
       buyer: 'ann',
       status: 'confirmed',

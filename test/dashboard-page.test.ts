@@ -125,8 +125,12 @@ describe.skipIf(missing !== undefined)('/dashboard in headless Chromium, offline
     const held = await hold(service, 'spring-gala', 'seated', 2);
     const holding = Date.now();
     const within2s = (since: number) => ({ timeout: Math.max(1, 2_000 - (Date.now() - since)) });
-    await page.locator('[data-live="orders"] code', { hasText: order.orderId.slice(0, 12) }).waitFor(within2s(sold));
-    await page.locator('[data-live="holds"] code', { hasText: held.holdId.slice(0, 12) }).waitFor(within2s(holding));
+    await page
+      .locator('[data-live="orders"] code', { hasText: `ord_${order.orderId.slice(12, 20)}` })
+      .waitFor(within2s(sold));
+    await page
+      .locator('[data-live="holds"] code', { hasText: `hld_${held.holdId.slice(12, 20)}` })
+      .waitFor(within2s(holding));
     await page
       .getByRole('img', { name: `Spring gala: ${before.sold + 3} sold, ${before.held + 2} held`, exact: false })
       .waitFor(within2s(holding));

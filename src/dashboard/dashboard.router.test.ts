@@ -152,8 +152,9 @@ describe('GET /dashboard: the page', () => {
     // The default event of the 1.0.0 paths is an event like any other.
     expect(html).toContain('<code>default</code>');
     // Orders and holds, their ids cut short (a hold's id is the right to confirm it).
-    expect(html).toContain(`<code>${order.id.slice(0, 12)}…</code>`);
-    expect(html).toContain(`<code>${hold.id.slice(0, 12)}…</code>`);
+    expect(html).toContain(`<code>ord_${order.id.slice(12, 20)}…</code>`);
+    expect(html).toContain(`<code>hld_${hold.id.slice(12, 20)}…</code>`);
+    expect(html).not.toContain(hold.id.slice(12, 21));
     expect(html).not.toContain(hold.id);
     expect(html).toContain('3 × general');
     expect(html).toContain('2 × vip');

@@ -486,13 +486,18 @@ function RecordTable({ columns, rows }: { columns: string[]; rows: Array<{ class
 }
 
 /**
- * An id cut to its kind and first characters: enough to tell orders apart and
- * find one, while a hold's full id (the right to confirm it) never shows on a
- * screen or a screenshot.
+ * An id cut to its kind and the first 8 characters of its random part (an
+ * order or hold id begins with the time it was made, the same for ids made
+ * together): enough to tell orders apart and find one, while a hold's full
+ * id (the right to confirm it) never shows on a screen or a screenshot.
  */
 export function shortId(id: string): string {
-  return id.length > 12 ? `${id.slice(0, 12)}…` : id;
+  const kind = id.slice(0, 4);
+  return id.length > TIME_PART_END + 8 ? `${kind}${id.slice(TIME_PART_END, TIME_PART_END + 8)}…` : id;
 }
+
+/** Where the time part of an order or hold id ends: its prefix (`ord_`) and 8 characters. */
+const TIME_PART_END = 12;
 
 function items(record: OrderRecord | HoldRecord): string {
   return record.items.map((item) => `${number.format(item.qty)} × ${item.typeId}`).join(', ');

@@ -172,8 +172,8 @@ export type OrderRequestBody = z.output<typeof OrderRequestSchema>;
 export const OrderSchema = z
   .object({
     orderId: z.string().openapi({
-      example: 'ord_AZrI2kPq3kPqXv8TQm2bL0spring-concert',
-      description: '`ord_`, 22 URL-safe characters (time, then random), then the event id',
+      example: 'ord_AZrI2kPq3kPqXv8TQm2bL0sWf9ZyAaspring-concert',
+      description: '`ord_`, 30 URL-safe characters (time, then random), then the event id',
     }),
     eventId: z.string().openapi({ example: 'spring-concert' }),
     items: z.array(
@@ -214,9 +214,9 @@ export type HoldRequestBody = z.output<ReturnType<typeof holdRequestSchema>>;
 export const HoldSchema = z
   .object({
     holdId: z.string().openapi({
-      example: 'hld_AZrI2kPqXvsL0sWf9ZyAa3spring-concert',
+      example: 'hld_AZrI2kPq7QmXv2L0sWf9ZyAa3kPqXvspring-concert',
       description:
-        '`hld_`, 22 URL-safe characters (time, then random), then the event id. Holding it is the right to confirm or release',
+        '`hld_`, 30 URL-safe characters (time, then random), then the event id. Holding it is the right to confirm or release',
     }),
     eventId: z.string().openapi({ example: 'spring-concert' }),
     items: z.array(z.object({ ticketType: z.string(), qty: z.number().int() })),
@@ -240,13 +240,13 @@ export const HoldReleasedSchema = z
 export const HoldIdParamsSchema = z.object({
   holdId: z
     .string()
-    .openapi({ param: { name: 'holdId', in: 'path' }, example: 'hld_AZrI2kPqXvsL0sWf9ZyAa3spring-concert' }),
+    .openapi({ param: { name: 'holdId', in: 'path' }, example: 'hld_AZrI2kPq7QmXv2L0sWf9ZyAa3kPqXvspring-concert' }),
 });
 
 export const OrderIdParamsSchema = z.object({
   orderId: z
     .string()
-    .openapi({ param: { name: 'orderId', in: 'path' }, example: 'ord_AZrI2kPq3kPqXv8TQm2bL0spring-concert' }),
+    .openapi({ param: { name: 'orderId', in: 'path' }, example: 'ord_AZrI2kPq3kPqXv8TQm2bL0sWf9ZyAaspring-concert' }),
 });
 
 export const InsufficientInventoryProblemSchema = z

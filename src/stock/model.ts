@@ -315,63 +315,68 @@ const URL_SAFE = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789
 const randomPool = new Uint8Array(4096);
 let randomPoolUsed = randomPool.length;
 
-/** Characters of an id's token that carry its time (48 bits of milliseconds, 6 bits each). */
-const TIME_CHARACTERS = 8;
-/** Random bytes behind the time: 84 bits fill the token's other 14 characters. */
-const RANDOM_BYTES = 11;
-
-/**
- * 22 URL-safe characters: the time in milliseconds (8 characters, most
- * significant first), then 84 random bits. Ids made close together share
- * their first characters, so a store indexed by id (SQLite's orders and
- * holds tables) adds a batch's new rows to the same few pages instead of
- * one random page each (a third of the CPU a purchase cost there); the
- * random part keeps them unguessable.
- */
-function timeOrderedToken(now: number): string {
-  if (randomPoolUsed + RANDOM_BYTES > randomPool.length) {
+/** 22 URL-safe characters from 16 random bytes: 128 bits, of which an id keeps 132 bits of room. */
+function randomToken(): string {
+  if (randomPoolUsed + 16 > randomPool.length) {
     crypto.getRandomValues(randomPool);
     randomPoolUsed = 0;
   }
-  let token = '';
-  // 48 bits do not fit a 32-bit shift: the high 24 and the low 24 bits, four characters each.
-  const high = Math.floor(now / 0x1000000) & 0xffffff;
-  const low = now % 0x1000000;
-  for (const part of [high, low]) for (let shift = 18; shift >= 0; shift -= 6) token += URL_SAFE[(part >>> shift) & 63];
   const start = randomPoolUsed;
-  randomPoolUsed += RANDOM_BYTES;
-  // Six bits a character, as base64url without padding: 14 full characters from 88 bits, 4 bits left unused.
+  randomPoolUsed += 16;
+  let token = '';
+  // Six bits a character, as base64url without padding: 21 full characters, then the last 2 bits.
   let bits = 0;
   let value = 0;
-  for (let i = start; i < start + RANDOM_BYTES && token.length < TIME_CHARACTERS + 14; i++) {
+  for (let i = start; i < start + 16; i++) {
     value = (value << 8) | randomPool[i]!;
     bits += 8;
-    while (bits >= 6 && token.length < TIME_CHARACTERS + 14) {
+    while (bits >= 6) {
       bits -= 6;
       token += URL_SAFE[(value >>> bits) & 63];
     }
     value &= (1 << bits) - 1;
   }
+  return token + URL_SAFE[(value << (6 - bits)) & 63];
+}
+
+/** The time in milliseconds as 8 URL-safe characters (48 bits), most significant first. */
+function timeToken(now: number): string {
+  let token = '';
+  // 48 bits do not fit a 32-bit shift: the high 24 and the low 24 bits, four characters each.
+  const high = Math.floor(now / 0x1000000) & 0xffffff;
+  const low = now % 0x1000000;
+  for (const part of [high, low]) for (let shift = 18; shift >= 0; shift -= 6) token += URL_SAFE[(part >>> shift) & 63];
   return token;
 }
 
-/** The length of the random part of an order or hold id. */
-export const ORDER_TOKEN_LENGTH = 22;
+/**
+ * The 30 characters after an id's prefix: the time (8), then 128 random bits
+ * (22). Ids made close together share their first characters, so a store
+ * indexed by id (SQLite's orders and holds tables) adds a batch's new rows to
+ * the same few pages instead of one random page each (a third of the CPU a
+ * purchase cost there); the random part keeps them unguessable.
+ */
+function timeOrderedToken(now: number): string {
+  return timeToken(now) + randomToken();
+}
+
+/** The length of an order or hold id's token (time and random part) between its prefix and its event. */
+export const ORDER_TOKEN_LENGTH = 30;
 
 /**
- * A new order id: `ord_`, 22 URL-safe characters (the time in milliseconds,
- * then 84 bits from the platform's cryptographic generator), then the
+ * A new order id: `ord_`, 30 URL-safe characters (the time in milliseconds,
+ * then 128 bits from the platform's cryptographic generator), then the
  * event's id, so that any store can find the order from its id alone (in
  * Redis, an event's orders live beside its stock, under its hash tag).
  *
  * @example
- * newOrderId('spring-gala'); // 'ord_AZrI2kPq…Zw9spring-gala'
+ * newOrderId('spring-gala'); // 'ord_AZrI2kPq3kPq…Zw9spring-gala'
  */
 export function newOrderId(eventId: string, now = Date.now()): string {
   return `ord_${timeOrderedToken(now)}${eventId}`;
 }
 
-/** A new hold id: `hld_`, 22 URL-safe characters (time, then random), then the event's id (see {@link newOrderId}). */
+/** A new hold id: `hld_`, 30 URL-safe characters (time, then random), then the event's id (see {@link newOrderId}). */
 export function newHoldId(eventId: string, now = Date.now()): string {
   return `hld_${timeOrderedToken(now)}${eventId}`;
 }
@@ -390,7 +395,7 @@ function eventOfId(prefix: string, id: string): string | undefined {
   if (!id.startsWith(prefix)) return undefined;
   const eventId = id.slice(prefix.length + ORDER_TOKEN_LENGTH);
   const token = id.slice(prefix.length, prefix.length + ORDER_TOKEN_LENGTH);
-  return ID_PATTERN.test(eventId) && /^[A-Za-z0-9_-]{22}$/.test(token) ? eventId : undefined;
+  return ID_PATTERN.test(eventId) && /^[A-Za-z0-9_-]{30}$/.test(token) ? eventId : undefined;
 }
 
 /**

@@ -87,7 +87,7 @@ const reserve = (qty: number, key?: string, eventId = 'default', typeId = 'defau
   eventId,
   typeId,
   qty,
-  orderId: `ord_reserve${String(++reserves).padStart(15, '0')}${eventId}`,
+  orderId: `ord_reserve${String(++reserves).padStart(23, '0')}${eventId}`,
   at: AT,
   ...(key === undefined ? {} : { key }),
 });
@@ -113,7 +113,7 @@ const listEvents = (after: string | null, limit: number): StockCommand => ({ kin
  */
 const AT = 0;
 const HOUR = 3_600_000;
-const orderId = (n: number, eventId: string) => `ord_contract${String(n).padStart(14, '0')}${eventId}`;
+const orderId = (n: number, eventId: string) => `ord_contract${String(n).padStart(22, '0')}${eventId}`;
 const purchase = (
   n: number,
   eventId: string,
@@ -184,7 +184,7 @@ const short = (...items: Array<[typeId: string, requested: number, available: nu
   replayed: false,
 });
 
-const holdId = (n: number, eventId: string) => `hld_contract${String(n).padStart(14, '0')}${eventId}`;
+const holdId = (n: number, eventId: string) => `hld_contract${String(n).padStart(22, '0')}${eventId}`;
 const hold = (
   n: number,
   eventId: string,
