@@ -47,10 +47,11 @@ export type RedisStockStoreOptions = RedisTopology & {
    */
   sweeperId?: string;
   /**
-   * After each batch's writes, WAIT until this many replicas have them before
-   * answering (default 0: no WAIT). A batch they do not confirm within
-   * `waitTimeoutMs` fails with `outcomeUnknown` (503): it is on the primary
-   * and may or may not survive a failover, so it is never acknowledged.
+   * Answer no batch before this many replicas have everything the primary
+   * had when it ran, its own writes and what it read (WAIT; default 0: no
+   * WAIT). A batch they do not confirm within `waitTimeoutMs` fails with
+   * `outcomeUnknown` (503): it may or may not survive a failover, so it is
+   * never acknowledged. Readiness is false while fewer are connected.
    */
   waitReplicas?: number;
   /** How long WAIT waits for the replicas (ms; default 1,000). */
@@ -123,6 +124,13 @@ export type RedisStockStoreOptions = RedisTopology & {
  *                    there before any order it covers; a purchase then refused only raises it early).
  *                    These share the hash tag `{<prefix>}`, so each small script on them touches one
  *                    slot on a Cluster (an event's tag always has `:<eventId>` in it, never equal).
+ *
+ * With `waitReplicas` only, the sync markers (see "Cluster, Sentinel, replicas and WAIT"):
+ *
+ *   {<prefix>}:synced  string `1`, SET before each WAIT on one server, and on a Cluster before those
+ *                    for cross-event keys. On a Cluster also `{tag}:synced` (only while `{tag}:event`
+ *                    exists, so an id naming no event makes none) and `{<prefix>:events}:synced`
+ *                    (the index's slot), before the WAITs in those slots.
  *
  * Memory (MEMORY USAGE on Redis 7, 2,000 holds of one event, ids of 37 characters): a hold held
  * costs about 0.3 KB (0.16 KB its record, 0.13 KB its deadline entry); confirmed, 0.2 KB for the
@@ -198,19 +206,35 @@ export type RedisStockStoreOptions = RedisTopology & {
  *
  * Replication is asynchronous: a primary answers a write before its replicas have it, and a
  * failover to a replica that lacks it loses it, acknowledged or not. With `waitReplicas` (N), the
- * store answers no batch before N replicas have its writes: each write of a batch (its event calls,
- * the order hint, the index calls) goes in a pipeline that ends with `WAIT N waitTimeoutMs` on the
- * same connection (one pipeline for the whole batch on one server, one per event and per
- * cross-event key on a Cluster, where each WAIT must follow the writes on their primary). WAIT counts
- * the replicas that acknowledged the connection's last write, and writes replicate in order, so a
- * confirmed WAIT also covers every write of another vacancy process that this batch read. Fewer
- * than N in time, or WAIT failing: every call of the batch that ran is a {@link ReplicaWaitError},
- * the batch fails with `outcomeUnknown` (503), never acknowledged; the retry of a command with its
- * key tells what survived. What WAIT cannot do: make a replica's copy durable on its disk (it has
- * it in memory), make Sentinel promote a replica that has it when N is fewer than the replicas
- * (Sentinel prefers the one with the most data, as it last saw), or stop reads from seeing a write
- * another vacancy process's batch has made and not yet confirmed. Readiness (checkWritable) also asks each
- * primary for N replicas online, since with fewer every batch would fail its WAIT.
+ * store answers no batch before N replicas have everything the primary had when the batch ran.
+ * Each write of a batch (its event calls, the order hint, the index calls) goes in a pipeline that
+ * ends with a write of a sync marker (`SET {<tag>}:synced 1`, by MARKER_SCRIPT) and `WAIT N
+ * waitTimeoutMs` on the same connection: one pipeline for the whole batch on one server; on a
+ * Cluster, where each WAIT must follow the writes on their primary, one per event and per
+ * cross-event key, each with a marker of its hash tag. WAIT counts the replicas that acknowledged
+ * the connection's last write (from Redis 7.2 on only a command that propagated a write moves it:
+ * a read, or a script that wrote nothing, does not), and the replication stream is in order, so
+ * the marker written after the batch's commands makes a confirmed WAIT cover every write of any
+ * connection before them. Without it, a replay of an order or hold that another vacancy process
+ * wrote and could not confirm (its WAIT timed out, its caller got 503 `outcomeUnknown` and retried)
+ * would be a success at once, whether the replicas had it or not. The dashboard's and
+ * list-events' reads outside the scripts get a marker and WAIT of their own on a Cluster (the one
+ * pipeline covers them on one server); a batch that read and wrote nothing (a sweep with nothing
+ * due) has none. Fewer than N in time, or WAIT or the marker failing: every call of the batch that
+ * ran is a {@link ReplicaWaitError}, the batch fails with `outcomeUnknown` (503), never
+ * acknowledged; the retry of a command with its key tells what survived. The scripts are loaded
+ * (SCRIPT LOAD) on every primary at open: the pipelines send them by SHA, and one the server lacks
+ * is sent again only after that pipeline's WAIT. What WAIT cannot do: make a replica's copy durable
+ * on its disk (it has it in memory), make Sentinel promote a replica that has it when N is fewer
+ * than the replicas (Sentinel prefers the one with the most data, as it last saw), or stop a batch
+ * from deciding on a write another vacancy process has made and not had confirmed (a purchase
+ * refused for want of the tickets such a write took; the refusal too waits for the replicas).
+ *
+ * Readiness (checkWritable, health) is false while any primary has fewer than N replicas online
+ * and acknowledging (INFO replication: `state=online`, `lag` at most 3 s; a replica acknowledges
+ * every second, so a frozen one or a cut link shows within seconds, before Redis itself drops it),
+ * and after a batch whose WAIT fell short; the latest of those observations to start decides,
+ * so a batch that started before a check and ends after it cannot undo what the check found.
  */
 
 /**
@@ -900,6 +924,25 @@ const lua = (body: string): Lua => ({ body, sha: createHash('sha1').update(body)
 const BATCH = lua(BATCH_SCRIPT);
 const HOLD_INDEX = lua(HOLD_INDEX_SCRIPT);
 
+/**
+ * Sets a sync marker before WAIT. KEYS[1] what must exist for there to be
+ * anything to cover (an event's hash; the marker itself: always), KEYS[2] the
+ * marker. An id naming no event so makes no key.
+ */
+const MARKER_SCRIPT = `
+if KEYS[1] == KEYS[2] or redis.call('EXISTS', KEYS[1]) == 1 then redis.call('SET', KEYS[2], '1') end
+return 1
+`;
+
+/** A sync marker: the key set before a WAIT (see "Cluster, Sentinel, replicas and WAIT"), and the key that must exist for it to be set. */
+interface SyncMarker {
+  key: string;
+  guard: string;
+}
+
+/** A replica counts for readiness only when its last acknowledgement is at most this old (s; replicas send one a second). */
+const REPLICA_LAG_LIMIT_S = 3;
+
 /** A write to Redis: a script with its keys and arguments, or a command (its key first). */
 type Write = { script: Lua; keys: string[]; args: string[] } | CommandWrite;
 interface CommandWrite {
@@ -937,7 +980,7 @@ type ScriptedRedis = Redis & {
 type EventCommand = Exclude<StockCommand, { kind: 'list-events' | 'expire' | 'recent-orders' | 'expiring-holds' }>;
 
 /** The cross-event keys, under the hash tag `{<prefix>}`. */
-type SharedKey = 'hold-deadlines' | 'hold-versions' | 'sweeper' | 'order-events';
+type SharedKey = 'hold-deadlines' | 'hold-versions' | 'sweeper' | 'order-events' | 'synced';
 
 /** A list-events' page: the events it shows (ids fixed before the scripts run) and whether more follow. */
 interface Page {
@@ -1173,6 +1216,11 @@ export class RedisStockStore implements StockStore {
   #failure: string | null = null;
   /** How many times Redis answered as it should (a batch, a check, a reconnect): see #failed. */
   #successes = 0;
+  /** With `waitReplicas`: why the replicas fall short (a check or a WAIT said so), or null. */
+  #replicaShortage: string | null = null;
+  /** Observations of the replicas started (checks and WAITs), and the one #replicaShortage is from. */
+  #replicaObservations = 0;
+  #replicaObservedBy = 0;
   #lastCommitAt: number | null = null;
   /** Hold deadline index entries whose call failed, sent again with the next ones (newest per event). */
   readonly #unindexed = new Map<string, DeadlineEntry>();
@@ -1240,12 +1288,21 @@ export class RedisStockStore implements StockStore {
     }
     this.#opened = true;
     await this.#syncClock();
+    if (this.#waitReplicas > 0) {
+      // Pipelines with WAIT send scripts by their SHA: one the server lacks (NOSCRIPT) would be sent again
+      // only after that pipeline's WAIT, late for its deadline whenever the replicas are slow or missing.
+      await Promise.all(
+        this.#connection
+          .primaries()
+          .flatMap((primary) => [BATCH, HOLD_INDEX].map((lua) => primary.script('LOAD', lua.body))),
+      );
+    }
     const calls = seed.map(({ eventId, definition }) => {
       const call = this.#call(eventId, 0);
       call.seed(definition);
       return call;
     });
-    const { settled } = this.#runCalls(calls, null);
+    const { settled } = this.#runCalls(calls, null, new Set());
     for (const result of await settled) {
       if (result.status === 'rejected') {
         throw new Error(
@@ -1265,11 +1322,13 @@ export class RedisStockStore implements StockStore {
     let pages: Map<number, Page>;
     let sweeps: Map<number, Sweep>;
     let dashboards: Map<number, StockDecision>;
+    // A key of each hash tag the batch reads in outside its scripts (its WAIT must cover that too).
+    const reads = new Set<string>();
     try {
       [pages, sweeps, dashboards] = await Promise.all([
-        this.#pages(commands),
+        this.#pages(commands, reads),
         this.#sweeps(commands),
-        this.#dashboards(commands),
+        this.#dashboards(commands, reads),
       ]);
     } catch (error) {
       // Only reads so far (and the sweep lease, which decides nothing): nothing of the batch happened.
@@ -1300,7 +1359,7 @@ export class RedisStockStore implements StockStore {
     });
 
     // Sent with the scripts (no round trip of its own): the order index's bounds for the orders they may make.
-    const run = this.#runCalls([...calls.values()], this.#orderHint(commands));
+    const run = this.#runCalls([...calls.values()], this.#orderHint(commands), reads);
     const hinted = run.hinted.then(
       () => undefined,
       (error: unknown) => error,
@@ -1372,34 +1431,42 @@ export class RedisStockStore implements StockStore {
   }
 
   health(): StoreHealth {
-    const writable = this.#failure === null && this.#redis.status === 'ready';
+    const error =
+      this.#failure ??
+      (this.#redis.status === 'ready' ? null : `redis connection is ${this.#redis.status}`) ??
+      (this.#waitReplicas > 0 && this.#replicaShortage !== null ? `redis: ${this.#replicaShortage}` : null);
     return {
       kind: this.kind,
       durable: true,
-      writable,
+      writable: error === null,
       lastCommitAgeMs: this.#lastCommitAt === null ? null : Date.now() - this.#lastCommitAt,
       location: this.#location,
-      ...(writable ? {} : { error: this.#failure ?? `redis connection is ${this.#redis.status}` }),
+      ...(error === null ? {} : { error }),
     };
   }
 
   /**
    * Pings every primary (and re-measures its clock), so readiness follows
    * Redis without waiting for traffic; with `waitReplicas`, each primary must
-   * also have that many replicas online, since without them every batch
-   * would fail its WAIT.
+   * also have that many replicas online and acknowledging, since without
+   * them every batch would fail its WAIT. Until one has again, health stays
+   * unwritable whatever batches succeed meanwhile (a sweep that read and
+   * wrote nothing, say).
    */
   async checkWritable(): Promise<boolean> {
     const since = this.#successes;
     try {
       await this.#syncClock();
-      if (this.#waitReplicas > 0) await this.#checkReplicas();
+      if (this.#waitReplicas > 0) {
+        const started = ++this.#replicaObservations;
+        this.#observeReplicas(started, await this.#replicaShortfall());
+      }
       this.#succeeded();
-      return true;
     } catch (error) {
       this.#failed(error, false, since);
       return false;
     }
+    return this.health().writable;
   }
 
   async close(): Promise<void> {
@@ -1416,13 +1483,14 @@ export class RedisStockStore implements StockStore {
    * index, with the events the put-events before it create (those ids are
    * not in the index yet, and creating an event is never refused).
    */
-  async #pages(commands: readonly StockCommand[]): Promise<Map<number, Page>> {
+  async #pages(commands: readonly StockCommand[], reads: Set<string>): Promise<Map<number, Page>> {
     const pages = new Map<number, Page>();
     const lists: Array<{ index: number; after: string | null; limit: number }> = [];
     commands.forEach((command, index) => {
       if (command.kind === 'list-events') lists.push({ index, after: command.after, limit: command.limit });
     });
     if (lists.length === 0) return pages;
+    reads.add(this.#indexKey());
     const fromIndex = await Promise.all(
       lists.map(({ after, limit }) =>
         this.#redis.zrangebylex(this.#indexKey(), after === null ? '-' : `(${after}`, '+', 'LIMIT', 0, limit + 1),
@@ -1475,20 +1543,25 @@ export class RedisStockStore implements StockStore {
    * holds from its own sorted set, and over all events merged from the
    * events a cross-event index names.
    */
-  async #dashboards(commands: readonly StockCommand[]): Promise<Map<number, StockDecision>> {
+  async #dashboards(commands: readonly StockCommand[], reads: Set<string>): Promise<Map<number, StockDecision>> {
     const answers = new Map<number, StockDecision>();
     await Promise.all(
       commands.map(async (command, index) => {
         if (command.kind !== 'recent-orders' && command.kind !== 'expiring-holds') return;
         const limit = Math.max(0, Math.floor(command.limit));
+        if (command.eventId === null) reads.add(this.#sharedKey('synced'));
+        const read = <T>(eventId: string, ofEvent: (eventId: string) => Promise<T>): Promise<T> => {
+          reads.add(`${this.#tag(eventId)}:event`);
+          return ofEvent(eventId);
+        };
         if (command.kind === 'recent-orders') {
           const orders = await this.#merged(command.eventId, limit, 'order-events', (eventId) =>
-            this.#eventOrders(eventId, limit),
+            read(eventId, (id) => this.#eventOrders(id, limit)),
           );
           answers.set(index, { kind: 'orders', orders: orders.map(({ record }) => record) });
         } else {
           const holds = await this.#merged(command.eventId, limit, 'hold-deadlines', (eventId) =>
-            this.#eventHolds(eventId, limit),
+            read(eventId, (id) => this.#eventHolds(id, limit)),
           );
           answers.set(index, { kind: 'holds', holds: holds.map(({ record }) => record) });
         }
@@ -1574,13 +1647,18 @@ export class RedisStockStore implements StockStore {
   /**
    * Runs the batch's event calls and the order hint. Without WAIT, each is
    * one command of its own, all sent at once. With WAIT, they go in
-   * pipelines that end with WAIT: one for all of them on one server, one per
-   * event (and one for the hint) on a Cluster, so that each WAIT follows the
-   * writes it vouches for on the same connection.
+   * pipelines that end with a sync marker and WAIT: one for all of them on
+   * one server, one per event (and one for the hint) on a Cluster, so that
+   * each WAIT follows the writes it vouches for on the same connection, and
+   * on a Cluster one more (marker and WAIT alone) for each hash tag of the
+   * batch's `reads` (keys it read outside the scripts) that no script's or
+   * hint's marker covers. `hinted` rejects when the hint failed, or when WAIT
+   * fell short of what `reads` needs (a script's answer carries its own).
    */
   #runCalls(
     calls: readonly EventCall[],
     hint: CommandWrite | null,
+    reads: ReadonlySet<string>,
   ): { settled: Promise<Array<PromiseSettledResult<Answer[] | 'E'>>>; hinted: Promise<void> } {
     if (this.#waitReplicas === 0) {
       const hinted = hint ? this.#redis.call(hint.command, ...hint.args).then(() => undefined) : Promise.resolve();
@@ -1593,17 +1671,36 @@ export class RedisStockStore implements StockStore {
     const verdict = (result: PromiseSettledResult<unknown> | undefined): Promise<void> =>
       result?.status === 'rejected' ? Promise.reject(result.reason as Error) : Promise.resolve();
     if (this.#connection.cluster === null) {
-      const all = this.#durable(hint ? [hint, ...scripts] : scripts);
+      const writes = hint ? [hint, ...scripts] : scripts;
+      // Nothing read or written (a sweep with nothing due): nothing to wait for.
+      if (writes.length === 0 && reads.size === 0) return { settled: Promise.resolve([]), hinted: Promise.resolve() };
+      const all = this.#durable(writes);
       return {
         settled: all.then(
-          (results) => (hint ? results.slice(1) : results) as Array<PromiseSettledResult<Answer[] | 'E'>>,
+          ({ results }) => (hint ? results.slice(1) : results) as Array<PromiseSettledResult<Answer[] | 'E'>>,
         ),
-        hinted: hint ? all.then((results) => verdict(results[0])) : Promise.resolve(),
+        hinted: all.then(async ({ results, shortfall }) => {
+          if (hint) await verdict(results[0]);
+          if (shortfall && reads.size > 0) throw shortfall;
+        }),
       };
     }
-    const hinted = hint ? this.#durable([hint]).then(([result]) => verdict(result)) : Promise.resolve();
+    const covered = new Set([...scripts, ...(hint ? [hint] : [])].map((write) => this.#markerOf(keyOf(write)).key));
+    const uncovered = new Map<string, SyncMarker>();
+    for (const key of reads) {
+      const marker = this.#markerOf(key);
+      if (!covered.has(marker.key)) uncovered.set(marker.key, marker);
+    }
+    const syncs = [...uncovered.values()].map(async (marker) => {
+      const { shortfall } = await this.#durable([], marker);
+      if (shortfall) throw shortfall;
+    });
+    const hinted = Promise.all([
+      hint ? this.#durable([hint]).then(({ results: [result] }) => verdict(result)) : undefined,
+      ...syncs,
+    ]).then(() => undefined);
     const settled = Promise.all(
-      scripts.map(async (script) => (await this.#durable([script]))[0] as PromiseSettledResult<Answer[] | 'E'>),
+      scripts.map(async (script) => (await this.#durable([script])).results[0] as PromiseSettledResult<Answer[] | 'E'>),
     );
     return { settled, hinted };
   }
@@ -1635,42 +1732,73 @@ export class RedisStockStore implements StockStore {
     }
   }
 
-  /** One write: as it is without WAIT, followed by WAIT with it. */
+  /** One write: as it is without WAIT, followed by a sync marker and WAIT with it. */
   async #write(write: Write): Promise<void> {
     if (this.#waitReplicas === 0) {
       if ('script' in write) await this.#redis.ticketHoldIndex(write.keys.length, write.keys, write.args);
       else await this.#redis.call(write.command, ...write.args);
       return;
     }
-    const [result] = await this.#durable([write]);
+    const {
+      results: [result],
+    } = await this.#durable([write]);
     if (result!.status === 'rejected') throw result!.reason;
   }
 
   /**
-   * Sends `writes` in one pipeline followed by `WAIT waitReplicas
-   * waitTimeoutMs`, on the connection of their keys' slot (they must share
-   * one primary). Each write answers as it did, except that one that ran
-   * (anything but an error or a batch script's 'E') is rejected with a
-   * {@link ReplicaWaitError} when fewer replicas than asked confirmed: it is
-   * on the primary, and a failover may or may not keep it. Writes that did
-   * not run because the server had no such script (NOSCRIPT: its cache was
-   * flushed) or the slot moved (MOVED, ASK: the Cluster resharded or failed
-   * over) are sent again once, scripts in full, after the slots are read again.
+   * Sends `writes` in one pipeline followed by the sync `marker` (MARKER_SCRIPT)
+   * and `WAIT waitReplicas waitTimeoutMs`, on the connection of their keys'
+   * slot (they must share one primary; the marker, by default that of the
+   * first write's hash tag on a Cluster and `{<prefix>}:synced` on one
+   * server, shares their slot). Each write answers as it did, except that one
+   * that ran (anything but an error or a batch script's 'E') is rejected with
+   * a {@link ReplicaWaitError} when fewer replicas than asked confirmed: it is
+   * on the primary, and a failover may or may not keep it. `shortfall` is
+   * that error (null: confirmed), for callers that vouch for reads.
+   *
+   * Writes that did not run because the server had no such script
+   * (NOSCRIPT: its cache was flushed, or it never ran them) or the slot moved
+   * (MOVED, ASK: the Cluster resharded or failed over) are sent again once,
+   * scripts in full, after the slots are read again. One that then comes too
+   * late to run ('E') after the first WAIT fell short is rejected with that
+   * shortfall's reason (it changed nothing): the wait for the replicas is
+   * what made it late.
    */
-  async #durable(writes: readonly Write[]): Promise<Array<PromiseSettledResult<unknown>>> {
-    const results = await this.#pipelined(writes, false);
+  async #durable(
+    writes: readonly Write[],
+    marker?: SyncMarker,
+  ): Promise<{ results: Array<PromiseSettledResult<unknown>>; shortfall: ReplicaWaitError | null }> {
+    const sync = marker ?? this.#markerOf(this.#connection.cluster && writes.length > 0 ? keyOf(writes[0]!) : '');
+    const first = await this.#pipelined(writes, false, sync);
+    const { results } = first;
     const again = writes.flatMap((_, index) => (notRun(results[index]!) ? [index] : []));
-    if (again.length === 0) return results;
+    if (again.length === 0) return first;
     if (again.some((index) => /^(MOVED|ASK) /.test(errorMessage(results[index]!)))) await this.#refreshSlots();
     const retried = await this.#pipelined(
       again.map((index) => writes[index]!),
       true,
+      sync,
     );
-    again.forEach((index, at) => (results[index] = retried[at]!));
-    return results;
+    again.forEach((index, at) => {
+      const result = retried.results[at]!;
+      results[index] =
+        first.shortfall && result.status === 'fulfilled' && result.value === 'E'
+          ? {
+              status: 'rejected',
+              reason: new Error(
+                `${first.shortfall.message}; sent again (${errorMessage(results[index]!).split(' ')[0]}), it came after its deadline and changed nothing`,
+              ),
+            }
+          : result;
+    });
+    return { results, shortfall: retried.shortfall };
   }
 
-  async #pipelined(writes: readonly Write[], inFull: boolean): Promise<Array<PromiseSettledResult<unknown>>> {
+  async #pipelined(
+    writes: readonly Write[],
+    inFull: boolean,
+    marker: SyncMarker,
+  ): Promise<{ results: Array<PromiseSettledResult<unknown>>; shortfall: ReplicaWaitError | null }> {
     const pipeline = this.#redis.pipeline() as unknown as Pipeline;
     for (const write of writes) {
       if ('script' in write) {
@@ -1680,6 +1808,10 @@ export class RedisStockStore implements StockStore {
         pipeline.call(write.command, ...write.args);
       }
     }
+    // A write after the batch's commands, so that the WAIT covers everything before them, whoever wrote
+    // it (WAIT waits for this connection's last write; a batch that only read or replayed has none).
+    // In full: a short script, and the marker must never be the one thing a server lacks.
+    pipeline.call('eval', MARKER_SCRIPT, '2', marker.guard, marker.key);
     const wait: Command = new this.#connection.Command('wait', [
       String(this.#waitReplicas),
       String(this.#waitTimeoutMs),
@@ -1687,27 +1819,34 @@ export class RedisStockStore implements StockStore {
     // Its own timeout (the client's is REDIS_TIMEOUT): the writes before it run first, then WAIT waits.
     wait.setTimeout(this.#timeoutMs + this.#waitTimeoutMs);
     pipeline.sendCommand(wait);
+    const started = ++this.#replicaObservations;
     let replies: Array<[Error | null, unknown]> | null;
     try {
       replies = await pipeline.exec();
     } catch (error) {
-      return writes.map(() => ({ status: 'rejected', reason: error }));
+      return { results: writes.map(() => ({ status: 'rejected', reason: error })), shortfall: null };
     }
-    const [waitError, acknowledged] = replies?.[writes.length] ?? [new Error('no answer to WAIT'), 0];
-    const shortfall =
-      waitError !== null || Number(acknowledged) < this.#waitReplicas
-        ? new ReplicaWaitError(
-            waitError
-              ? `WAIT for ${this.#waitReplicas} replicas failed: ${waitError.message}`
-              : `${Number(acknowledged)} of the ${this.#waitReplicas} replicas asked for (REDIS_WAIT_REPLICAS) confirmed the writes within ${this.#waitTimeoutMs} ms (REDIS_WAIT_TIMEOUT)`,
-          )
-        : null;
-    return writes.map((_, index): PromiseSettledResult<unknown> => {
+    const [markerError] = replies?.[writes.length] ?? [new Error('no answer to the sync marker')];
+    const [waitError, acknowledged] = replies?.[writes.length + 1] ?? [new Error('no answer to WAIT'), 0];
+    const why = markerError
+      ? `the sync marker before WAIT failed: ${markerError.message}`
+      : waitError
+        ? `WAIT for ${this.#waitReplicas} replicas failed: ${waitError.message}`
+        : Number(acknowledged) < this.#waitReplicas
+          ? `${Number(acknowledged)} of the ${this.#waitReplicas} replicas asked for (REDIS_WAIT_REPLICAS) confirmed the writes within ${this.#waitTimeoutMs} ms (REDIS_WAIT_TIMEOUT)`
+          : null;
+    // What the replicas did, unless the marker or WAIT failed as a command (the connection, a timeout, a
+    // primary turned replica: for health as any failure); a marker refused for want of replicas
+    // (min-replicas-to-write) is one.
+    if (markerError ? /^NOREPLICAS /.test(markerError.message) : !waitError) this.#observeReplicas(started, why);
+    const shortfall = why === null ? null : new ReplicaWaitError(why);
+    const results = writes.map((_, index): PromiseSettledResult<unknown> => {
       const [error, value] = replies?.[index] ?? [new Error('no answer'), undefined];
       if (error) return { status: 'rejected', reason: error };
       if (shortfall && value !== 'E') return { status: 'rejected', reason: shortfall };
       return { status: 'fulfilled', value };
     });
+    return { results, shortfall };
   }
 
   async #refreshSlots(): Promise<void> {
@@ -1766,20 +1905,52 @@ export class RedisStockStore implements StockStore {
     this.#clockOffsetMs = Math.min(...offsets);
   }
 
-  /** Throws unless every primary has `waitReplicas` replicas online (INFO replication). */
-  async #checkReplicas(): Promise<void> {
-    await Promise.all(
+  /**
+   * Why the replicas fall short, or null when every primary has
+   * `waitReplicas` replicas online whose last acknowledgement is at most
+   * REPLICA_LAG_LIMIT_S old (INFO replication). Throws when a primary does not answer.
+   */
+  async #replicaShortfall(): Promise<string | null> {
+    const short = await Promise.all(
       this.#connection.primaries().map(async (primary) => {
         const info = await primary.info('replication');
-        const online = [...info.matchAll(/^slave\d+:.*state=online/gm)].length;
-        if (online < this.#waitReplicas) {
-          const where = this.#connection.cluster ? ` ${primary.options.host}:${primary.options.port}` : '';
-          throw new Error(
-            `the primary${where} has ${online} replicas online, fewer than the ${this.#waitReplicas} REDIS_WAIT_REPLICAS waits for`,
-          );
-        }
+        const replicas = [...info.matchAll(/^slave\d+:.*state=online.*$/gm)].map(([line]) =>
+          Number(/,lag=(\d+)/.exec(line)?.[1] ?? 0),
+        );
+        const online = replicas.filter((lag) => lag <= REPLICA_LAG_LIMIT_S).length;
+        if (online >= this.#waitReplicas) return null;
+        const where = this.#connection.cluster ? ` ${primary.options.host}:${primary.options.port}` : '';
+        const silent = replicas.length - online;
+        return (
+          `the primary${where} has ${online} replicas online, fewer than the ${this.#waitReplicas} REDIS_WAIT_REPLICAS waits for` +
+          (silent > 0 ? ` (${silent} more connected but silent for over ${REPLICA_LAG_LIMIT_S} s)` : '')
+        );
       }),
     );
+    return short.find((why) => why !== null) ?? null;
+  }
+
+  /** Records what a check or a WAIT that started as observation `started` found, unless a later one has already. */
+  #observeReplicas(started: number, shortage: string | null): void {
+    if (started <= this.#replicaObservedBy) return;
+    this.#replicaObservedBy = started;
+    this.#replicaShortage = shortage;
+  }
+
+  /**
+   * The sync marker of `key`'s slot: `{<its hash tag>}:synced`, or
+   * `{<key>}:synced` for a key without one (the Cluster hashes the tag, or the
+   * whole key, so both land in the slot of `key`); for an event's tag set
+   * only while the event exists. '' : `{<prefix>}:synced`.
+   */
+  #markerOf(key: string): SyncMarker {
+    if (key === '') key = this.#sharedKey('synced');
+    const close = key.startsWith('{') ? key.indexOf('}') : -1;
+    const tag = close > 1 ? key.slice(1, close) : key;
+    const marker = `{${tag}}:synced`;
+    return close > 1 && tag.startsWith(`${this.#prefix}:`)
+      ? { key: marker, guard: `{${tag}}:event` }
+      : { key: marker, guard: marker };
   }
 
   /** The index of every event id, outside the events' hash tags. */
@@ -1818,6 +1989,11 @@ function isUnknown(error: unknown): boolean {
 /** A write that did not run and may be sent again: the server had no such script, or the slot was elsewhere. */
 function notRun(result: PromiseSettledResult<unknown>): boolean {
   return /^(NOSCRIPT|MOVED|ASK) /.test(errorMessage(result));
+}
+
+/** A write's first key (a command's is its first argument). */
+function keyOf(write: Write): string {
+  return 'script' in write ? write.keys[0]! : write.args[0]!;
 }
 
 function errorMessage(result: PromiseSettledResult<unknown>): string {
