@@ -11,6 +11,7 @@ import { ProblemError } from '../lib/problem.ts';
 import { DASHBOARD_ASSETS } from './assets.ts';
 import { renderPage } from './dashboard.view.tsx';
 import { LiveFeed } from './live-feed.ts';
+import { keepRenderContextFromLingering } from './render-context.ts';
 import { eventsQuery, readEventsPage, readOverview, type DashboardStock, type SnapshotSources } from './snapshot.ts';
 
 /** The user name of the dashboard's Basic authentication; the password is ADMIN_TOKEN. */
@@ -60,6 +61,7 @@ export interface DashboardRouterOptions {
  * app.route('/', createDashboardRouter({ stock: actor, metrics, requestMetrics: true, adminToken, service, lifecycle }));
  */
 export function createDashboardRouter(options: DashboardRouterOptions): Hono {
+  keepRenderContextFromLingering();
   const sources: SnapshotSources = {
     stock: options.stock,
     metrics: options.metrics,
