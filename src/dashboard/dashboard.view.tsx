@@ -8,7 +8,7 @@
  */
 import type { Child } from 'hono/jsx';
 import type { SalesRate } from '../lib/recent.ts';
-import type { HoldRecord, OrderRecord } from '../stock/model.ts';
+import { ID_TIME_LENGTH, type HoldRecord, type OrderRecord } from '../stock/model.ts';
 import type { EventFigures, EventsPage, EventsQuery, Overview, ServiceFigures } from './snapshot.ts';
 
 /**
@@ -492,12 +492,9 @@ function RecordTable({ columns, rows }: { columns: string[]; rows: Array<{ class
  * id (the right to confirm it) never shows on a screen or a screenshot.
  */
 export function shortId(id: string): string {
-  const kind = id.slice(0, 4);
-  return id.length > TIME_PART_END + 8 ? `${kind}${id.slice(TIME_PART_END, TIME_PART_END + 8)}…` : id;
+  const randomStart = 'ord_'.length + ID_TIME_LENGTH;
+  return id.length > randomStart + 8 ? `${id.slice(0, 4)}${id.slice(randomStart, randomStart + 8)}…` : id;
 }
-
-/** Where the time part of an order or hold id ends: its prefix (`ord_`) and 8 characters. */
-const TIME_PART_END = 12;
 
 function items(record: OrderRecord | HoldRecord): string {
   return record.items.map((item) => `${number.format(item.qty)} × ${item.typeId}`).join(', ');

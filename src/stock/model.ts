@@ -339,7 +339,10 @@ function randomToken(): string {
   return token + URL_SAFE[(value << (6 - bits)) & 63];
 }
 
-/** The time in milliseconds as 8 URL-safe characters (48 bits), most significant first. */
+/** Characters of an order or hold id's token that carry the time it was made (48 bits of milliseconds). */
+export const ID_TIME_LENGTH = 8;
+
+/** The time in milliseconds as {@link ID_TIME_LENGTH} URL-safe characters, most significant first. */
 function timeToken(now: number): string {
   let token = '';
   // 48 bits do not fit a 32-bit shift: the high 24 and the low 24 bits, four characters each.
